@@ -1,0 +1,148 @@
+"""The ``mmmgen`` command: one sub-command per pipeline stage, each a thin layer over the library.
+
+Each sub-command parses its typed config (``config.py``) with ``HfArgumentParser`` from flags or
+``--config FILE.yaml`` (flags win), calls ONE library function and prints its report. Errors in
+the user's input are printed as one line with exit code 2; nothing heavy is imported until a
+sub-command runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from mmmgen.errors import MMMGenError
+
+log = logging.getLogger("mmmgen")
+
+
+def parse_config(
+    argv: Sequence[str],
+    types: Sequence[type],
+    prog: str,
+    description: str,
+    positionals: Sequence[tuple[str, str]] = (),
+    extra: Callable | None = None,
+):
+    """Parse flags (and an optional ``--config`` YAML) into instances of ``types``.
+
+    Returns ``(configs, namespace)`` where the namespace holds positionals and ``extra`` options.
+    """
+    import yaml
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(list(types), prog=prog, description=description)
+    for name, help_text in positionals:
+        parser.add_argument(name, help=help_text)
+    parser.add_argument("--config", default=None, help="YAML file of settings; explicit flags override it.")
+    if extra:
+        extra(parser)
+    ns = parser.parse_args(argv)
+    if ns.config:
+        values = yaml.safe_load(Path(ns.config).read_text()) or {}
+        known = {f.name for t in types for f in dataclasses.fields(t)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            parser.error(f"{ns.config}: unknown keys {unknown}")
+        parser.set_defaults(**values)
+        ns = parser.parse_args(argv)
+    configs = []
+    for t in types:
+        names = {f.name for f in dataclasses.fields(t) if f.init}
+        try:
+            configs.append(t(**{k: v for k, v in vars(ns).items() if k in names}))
+        except (ValueError, TypeError) as exc:
+            parser.error(str(exc))
+    rest = {k: v for k, v in vars(ns).items() if not any(k in {f.name for f in dataclasses.fields(t)} for t in types)}
+    return configs, rest
+
+
+def cmd_corpus(argv: Sequence[str]) -> int:
+    from mmmgen import corpus
+
+    def extra(p):
+        p.add_argument("--collections", default=None, help=f"Comma-separated subset of {','.join(corpus.COLLECTIONS)} (default: all).")
+        p.add_argument("--num-proc", type=int, default=None, help="Worker processes (default: all cores).")
+        p.add_argument("--limit", type=int, default=None, help="At most this many works per collection (smoke runs).")
+
+    _, ns = parse_config(
+        argv, [], "mmmgen corpus", "Export music21's public-domain corpus to MIDI + genres.csv (the embedded default dataset).",
+        [("out_dir", "Output folder (one sub-folder per collection, plus genres.csv).")], extra,
+    )
+    names = ns["collections"].split(",") if ns["collections"] else None
+    report = corpus.export_corpus(ns["out_dir"], names, num_proc=ns["num_proc"], limit=ns["limit"])
+    print(report.summary() if hasattr(report, "summary") else report)
+    return 0
+
+
+def cmd_prepare(argv: Sequence[str]) -> int:
+    from mmmgen.config import PrepareConfig
+    from mmmgen.data import format_report, prepare
+
+    (config,), ns = parse_config(
+        argv, [PrepareConfig], "mmmgen prepare",
+        "Cut every MIDI file of a folder into N-bar windows of MMM text; save a Hugging Face dataset + report.json.",
+        [("midi_dir", "Folder of MIDI files (searched recursively)."), ("out_dir", "Output dataset folder.")],
+    )
+    report = prepare(ns["midi_dir"], ns["out_dir"], config)
+    print(format_report(report))
+    print(f"dataset written to {ns['out_dir']}")
+    return 0
+
+
+def cmd_render(argv: Sequence[str]) -> int:
+    from mmmgen.render import render_file
+
+    def extra(p):
+        p.add_argument("--out", required=True, help="Output folder (0000.mid, 0001.mid, ...).")
+        p.add_argument("--format", default="mid", help="Comma-separated output formats (mid).")
+        p.add_argument("--tempo", type=float, default=120.0, help="Tempo in BPM.")
+        p.add_argument("--grid", type=int, default=12, help="Grid steps per quarter of the text.")
+
+    _, ns = parse_config(
+        argv, [], "mmmgen render", "Turn MMM text (one piece per line) back into MIDI files.",
+        [("input", "Text file with one MMM piece per line (the tutorial's token_sequences_*.txt work).")], extra,
+    )
+    written = render_file(ns["input"], ns["out"], ns["format"].split(","), tempo=ns["tempo"], grid=ns["grid"])
+    print(f"wrote {len(written)} files to {ns['out']}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
+    "corpus": (cmd_corpus, "export the embedded music21 corpus to MIDI + genres.csv"),
+    "prepare": (cmd_prepare, "MIDI folder -> N-bar MMM text windows (HF dataset)"),
+    "render": (cmd_render, "MMM text -> MIDI files"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: mmmgen <command> [options]   (mmmgen <command> --help for its options)", "", "commands (in pipeline order):"]
+    lines += [f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"mmmgen: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[name][0](rest)
+    except (MMMGenError, FileNotFoundError, NotADirectoryError) as exc:
+        print(f"mmmgen {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mmmgen {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
