@@ -192,7 +192,7 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
     test_sources = split_files(sources, config.test_size, config.seed)
     codec = config.codec()
     shifts = tuple(range(-config.transpose, config.transpose + 1))
-    tasks = [(p, s, codec, (0,) if s in test_sources else shifts) for p, s in zip(files, sources)]
+    tasks = [(p, s, codec, (0,) if s in test_sources else shifts) for p, s in zip(files, sources, strict=True)]
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out_dir.parent))
