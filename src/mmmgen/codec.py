@@ -69,7 +69,8 @@ class Window:
 
     @property
     def n_notes(self) -> int:
-        return sum(self.note_count(t) for t in self.tracks)
+        """Notes sounding in the window, held-in ones included (what ``min_notes`` filters)."""
+        return sum(len(t.notes) for t in self.tracks)
 
 
 # --- quantization ------------------------------------------------------------------------------
@@ -120,7 +121,8 @@ def meter_segments(score, grid: int) -> list[tuple[int, int, tuple[int, int]]]:
     for step, meter in sorted(signatures.items()):
         if not changes or changes[-1][1] != meter:
             changes.append((step, meter))
-    end_step = math.ceil(score.end() * grid / tpq)
+    end_tick = max((int((t.notes.numpy()["time"] + t.notes.numpy()["duration"]).max()) for t in score.tracks if len(t.notes)), default=0)
+    end_step = math.ceil(max(end_tick, score.end()) * grid / tpq)  # symusic's end() is the last onset
     segments = []
     for i, (step, meter) in enumerate(changes):
         seg_end = changes[i + 1][0] if i + 1 < len(changes) else end_step
@@ -136,8 +138,8 @@ def meter_segments(score, grid: int) -> list[tuple[int, int, tuple[int, int]]]:
 def score_to_windows(score, config: CodecConfig | None = None) -> list[Window]:
     """Cut a score into windows of ``config.bars`` bars every ``config.hop`` bars.
 
-    Windows never cross a meter change. A segment shorter than one window gives one window of
-    ``config.bars`` bars whose last bars are silent. Tracks without notes in a window are left
+    Windows never cross a meter change and cover the whole score: the last window of a segment
+    (or a segment shorter than one window) is padded with silent bars to ``config.bars`` bars. Tracks without notes in a window are left
     out of it; windows with fewer than ``config.min_notes`` notes are dropped.
     """
     config = config or CodecConfig()
@@ -154,7 +156,9 @@ def score_to_windows(score, config: CodecConfig | None = None) -> list[Window]:
             bar_index += n_bars  # a meter the text cannot spell (e.g. 7/32)
             continue
         length = bar_steps(meter, grid)
-        starts = range(0, max(n_bars - config.bars, 0) + 1, config.hop or config.bars)
+        hop = config.hop or config.bars
+        # every hop bars; a last, partial window only if it reaches bars no earlier window held
+        starts = [s for s in range(0, n_bars, hop) if s == 0 or s - hop + config.bars < n_bars]
         for first_bar in starts:
             w0 = seg_start + first_bar * length
             w1 = w0 + min(config.bars, n_bars - first_bar) * length
