@@ -238,7 +238,9 @@ def _music21_midi(tmp_path: Path, work: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("work", ["bach/bwv66.6", "bach/bwv7.7", "beethoven/opus18no1"])
+@pytest.mark.parametrize(
+    "work", ["bach/bwv66.6", "bach/bwv7.7", "mozart/k80/movement4", pytest.param("beethoven/opus18no1", marks=pytest.mark.slow)]
+)
 def test_round_trip_real_music(tmp_path, work):
     score = Score(str(_music21_midi(tmp_path, work)))
     for i, track in enumerate(score.tracks):  # music21 writes program 0 everywhere: tell parts apart
