@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import os
 import random
 import shutil
@@ -226,7 +227,8 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
             "seconds": round(time.time() - started, 2),
         }
         tmp_out = work / "dataset"
-        dataset.save_to_disk(str(tmp_out))
+        shards = {k: max(1, math.ceil(ds.data.nbytes / 500e6)) for k, ds in dataset.items()}  # >=1: an empty split stays loadable
+        dataset.save_to_disk(str(tmp_out), num_shards=shards)
         (tmp_out / REPORT_NAME).write_text(json.dumps(report, indent=2))
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -1,0 +1,40 @@
+"""Optional tier over ../shared/midi-dev (real files with quirks); skipped when the folder is absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from datasets import load_from_disk
+
+from mmmgen.codec import text_to_piece
+from mmmgen.config import PrepareConfig
+from mmmgen.data import prepare
+from mmmgen.render import read_pieces
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "midi-dev"
+pytestmark = [pytest.mark.shared, pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/midi-dev not present")]
+
+
+def test_prepare_real_files_skips_only_the_broken(tmp_path):
+    report = prepare(SHARED, tmp_path / "ds", PrepareConfig(num_proc=2))
+    assert report["files_skipped"] == {"unreadable MIDI": 2, "no notes": 1}
+    ds = load_from_disk(str(tmp_path / "ds"))
+    for text in ds["train"]["text"]:
+        assert text_to_piece(text, strict=True).n_bars == 8
+    meters = {t.split()[1] for t in ds["train"]["text"]}
+    assert {"TIME_SIGNATURE=4_4", "TIME_SIGNATURE=2_4"} <= meters
+
+
+@pytest.mark.parametrize("path", sorted(SHARED.glob("token_samples/*/*.txt")) if SHARED.is_dir() else [], ids=lambda p: p.parent.name + "/" + p.name)
+def test_tutorial_token_text_decodes(path):
+    pieces = read_pieces(path)
+    assert pieces
+    notes, overflowing = 0, 0
+    for text in pieces[:200]:
+        piece = text_to_piece(text)
+        # the tutorial's own encoder sometimes overfills a bar; nothing else may go wrong
+        assert set(piece.issues) <= {"TIME_DELTA past the bar end"}, piece.issues
+        overflowing += bool(piece.issues)
+        notes += sum(len(t.notes) for t in piece.tracks)
+    assert notes > 0 and overflowing <= 0.05 * len(pieces[:200])
