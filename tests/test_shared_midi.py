@@ -34,6 +34,6 @@ def test_tutorial_token_text_decodes(path):
     for text in pieces[:200]:
         piece = text_to_piece(text)
         # the tutorial's own encoder sometimes overfills a bar or overlaps a pitch with itself
-        overflowing += bool(piece.issues)
+        overflowing += sum(piece.issues.values())
         notes += sum(len(t.notes) for t in piece.tracks)
-    assert notes > 0 and overflowing <= 0.05 * len(pieces[:200])
+    assert notes > 0 and overflowing <= 0.05 * notes
