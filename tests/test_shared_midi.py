@@ -30,10 +30,12 @@ def test_prepare_real_files_skips_only_the_broken(tmp_path):
 def test_tutorial_token_text_decodes(path):
     pieces = read_pieces(path)
     assert pieces
-    notes, overflowing = 0, 0
+    quirks = {"TIME_DELTA past the bar end", "NOTE_ON of a sounding pitch", "NOTE_OFF without NOTE_ON", "note of zero length"}
+    notes = 0
     for text in pieces[:200]:
         piece = text_to_piece(text)
-        # the tutorial's own encoder sometimes overfills a bar or overlaps a pitch with itself
-        overflowing += sum(piece.issues.values())
+        # the tutorial's float time deltas overfill bars and overlap a pitch with itself; we count
+        # those and keep going; its vocabulary and structure must read without any other problem
+        assert set(piece.issues) <= quirks, piece.issues
         notes += sum(len(t.notes) for t in piece.tracks)
-    assert notes > 0 and overflowing <= 0.05 * notes
+    assert notes > 0
