@@ -111,8 +111,34 @@ def cmd_render(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_genres(argv: Sequence[str]) -> int:
+    from mmmgen import genres
+
+    def extra(p):
+        p.add_argument("--out", required=True, help="Output CSV path,genre (paths relative to MIDI_DIR) for `mmmgen prepare --genres`.")
+        p.add_argument("--artist-csv", default=None, help="Artist -> genre CSV: the tutorial's Artist,Genre_ChatGPT,Formatted_Artist or plain artist,genre.")
+        p.add_argument("--from-folders", choices=genres.FOLDER_MODES, default=None, help="The parent folder names the artist (looked up; the default with --artist-csv/--spotify) or the genre itself.")
+        p.add_argument("--spotify", action="store_true", help="Look artists missing from --artist-csv up on Spotify (top hit's genres); needs SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET.")
+        p.add_argument("--group", default=None, help="Genre map YAML (fine -> coarse genres); 'default' = the built-in map (the default with --spotify), 'none' keeps fine genres.")
+        p.add_argument("--min-count", type=int, default=0, help="Merge genres with fewer files into OTHER.")
+        p.add_argument("--cache", default=None, help="JSON cache of Spotify answers (default: next to --out); a rerun asks only for what is missing.")
+
+    _, ns = parse_config(
+        argv, [], "mmmgen genres", "Label a MIDI collection (Lakh MIDI Clean Artist/Title.mid) with genres; print a balance report.",
+        [("midi_dir", "Folder of MIDI files (Artist/Title.mid, or Genre/... with --from-folders genre).")], extra,
+    )
+    client = genres.SpotifyClient.from_env() if ns["spotify"] else None
+    report = genres.label_collection(
+        ns["midi_dir"], ns["out"], artist_csv=ns["artist_csv"], from_folders=ns["from_folders"], spotify=client,
+        group=ns["group"], min_count=ns["min_count"], cache=ns["cache"],
+    )
+    print(report.summary())
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "corpus": (cmd_corpus, "export the embedded music21 corpus to MIDI + genres.csv"),
+    "genres": (cmd_genres, "label a MIDI collection with genres (artist CSV, folders, Spotify) -> path,genre CSV"),
     "prepare": (cmd_prepare, "MIDI folder -> N-bar MMM text windows (HF dataset)"),
     "render": (cmd_render, "MMM text -> MIDI files"),
 }

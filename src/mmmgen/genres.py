@@ -1,0 +1,612 @@
+"""Genre labels for large MIDI collections (Lakh MIDI Clean ``Artist/Title.mid``): ``mmmgen genres``.
+
+The tutorial asked Spotify's search API for each artist's genres and then grouped the fine genres
+by hand into a small set. Here one call does it all: the parent folder of each file names the
+artist (looked up in an artist CSV, then on Spotify) or the genre itself; a genre map groups fine
+genres (``dance pop``) into coarse ones (``POP``); rare genres can be merged into ``OTHER``. The
+result is a ``path,genre`` CSV for ``mmmgen prepare --genres`` and a balance report.
+
+Spotify answers are cached in a JSON file rewritten atomically after each answer, so an
+interrupted run loses nothing and a rerun makes no request for artists already answered.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import http.client
+import io
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+import unicodedata
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from pathlib import Path, PurePosixPath
+
+from mmmgen import vocab as V
+from mmmgen.errors import MMMGenError
+
+log = logging.getLogger(__name__)
+
+SPOTIFY_API_URL = "https://api.spotify.com"
+SPOTIFY_AUTH_URL = "https://accounts.spotify.com"
+FOLDER_MODES = ("artist", "genre")
+OTHER = V.OTHER_GENRE
+
+
+class GenreError(MMMGenError):
+    """Bad input to ``mmmgen genres``: no source, an unreadable CSV, genre map or cache."""
+
+
+class SpotifyAuthError(GenreError):
+    """Missing or rejected Spotify client credentials (stops the run before any lookup)."""
+
+
+class SpotifyError(Exception):
+    """A lookup that still failed after its retries; reported per artist, never fatal."""
+
+
+def artist_key(name: str) -> str:
+    """Artist name for matching: case, accents, punctuation, quotes and spaces ignored.
+
+    ``'"Weird Al" Yankovic'``, ``'WEIRD_AL_YANKOVIC'`` and ``'weird al yankovic'`` share a key;
+    ``&`` reads as ``and``.
+    """
+    text = unicodedata.normalize("NFKD", name)
+    text = "".join(c for c in text if not unicodedata.combining(c)).casefold().replace("&", " and ")
+    return re.sub(r"[\W_]+", "", text)
+
+
+# --- artist CSV ---------------------------------------------------------------------------------
+@dataclass
+class ArtistTable:
+    """Artist -> genre from a CSV. ``coarse``: the tutorial's hand-grouped ``Genre_ChatGPT`` labels."""
+
+    genres: dict[str, str]
+    coarse: bool = False
+
+    def get(self, artist: str) -> str | None:
+        """The genre written for ``artist`` (matched by ``artist_key``), or None."""
+        return self.genres.get(artist_key(artist))
+
+
+def read_artist_csv(path: str | Path) -> ArtistTable:
+    """Read the tutorial's ``Artist,Genre_ChatGPT,Formatted_Artist`` CSV or a plain ``artist,genre``.
+
+    Raises:
+        GenreError: when the file is missing or lacks the columns.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
+    except OSError as exc:
+        msg = f"cannot read artist CSV {path}: {exc.strerror or exc}"
+        raise GenreError(msg) from exc
+    header = [cell.strip().casefold() for cell in rows[0]] if rows else []
+    coarse = "genre_chatgpt" in header
+    if "artist" not in header or not (coarse or "genre" in header):
+        msg = f"{path}: expected columns 'artist,genre' or the tutorial's 'Artist,Genre_ChatGPT', found {rows[0] if rows else 'nothing'}"
+        raise GenreError(msg)
+    name_cols = [header.index(c) for c in ("artist", "formatted_artist") if c in header]
+    genre_col = header.index("genre_chatgpt" if coarse else "genre")
+    genres: dict[str, str] = {}
+    for row in rows[1:]:
+        genre = row[genre_col].strip() if genre_col < len(row) else ""
+        if not genre:
+            continue
+        for col in name_cols:
+            if col < len(row) and artist_key(row[col]):
+                genres.setdefault(artist_key(row[col]), genre)
+    log.info("%s: %d artists (%s labels)", path, len(genres), "coarse" if coarse else "fine")
+    return ArtistTable(genres, coarse)
+
+
+# --- genre map ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GenreRule:
+    """Fine genres matching ``pattern`` (searched, case-insensitive) become ``genre``."""
+
+    pattern: re.Pattern[str]
+    genre: str
+
+
+class GenreMap:
+    """An ordered list of rules fine genre -> coarse genre; the first matching rule wins."""
+
+    def __init__(self, rules: Sequence[GenreRule], source: str = "") -> None:
+        self.rules = list(rules)
+        self.source = source
+
+    def coarse(self, fine: str) -> tuple[int, str] | None:
+        """``(rule index, coarse genre)`` of the first rule matching ``fine``, or None."""
+        for i, rule in enumerate(self.rules):
+            if rule.pattern.search(fine):
+                return i, rule.genre
+        return None
+
+    def group(self, fines: Iterable[str]) -> str | None:
+        """The coarse genre most of ``fines`` map to (ties: the earlier rule); None if none maps."""
+        votes: Counter[str] = Counter()
+        first: dict[str, int] = {}
+        for fine in fines:
+            hit = self.coarse(fine)
+            if hit:
+                votes[hit[1]] += 1
+                first[hit[1]] = min(first.get(hit[1], hit[0]), hit[0])
+        return min(votes, key=lambda g: (-votes[g], first[g])) if votes else None
+
+
+def default_genre_map_text() -> str:
+    """The YAML text of the genre map shipped with the project (common Spotify genres)."""
+    from importlib.resources import files
+
+    return (files("mmmgen") / "resources" / "genre_map.yaml").read_text(encoding="utf-8")
+
+
+def parse_genre_map(text: str, source: str = "genre map") -> GenreMap:
+    """Build a ``GenreMap`` from YAML: a list of ``{pattern: REGEX | [REGEX...], genre: COARSE}``.
+
+    ``contains: TEXT | [TEXT...]`` may replace ``pattern`` for literal substrings.
+
+    Raises:
+        GenreError: when the YAML or a rule is malformed.
+    """
+    import yaml
+
+    try:
+        items = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        msg = f"{source}: not valid YAML: {exc}"
+        raise GenreError(msg) from exc
+    if isinstance(items, dict) and "rules" in items:
+        items = items["rules"]
+    if not isinstance(items, list) or not items:
+        msg = f"{source}: expected a list of rules like '- {{pattern: dance pop, genre: POP}}'"
+        raise GenreError(msg)
+    rules = []
+    for i, item in enumerate(items, 1):
+        if not isinstance(item, dict) or not item.get("genre") or ("pattern" in item) == ("contains" in item):
+            msg = f"{source}: rule {i} needs 'genre' and one of 'pattern' or 'contains', got {item!r}"
+            raise GenreError(msg)
+        key = "pattern" if "pattern" in item else "contains"
+        values = item[key] if isinstance(item[key], list) else [item[key]]
+        parts = [str(v) if key == "pattern" else re.escape(str(v)) for v in values]
+        try:
+            pattern = re.compile("|".join(f"(?:{p})" for p in parts), re.IGNORECASE)
+        except re.error as exc:
+            msg = f"{source}: rule {i}: bad regular expression {values!r}: {exc}"
+            raise GenreError(msg) from exc
+        rules.append(GenreRule(pattern, V.normalize_genre(str(item["genre"]))))
+    return GenreMap(rules, source)
+
+
+def load_genre_map(path: str | Path | None = None) -> GenreMap:
+    """The genre map at ``path``, or the built-in default map when ``path`` is None or ``'default'``."""
+    if path is None or str(path) == "default":
+        return parse_genre_map(default_genre_map_text(), "default genre map")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        msg = f"cannot read genre map {path}: {exc.strerror or exc}"
+        raise GenreError(msg) from exc
+    return parse_genre_map(text, str(path))
+
+
+# --- Spotify ------------------------------------------------------------------------------------
+def _retry_after(value: str | None, default: float) -> float:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
+    if not value:
+        return default
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return default
+
+
+class SpotifyClient:
+    """Spotify Web API search with the client-credentials flow, using only ``urllib``.
+
+    Network errors and 5xx answers are retried with exponential backoff; HTTP 429 waits for its
+    ``Retry-After`` (capped at ``max_wait``). ``sleep`` is injectable so tests run fast;
+    ``requests`` counts HTTP requests made.
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        api_url: str | None = None,
+        auth_url: str | None = None,
+        timeout: float = 10.0,
+        max_retries: int = 4,
+        backoff: float = 1.0,
+        max_wait: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not client_id or not client_secret:
+            msg = "--spotify needs SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET (a Spotify app's client credentials) in the environment"
+            raise SpotifyAuthError(msg)
+        self.client_id, self.client_secret = client_id, client_secret
+        self.api_url = (api_url or os.environ.get("MMMGEN_SPOTIFY_API_URL") or SPOTIFY_API_URL).rstrip("/")
+        self.auth_url = (auth_url or os.environ.get("MMMGEN_SPOTIFY_AUTH_URL") or SPOTIFY_AUTH_URL).rstrip("/")
+        self.timeout, self.max_retries, self.backoff, self.max_wait = timeout, max_retries, backoff, max_wait
+        self.sleep = sleep
+        self.requests = 0
+        self._token: str | None = None
+        self._token_expires = 0.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **kwargs) -> SpotifyClient:
+        """A client from ``SPOTIFY_CLIENT_ID``/``SPOTIFY_CLIENT_SECRET`` and the optional
+        ``MMMGEN_SPOTIFY_API_URL``/``MMMGEN_SPOTIFY_AUTH_URL``; raises ``SpotifyAuthError`` first."""
+        env = dict(os.environ) if env is None else env
+        kwargs.setdefault("api_url", env.get("MMMGEN_SPOTIFY_API_URL"))
+        kwargs.setdefault("auth_url", env.get("MMMGEN_SPOTIFY_AUTH_URL"))
+        return cls(env.get("SPOTIFY_CLIENT_ID", ""), env.get("SPOTIFY_CLIENT_SECRET", ""), **kwargs)
+
+    def _call(self, make_request: Callable[[], urllib.request.Request], token: bool = False) -> dict:
+        failures, reauthorized = 0, False
+        while True:
+            try:
+                request = make_request()
+                self.requests += 1
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    answer = json.loads(response.read().decode("utf-8"))
+                if not isinstance(answer, dict):
+                    raise ValueError("answer is not a JSON object")
+                return answer
+            except urllib.error.HTTPError as exc:
+                exc.close()
+                wait = None
+                if exc.code == 429:
+                    wait = min(_retry_after(exc.headers.get("Retry-After"), self.backoff), self.max_wait)
+                elif token and exc.code in (400, 401, 403):
+                    msg = f"Spotify rejected the client credentials (HTTP {exc.code}); check SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET"
+                    raise SpotifyAuthError(msg) from exc
+                elif exc.code == 401 and not reauthorized:  # expired token: fetch a new one
+                    self._token, reauthorized = None, True
+                    continue
+                elif exc.code < 500:
+                    msg = f"HTTP {exc.code} {exc.reason}"
+                    raise SpotifyError(msg) from exc
+                reason = f"HTTP {exc.code}"
+            except (OSError, http.client.HTTPException, ValueError) as exc:  # refused, timeout, bad JSON
+                wait, reason = None, str(getattr(exc, "reason", exc)) or type(exc).__name__
+            failures += 1
+            if failures > self.max_retries:
+                msg = f"{reason} (gave up after {failures} attempts)"
+                raise SpotifyError(msg)
+            wait = self.backoff * 2 ** (failures - 1) if wait is None else wait
+            log.debug("Spotify: %s; retrying in %.1f s", reason, wait)
+            self.sleep(wait)
+
+    def _bearer(self) -> str:
+        if self._token is None or time.monotonic() >= self._token_expires:
+            basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+            body = urllib.parse.urlencode({"grant_type": "client_credentials"}).encode()
+            headers = {"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"}
+            answer = self._call(lambda: urllib.request.Request(f"{self.auth_url}/api/token", body, headers), token=True)
+            if not answer.get("access_token"):
+                msg = "Spotify token answer without access_token"
+                raise SpotifyError(msg)
+            self._token = str(answer["access_token"])
+            self._token_expires = time.monotonic() + float(answer.get("expires_in", 3600)) - 60
+        return self._token
+
+    def search_artist(self, name: str) -> dict | None:
+        """The top search hit for ``name`` as ``{'name', 'id', 'genres'}``, or None without a hit.
+
+        Raises:
+            SpotifyError: when the request still fails after the retries.
+            SpotifyAuthError: when the credentials are rejected.
+        """
+        query = " ".join(name.replace('"', " ").split())
+        params = urllib.parse.urlencode({"q": f"artist:{query}", "type": "artist", "limit": 1})
+        url = f"{self.api_url}/v1/search?{params}"
+        answer = self._call(lambda: urllib.request.Request(url, headers={"Authorization": f"Bearer {self._bearer()}"}))
+        items = (answer.get("artists") or {}).get("items") or []
+        if not items:
+            return None
+        top = items[0]
+        return {"name": top.get("name"), "id": top.get("id"), "genres": [str(g) for g in top.get("genres") or []]}
+
+
+class SpotifyCache:
+    """Spotify answers by artist key in a JSON file (or memory only when ``path`` is None)."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path else None
+        self.entries: dict[str, dict] = {}
+        if self.path and self.path.exists():
+            try:
+                self.entries = json.loads(self.path.read_text(encoding="utf-8"))["artists"]
+            except (ValueError, KeyError, TypeError) as exc:
+                msg = f"Spotify cache {self.path} is unreadable ({exc}); delete it to start afresh"
+                raise GenreError(msg) from exc
+
+    def get(self, artist: str) -> dict | None:
+        """The cached answer ``{'query', 'match', 'genres'}`` for ``artist``, or None."""
+        return self.entries.get(artist_key(artist))
+
+    def put(self, artist: str, answer: dict | None) -> None:
+        """Store an answer (None: no hit) and rewrite the file atomically."""
+        self.entries[artist_key(artist)] = {
+            "query": artist,
+            "match": answer["name"] if answer else None,
+            "genres": answer["genres"] if answer else [],
+        }
+        if self.path:
+            _write_atomic(self.path, json.dumps({"version": 1, "artists": self.entries}, indent=1, ensure_ascii=False))
+
+
+@dataclass
+class SpotifyLookup:
+    """Genres found per artist, failures per artist, and how many came from the cache."""
+
+    genres: dict[str, list[str]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    artists: int = 0
+    cached: int = 0
+    requested: int = 0
+
+
+def lookup_spotify(
+    artists: Sequence[str],
+    client: SpotifyClient,
+    cache: SpotifyCache,
+    *,
+    progress: bool = True,
+    max_consecutive_failures: int = 5,
+) -> SpotifyLookup:
+    """Look each artist up (cache first). Failures are recorded, never raised; after
+    ``max_consecutive_failures`` in a row (network down) the rest are skipped as failed."""
+    from tqdm.auto import tqdm
+
+    result = SpotifyLookup(artists=len(artists))
+    todo = []
+    for name in artists:
+        hit = cache.get(name)
+        if hit is None:
+            todo.append(name)
+        else:
+            result.genres[name] = list(hit.get("genres") or [])
+    result.cached = len(artists) - len(todo)
+    streak = 0
+    for name in tqdm(todo, desc="Spotify lookups", unit="artist", disable=None if progress else True, file=sys.stderr):
+        if streak >= max_consecutive_failures:
+            result.failed[name] = f"skipped after {streak} failed lookups in a row"
+            continue
+        hit = cache.get(name)  # a spelling variant of an artist answered meanwhile
+        if hit is not None:
+            result.genres[name], result.cached = list(hit.get("genres") or []), result.cached + 1
+            continue
+        result.requested += 1
+        try:
+            answer = client.search_artist(name)
+        except SpotifyError as exc:
+            streak += 1
+            result.failed[name] = str(exc)
+            log.warning("Spotify lookup of %r failed: %s", name, exc)
+            continue
+        streak = 0
+        cache.put(name, answer)
+        result.genres[name] = answer["genres"] if answer else []
+    return result
+
+
+# --- labelling a collection ---------------------------------------------------------------------
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_labels_csv(path: str | Path, labels: dict[str, str]) -> None:
+    """Write ``path,genre`` rows (the format of ``mmmgen prepare --genres``) atomically."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["path", "genre"])
+    writer.writerows(sorted(labels.items()))
+    _write_atomic(Path(path), buffer.getvalue())
+
+
+def merge_rare(labels: dict[str, str], min_count: int) -> dict[str, int]:
+    """Relabel genres with fewer than ``min_count`` files as OTHER (in place); returns those merged."""
+    counts = Counter(labels.values())
+    rare = {g: n for g, n in counts.items() if n < min_count and g != OTHER}
+    for source, genre in labels.items():
+        if genre in rare:
+            labels[source] = OTHER
+    return rare
+
+
+def format_balance(counts: dict[str, int], width: int = 40) -> str:
+    """Files per genre with shares and an ASCII bar chart (largest first, OTHER last)."""
+    total = sum(counts.values())
+    if not total:
+        return "no files"
+    top = max(counts.values())
+    name_w = max(len("genre"), *(len(g) for g in counts))
+    lines = [f"{'genre':<{name_w}}  {'files':>7}  {'share':>6}"]
+    for genre in sorted(counts, key=lambda g: (g == OTHER, -counts[g], g)):
+        n = counts[genre]
+        bar = "#" * max(1 if n else 0, round(n / top * width))
+        lines.append(f"{genre:<{name_w}}  {n:>7}  {n / total:>6.1%}  {bar}")
+    return "\n".join(lines)
+
+
+@dataclass
+class GenreReport:
+    """What ``label_collection`` did: labels per file, counts, and why files fell to OTHER."""
+
+    midi_dir: str
+    labels: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    other_reasons: dict[str, int] = field(default_factory=dict)
+    merged: dict[str, int] = field(default_factory=dict)
+    unmatched: dict[str, int] = field(default_factory=dict)
+    spotify: SpotifyLookup | None = None
+    min_count: int = 0
+    out: str | None = None
+
+    def summary(self) -> str:
+        """The balance report the CLI prints."""
+        labelled = {g: n for g, n in self.counts.items() if g != OTHER}
+        lines = [f"{len(self.labels)} MIDI files under {self.midi_dir}: {len(labelled)} genre{'s' * (len(labelled) != 1)} + {OTHER}", format_balance(self.counts)]
+        if len(labelled) > 1:
+            lines.append(f"balance: the largest genre has {max(labelled.values()) / min(labelled.values()):.1f}x the files of the smallest")
+        if self.other_reasons:
+            lines.append(f"{OTHER} for lack of a label: " + ", ".join(f"{r} {n}" for r, n in sorted(self.other_reasons.items())))
+        if self.merged:
+            lines.append(f"merged into {OTHER} (fewer than {self.min_count} files): " + ", ".join(f"{g} {n}" for g, n in sorted(self.merged.items())))
+        if self.spotify:
+            s = self.spotify
+            lines.append(f"Spotify: {s.artists} artists, {s.cached} from the cache, {s.requested} requested, {len(s.failed)} failed")
+            if s.failed:
+                shown = list(s.failed.items())[:10]
+                lines.append("  failed (rerun to retry; answers so far are cached): " + "; ".join(f"{a}: {r}" for a, r in shown)
+                             + (f"; ... {len(s.failed) - len(shown)} more" if len(s.failed) > len(shown) else ""))
+        if self.unmatched:
+            top = Counter(self.unmatched).most_common(15)
+            lines.append("fine genres no rule matched (add rules with --group MAP.yaml): " + ", ".join(f"{g} ({n})" for g, n in top))
+        if self.out:
+            lines.append(f"labels written to {self.out}")
+        return "\n".join(lines)
+
+
+def default_cache_path(out: str | Path) -> Path:
+    """The Spotify cache next to the labels CSV: ``labels.csv`` -> ``labels.spotify-cache.json``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.spotify-cache.json")
+
+
+def label_collection(
+    midi_dir: str | Path,
+    out: str | Path | None = None,
+    *,
+    artist_csv: str | Path | None = None,
+    from_folders: str | None = None,
+    spotify: SpotifyClient | None = None,
+    group: GenreMap | str | Path | None = None,
+    min_count: int = 0,
+    cache: str | Path | None = None,
+    progress: bool = True,
+) -> GenreReport:
+    """Label every MIDI file under ``midi_dir`` with a token-safe genre; write ``out`` if given.
+
+    Args:
+        midi_dir: the collection; each file's parent folder names its artist or genre.
+        out: the ``path,genre`` CSV to write (paths relative to ``midi_dir``).
+        artist_csv: artist -> genre CSV (see ``read_artist_csv``); tried before Spotify.
+        from_folders: ``'artist'`` (the default with a CSV or Spotify) or ``'genre'``.
+        spotify: a client to look up artists missing from the CSV.
+        group: a ``GenreMap``, a YAML path, ``'default'`` or ``'none'``; None means the default
+            map when Spotify is used and no grouping otherwise. Labels of the tutorial's CSV are
+            already coarse and only normalised.
+        min_count: genres with fewer files are merged into OTHER.
+        cache: the Spotify JSON cache (default: next to ``out``; memory only without ``out``).
+        progress: show a progress bar over Spotify lookups.
+
+    Raises:
+        GenreError: for a missing or contradictory source, no MIDI files or bad inputs.
+    """
+    from mmmgen.data import find_midi_files
+
+    has_lookup = bool(artist_csv or spotify)
+    from_folders = from_folders or ("artist" if has_lookup else None)
+    if from_folders not in FOLDER_MODES:
+        msg = "no genre source: give --artist-csv FILE, --spotify or --from-folders artist|genre" if from_folders is None else f"--from-folders must be one of {FOLDER_MODES}, got {from_folders!r}"
+        raise GenreError(msg)
+    if from_folders == "genre" and has_lookup:
+        msg = "--from-folders genre takes the genre from the folder names; it cannot be combined with --artist-csv or --spotify"
+        raise GenreError(msg)
+    if from_folders == "artist" and not has_lookup:
+        msg = "--from-folders artist needs --artist-csv FILE or --spotify to look the artists up"
+        raise GenreError(msg)
+    if min_count < 0:
+        msg = f"--min-count must be at least 0, got {min_count}"
+        raise GenreError(msg)
+    if group is None:
+        group = "default" if spotify else "none"
+    gmap = group if isinstance(group, GenreMap) else None if str(group) == "none" else load_genre_map(group)
+    table = read_artist_csv(artist_csv) if artist_csv else None
+    root = Path(midi_dir)
+    sources = [p.relative_to(root).as_posix() for p in find_midi_files(root)]
+    if not sources:
+        msg = f"no MIDI files (.mid/.midi) under {root}"
+        raise GenreError(msg)
+    folder = {s: PurePosixPath(s).parent.name for s in sources}
+    unmatched: Counter[str] = Counter()
+
+    def label(fines: list[str], empty_reason: str) -> tuple[str, str | None]:
+        if not fines:
+            return OTHER, empty_reason
+        if gmap is None:
+            return V.normalize_genre(fines[0]), None
+        coarse = gmap.group(fines)
+        if coarse is None:
+            unmatched.update(fines)
+            return OTHER, "no rule of the genre map matched"
+        return coarse, None
+
+    names = sorted({n for n in folder.values() if n})
+    by_folder: dict[str, tuple[str, str | None]] = {}
+    lookup = None
+    if from_folders == "genre":
+        by_folder = {n: label([n], "empty folder name") for n in names}
+    else:
+        missing = []
+        for name in names:
+            genre = table.get(name) if table else None
+            if genre is None:
+                missing.append(name)
+            elif table and table.coarse:
+                by_folder[name] = (V.normalize_genre(genre), None)
+            else:
+                by_folder[name] = label([genre], "empty genre")
+        if spotify and missing:
+            cache_path = cache or (default_cache_path(out) if out else None)
+            lookup = lookup_spotify(missing, spotify, SpotifyCache(cache_path), progress=progress)
+            for name in missing:
+                if name in lookup.failed:
+                    by_folder[name] = (OTHER, "Spotify lookup failed")
+                else:
+                    by_folder[name] = label(lookup.genres[name], "no genre on Spotify")
+        for name in missing:
+            by_folder.setdefault(name, (OTHER, "artist not in the CSV"))
+
+    report = GenreReport(str(midi_dir), spotify=lookup, min_count=min_count, unmatched=dict(unmatched))
+    reasons: Counter[str] = Counter()
+    for source in sources:
+        genre, reason = by_folder.get(folder[source], (OTHER, "file not in a sub-folder"))
+        report.labels[source] = genre
+        if reason:
+            reasons[reason] += 1
+    report.other_reasons = dict(reasons)
+    report.merged = merge_rare(report.labels, min_count)
+    report.counts = dict(Counter(report.labels.values()))
+    if out:
+        write_labels_csv(out, report.labels)
+        report.out = str(out)
+        log.info("wrote %d labels to %s", len(report.labels), out)
+    return report
