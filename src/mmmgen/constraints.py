@@ -1,0 +1,243 @@
+"""Which word may come next: the grammar of a track as masks over the vocabulary.
+
+A track is generated word by word after ``TRACK_START``. ``TrackState`` follows the words written
+so far; each rule below is one small function ``rule(state, table) -> bool mask`` over the
+vocabulary (True = allowed) and is tested alone. ``allowed(state, table)`` is their conjunction;
+``TrackGrammarProcessor`` applies it as a Hugging Face ``LogitsProcessor``. With every rule on,
+any sampled track parses, has exactly the requested bars and at least one note.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mmmgen import vocab as V
+from mmmgen.codec import bar_steps
+
+# phases of a track
+EXPECT_INST, EXPECT_DENSITY, EXPECT_BAR, IN_BAR, DONE = range(5)
+
+
+@dataclass
+class VocabTable:
+    """Token ids of each word family, so masks are built with numpy indexing."""
+
+    size: int
+    ids: dict[str, int]
+    note_on: np.ndarray  # id per pitch (-1 if absent)
+    note_off: np.ndarray
+    note_hold: np.ndarray
+    time_delta: np.ndarray  # id per grid step count (index 0 unused)
+    inst: dict[tuple[int, bool], int]
+    density: dict[int, int]
+    grid: int
+
+    @classmethod
+    def from_vocab(cls, vocab: dict[str, int], grid: int = 12) -> VocabTable:
+        size = max(vocab.values()) + 1
+
+        def family(build: Callable[[int], str], n: int) -> np.ndarray:
+            return np.array([vocab.get(build(i), -1) for i in range(n)])
+
+        max_steps = V.max_time_delta_steps(grid)
+        deltas = np.array([-1] + [vocab.get(V.time_delta(s, grid), -1) for s in range(1, max_steps + 1)])
+        inst = {(p, False): vocab[V.inst(p)] for p in range(V.N_PROGRAMS) if V.inst(p) in vocab}
+        if V.inst(0, True) in vocab:
+            inst[(0, True)] = vocab[V.inst(0, True)]
+        density = {}
+        for word, i in vocab.items():
+            w = V.parse_word(word)
+            if w.kind == V.DENSITY and (level := V.parse_int(w.value, 0, 10_000)) is not None:
+                density[level] = i
+        return cls(
+            size, dict(vocab), family(V.note_on, V.N_PITCHES), family(V.note_off, V.N_PITCHES),
+            family(V.note_hold, V.N_PITCHES), deltas, inst, density, grid,
+        )
+
+    def mask(self, ids: Iterable[int]) -> np.ndarray:
+        m = np.zeros(self.size, bool)
+        idx = np.fromiter((i for i in ids if i >= 0), int)
+        m[idx] = True
+        return m
+
+
+@dataclass
+class TrackSpec:
+    """What the caller asks of the next track."""
+
+    n_bars: int = 8
+    time_signature: tuple[int, int] = (4, 4)
+    instruments: list[tuple[int, bool]] | None = None  # allowed (program, is_drum); None = any
+    density: int | None = None  # forced DENSITY level
+    max_words_per_bar: int = 400  # past this, the bar may only close (keeps generation bounded)
+
+
+@dataclass
+class TrackState:
+    """Where a track being written stands, updated word by word with ``step``."""
+
+    spec: TrackSpec
+    grid: int = 12
+    phase: int = EXPECT_INST
+    bars_done: int = 0
+    t: int = 0  # steps since the bar start
+    head: bool = True  # no event yet in this bar: NOTE_HOLD may still come
+    open: dict[int, int] = field(default_factory=dict)  # sounding pitch -> onset (steps into the bar)
+    carry: set[int] = field(default_factory=set)  # pitches open at the last BAR_END
+    notes: int = 0
+    words_in_bar: int = 0
+
+    @property
+    def bar_len(self) -> int:
+        return bar_steps(self.spec.time_signature, self.grid)
+
+    @property
+    def last_bar(self) -> bool:
+        return self.bars_done == self.spec.n_bars - 1
+
+    def step(self, word: str) -> None:
+        """Advance over one word (assumed allowed)."""
+        w = V.parse_word(word)
+        if self.phase == EXPECT_INST:
+            self.phase = EXPECT_DENSITY
+        elif self.phase == EXPECT_DENSITY:
+            self.phase = EXPECT_BAR
+        elif w.kind == V.BAR_START:
+            self.phase, self.t, self.head, self.words_in_bar = IN_BAR, 0, True, 0
+        elif w.kind == V.TRACK_END:
+            self.phase = DONE
+        elif w.kind == V.BAR_END:
+            self.carry, self.open = set(self.open), {}
+            self.bars_done += 1
+            self.phase = EXPECT_BAR
+        elif self.phase == IN_BAR:
+            self.words_in_bar += 1
+            pitch = V.parse_int(w.value, 0, V.N_PITCHES - 1)
+            if w.kind == V.NOTE_HOLD:
+                self.open[pitch] = 0  # a held note may end once time has passed in this bar
+                self.carry.discard(pitch)
+                return
+            if self.head:  # the head of the bar ends: carried pitches not held end at the bar line
+                self.head, self.carry = False, set()
+            if w.kind == V.NOTE_ON:
+                self.open[pitch] = self.t
+                self.notes += 1
+            elif w.kind == V.NOTE_OFF:
+                self.open.pop(pitch, None)
+            elif w.kind == V.TIME_DELTA:
+                self.t += V.parse_time_delta(w.value, self.grid) or 0
+
+
+# --- the rules: each returns the words it allows (True) among all words -------------------
+def structure_rule(s: TrackState, v: VocabTable) -> np.ndarray:
+    """Words in grammatical order: INST, DENSITY, then bars, then TRACK_END; nothing else."""
+    if s.phase == EXPECT_INST:
+        return v.mask(v.inst.values())
+    if s.phase == EXPECT_DENSITY:
+        return v.mask(v.density.values())
+    if s.phase == EXPECT_BAR:
+        return v.mask([v.ids.get(V.BAR_START, -1), v.ids.get(V.TRACK_END, -1)])
+    if s.phase == IN_BAR:
+        families = np.concatenate([v.note_on, v.note_off, v.note_hold, v.time_delta[1:]])
+        return v.mask([*families, v.ids.get(V.BAR_END, -1)])
+    return v.mask([])
+
+
+def instrument_rule(s: TrackState, v: VocabTable) -> np.ndarray:
+    """Only the instruments asked for (a forced one, or those the song does not have yet)."""
+    if s.phase != EXPECT_INST or s.spec.instruments is None:
+        return np.ones(v.size, bool)
+    rest = ~v.mask(v.inst.values())
+    return rest | v.mask(v.inst.get(key, -1) for key in s.spec.instruments)
+
+
+def density_rule(s: TrackState, v: VocabTable) -> np.ndarray:
+    """A forced density level, when asked."""
+    if s.phase != EXPECT_DENSITY or s.spec.density is None:
+        return np.ones(v.size, bool)
+    return ~v.mask(v.density.values()) | v.mask([v.density.get(s.spec.density, -1)])
+
+
+def bar_count_rule(s: TrackState, v: VocabTable) -> np.ndarray:
+    """Exactly ``n_bars`` bars: no BAR_START after the last, no TRACK_END before it."""
+    m = np.ones(v.size, bool)
+    if s.phase == EXPECT_BAR:
+        banned = V.BAR_START if s.bars_done >= s.spec.n_bars else V.TRACK_END
+        if banned in v.ids:
+            m[v.ids[banned]] = False
+    return m
+
+
+def note_off_rule(s: TrackState, v: VocabTable) -> np.ndarray:
+    """NOTE_OFF only for a pitch that sounds and has lasted at least one step."""
+    m = ~v.mask(v.note_off)
+    m |= v.mask(v.note_off[p] for p, onset in s.open.items() if onset < s.t)
+    return m
+
+
+def note_on_rule(s: TrackState, v: VocabTable) -> np.ndarray:
+    """NOTE_ON only for a silent pitch, and only while the bar has time left."""
+    m = ~v.mask(v.note_on)
+    if s.t < s.bar_len:
+        m |= v.mask(v.note_on[p] for p in range(V.N_PITCHES) if p not in s.open)
+    return m
+
+
+def hold_rule(s: TrackState, v: VocabTable) -> np.ndarray:
+    """NOTE_HOLD only at the head of a bar, for a pitch the previous bar left sounding."""
+    m = ~v.mask(v.note_hold)
+    if s.head:
+        m |= v.mask(v.note_hold[p] for p in s.carry)
+    return m
+
+
+def time_rule(s: TrackState, v: VocabTable) -> np.ndarray:
+    """TIME_DELTA only within the bar; an empty track's last bar must leave room for a note."""
+    m = ~v.mask(v.time_delta[1:])
+    left = s.bar_len - s.t - (1 if s.last_bar and s.notes == 0 else 0)
+    fitting = v.time_delta[1 : max(left, 0) + 1]
+    m[fitting[fitting >= 0]] = True
+    return m
+
+
+def non_empty_rule(s: TrackState, v: VocabTable) -> np.ndarray:
+    """The last bar of a track without notes cannot end: an empty track is impossible."""
+    m = np.ones(v.size, bool)
+    if s.phase == IN_BAR and s.last_bar and s.notes == 0 and V.BAR_END in v.ids:
+        m[v.ids[V.BAR_END]] = False
+    return m
+
+
+def budget_rule(s: TrackState, v: VocabTable) -> np.ndarray:
+    """Past ``max_words_per_bar`` a bar may only close its notes and end (bounded generation)."""
+    if s.phase != IN_BAR or s.words_in_bar < s.spec.max_words_per_bar:
+        return np.ones(v.size, bool)
+    closing = v.mask([*v.note_off, v.ids.get(V.BAR_END, -1)])
+    if s.notes == 0 and s.last_bar:
+        closing |= v.mask(v.note_on)
+    return closing
+
+
+RULES: tuple[Callable[[TrackState, VocabTable], np.ndarray], ...] = (
+    structure_rule,
+    instrument_rule,
+    density_rule,
+    bar_count_rule,
+    note_off_rule,
+    note_on_rule,
+    hold_rule,
+    time_rule,
+    non_empty_rule,
+    budget_rule,
+)
+
+
+def allowed(s: TrackState, v: VocabTable, rules=RULES) -> np.ndarray:
+    """The words every rule allows next."""
+    m = np.ones(v.size, bool)
+    for rule in rules:
+        m &= rule(s, v)
+    return m
