@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from mmmgen import genres as G
+from mmmgen import spotify as S
 from mmmgen.cli import main
 from mmmgen.data import read_genres_csv
 
@@ -136,9 +137,9 @@ def spotify_server():
         server.server_close()
 
 
-def make_client(base: str, sleeps: list[float], **kwargs) -> G.SpotifyClient:
+def make_client(base: str, sleeps: list[float], **kwargs) -> S.SpotifyClient:
     kwargs.setdefault("max_retries", 2)
-    return G.SpotifyClient("id", "secret", api_url=base, auth_url=base, sleep=sleeps.append, timeout=5, **kwargs)
+    return S.SpotifyClient("id", "secret", api_url=base, auth_url=base, sleep=sleeps.append, timeout=5, **kwargs)
 
 
 # --- artist names and CSVs ----------------------------------------------------------------------
@@ -398,7 +399,7 @@ def test_spotify_lookup_retries_caches_and_reports(tmp_path, spotify_server):
 
 def test_spelling_variants_of_an_artist_are_looked_up_once(spotify_server):
     base, state = spotify_server({"ABBA": ["europop"]})
-    result = G.lookup_spotify(["ABBA", "Abba"], make_client(base, []), G.SpotifyCache(None), progress=False)
+    result = S.lookup_spotify(["ABBA", "Abba"], make_client(base, []), S.SpotifyCache(None), progress=False)
     assert state.searches == ["ABBA"] and result.genres == {"ABBA": ["europop"], "Abba": ["europop"]}
 
 
@@ -430,7 +431,7 @@ def test_consecutive_failures_stop_requests_but_not_the_run(tmp_path):
     sleeps: list[float] = []
     client = make_client(base, sleeps, max_retries=1)
     names = [f"Artist {i}" for i in range(8)]
-    result = G.lookup_spotify(names, client, G.SpotifyCache(None), progress=False, max_consecutive_failures=3)
+    result = S.lookup_spotify(names, client, S.SpotifyCache(None), progress=False, max_consecutive_failures=3)
     assert set(result.failed) == set(names)
     assert result.requested == 3 and client.requests == 6  # 3 artists x (1 try + 1 retry)
     assert sum("skipped after 3" in r for r in result.failed.values()) == 5
@@ -439,16 +440,16 @@ def test_consecutive_failures_stop_requests_but_not_the_run(tmp_path):
 
 def test_missing_credentials_fail_before_any_request(tmp_path, spotify_server):
     base, state = spotify_server({})
-    with pytest.raises(G.SpotifyAuthError, match="SPOTIFY_CLIENT_ID"):
-        G.SpotifyClient.from_env({"MMMGEN_SPOTIFY_API_URL": base})
+    with pytest.raises(S.SpotifyAuthError, match="SPOTIFY_CLIENT_ID"):
+        S.SpotifyClient.from_env({"MMMGEN_SPOTIFY_API_URL": base})
     assert state.tokens == 0 and state.searches == []
 
 
 def test_rejected_credentials_stop_the_run(tmp_path, spotify_server):
     base, state = spotify_server({"ABBA": ["pop"]})
-    client = G.SpotifyClient("id", "wrong", api_url=base, auth_url=base, sleep=lambda s: None)
+    client = S.SpotifyClient("id", "wrong", api_url=base, auth_url=base, sleep=lambda s: None)
     midi = make_lmd(tmp_path / "lmd", ["ABBA/a.mid"])
-    with pytest.raises(G.SpotifyAuthError, match="rejected"):
+    with pytest.raises(S.SpotifyAuthError, match="rejected"):
         G.label_collection(midi, spotify=client, progress=False)
     assert state.searches == []
 
@@ -468,12 +469,12 @@ def test_interrupted_run_keeps_answers_so_far(tmp_path, spotify_server):
 
     cache_path = tmp_path / "cache.json"
     with pytest.raises(KeyboardInterrupt):
-        client = G.SpotifyClient("id", "secret", api_url=base, auth_url=base, sleep=interrupt)
-        G.lookup_spotify(["A", "B", "C"], client, G.SpotifyCache(cache_path), progress=False)
+        client = S.SpotifyClient("id", "secret", api_url=base, auth_url=base, sleep=interrupt)
+        S.lookup_spotify(["A", "B", "C"], client, S.SpotifyCache(cache_path), progress=False)
     assert set(json.loads(cache_path.read_text())["artists"]) == {"a", "b"}
     assert [p.name for p in tmp_path.iterdir()] == ["cache.json"]  # no temp file left behind
     state.searches.clear()
-    result = G.lookup_spotify(["A", "B", "C"], make_client(base, []), G.SpotifyCache(cache_path), progress=False)
+    result = S.lookup_spotify(["A", "B", "C"], make_client(base, []), S.SpotifyCache(cache_path), progress=False)
     assert state.searches == ["C"] and result.genres == {"A": ["pop"], "B": ["rock"], "C": ["jazz"]}
 
 
@@ -481,7 +482,7 @@ def test_bad_cache_file_is_an_error(tmp_path):
     path = tmp_path / "cache.json"
     path.write_text("{not json")
     with pytest.raises(G.GenreError, match="unreadable"):
-        G.SpotifyCache(path)
+        S.SpotifyCache(path)
 
 
 # --- the command --------------------------------------------------------------------------------

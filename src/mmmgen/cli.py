@@ -112,7 +112,7 @@ def cmd_render(argv: Sequence[str]) -> int:
 
 
 def cmd_genres(argv: Sequence[str]) -> int:
-    from mmmgen import genres
+    from mmmgen import genres, spotify
 
     def extra(p):
         p.add_argument("--out", required=True, help="Output CSV path,genre (paths relative to MIDI_DIR) for `mmmgen prepare --genres`.")
@@ -127,7 +127,7 @@ def cmd_genres(argv: Sequence[str]) -> int:
         argv, [], "mmmgen genres", "Label a MIDI collection (Lakh MIDI Clean Artist/Title.mid) with genres; print a balance report.",
         [("midi_dir", "Folder of MIDI files (Artist/Title.mid, or Genre/... with --from-folders genre).")], extra,
     )
-    client = genres.SpotifyClient.from_env() if ns["spotify"] else None
+    client = spotify.SpotifyClient.from_env() if ns["spotify"] else None
     report = genres.label_collection(
         ns["midi_dir"], ns["out"], artist_csv=ns["artist_csv"], from_folders=ns["from_folders"], spotify=client,
         group=ns["group"], min_count=ns["min_count"], cache=ns["cache"],
