@@ -1,0 +1,259 @@
+"""Music is generated here, one instrument (track) at a time, always valid.
+
+A ``Song`` is a value: its meter, genre, bar count, tempo and the MMM text of each track. The
+``Generator`` holds the model and tokenizer (loaded once, passed in) and turns a song into a new
+song: ``start``, ``add_track``, ``regenerate_last``, ``remove_last``, ``change_tempo``. Every
+sampled word is masked by the grammar rules of ``constraints.py``, so a new track always parses,
+has exactly the song's number of bars and at least one note. The key/value cache of the text
+already read is kept between calls, so adding a track reads only the new words.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field, replace
+
+from mmmgen import vocab as V
+from mmmgen.codec import text_to_piece
+from mmmgen.constraints import DONE, TrackSpec, TrackState, VocabTable, allowed
+from mmmgen.errors import MMMGenError
+
+
+class GenerationError(MMMGenError):
+    """An impossible request: no track to remove, a song longer than the model's context, ..."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How words are drawn: temperature, top-k, top-p (nucleus), seed (None = fresh randomness)."""
+
+    temperature: float = 0.85
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.temperature <= 5:
+            msg = f"temperature must be in (0, 5], got {self.temperature}"
+            raise GenerationError(msg)
+        if not 0 < self.top_p <= 1 or self.top_k < 0:
+            msg = f"top_p must be in (0, 1] and top_k >= 0, got {self.top_p}, {self.top_k}"
+            raise GenerationError(msg)
+
+
+@dataclass(frozen=True)
+class Song:
+    """A piece being built track by track (a pure value: operations return new songs)."""
+
+    time_signature: tuple[int, int] = (4, 4)
+    genre: str = V.OTHER_GENRE
+    n_bars: int = 8
+    tempo: float = 120.0
+    tracks: tuple[str, ...] = ()  # "TRACK_START INST=.. DENSITY=.. BAR_START ... TRACK_END"
+
+    @property
+    def header(self) -> str:
+        return f"{V.PIECE_START} {V.time_signature(*self.time_signature)} {V.genre(self.genre)}"
+
+    @property
+    def text(self) -> str:
+        return " ".join([self.header, *self.tracks])
+
+    @property
+    def instruments(self) -> list[tuple[int, bool]]:
+        """``(program, is_drum)`` of each track, in order."""
+        return [(t.program, t.is_drum) for t in text_to_piece(self.text).tracks]
+
+    @classmethod
+    def from_text(cls, text: str, tempo: float = 120.0, n_bars: int | None = None) -> Song:
+        """A song from MMM text (e.g. a prompt); tracks are kept word for word."""
+        piece = text_to_piece(text)
+        tracks, current = [], None
+        for word in text.split():
+            if word == V.TRACK_START:
+                current = [word]
+            elif current is not None:
+                current.append(word)
+                if word == V.TRACK_END:
+                    tracks.append(" ".join(current))
+                    current = None
+        bars = n_bars or piece.n_bars or 8
+        return cls(piece.time_signature, piece.genre or V.OTHER_GENRE, bars, piece.tempo or tempo, tuple(tracks))
+
+
+@dataclass
+class _Cache:
+    ids: list[int] = field(default_factory=list)  # tokens whose keys/values are in ``past``
+    past: object = None
+
+
+class Generator:
+    """Constrained, cached, one-track-at-a-time generation with a GPT-2 model.
+
+    Args:
+        model: a causal LM (``GPT2LMHeadModel``) whose vocabulary is the tokenizer's.
+        tokenizer: the run's word-level tokenizer.
+        grid: grid steps per quarter of the text (the dataset's setting).
+        density_levels: DENSITY levels the model was trained with.
+    """
+
+    def __init__(self, model, tokenizer, grid: int = 12, density_levels: int = 10, genres: list[str] | None = None):
+        import torch
+
+        self.torch = torch
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.grid = grid
+        vocab = tokenizer.get_vocab()
+        self.table = VocabTable.from_vocab(vocab, grid)
+        self.words = {i: w for w, i in vocab.items()}
+        self.density_levels = density_levels
+        self.genres = genres or sorted(
+            V.parse_word(w).value for w in vocab if V.parse_word(w).kind == V.GENRE
+        )
+        self.device = next(model.parameters()).device
+        self.context = int(getattr(model.config, "n_positions", 1024))
+        self._cache = _Cache()
+        self._lock = threading.Lock()
+
+    # --- song operations -----------------------------------------------------------------
+    def start(self, genre: str | None = None, time_signature=(4, 4), n_bars: int = 8, tempo: float = 120.0, **track) -> Song:
+        """A new song with one track; ``genre=None`` lets the model choose it."""
+        if genre is None:
+            rng = random.Random(track.get("sampling", Sampling()).seed)
+            genre = rng.choice(self.genres) if self.genres else V.OTHER_GENRE
+        song = Song(tuple(time_signature), V.normalize_genre(genre), n_bars, tempo)
+        return self.add_track(song, **track)
+
+    def add_track(
+        self,
+        song: Song,
+        instrument: tuple[int, bool] | None = None,
+        density: int | None = None,
+        new_instrument: bool = False,
+        sampling: Sampling | None = None,
+    ) -> Song:
+        """The song with one more track.
+
+        Args:
+            instrument: force ``INST=`` (``(program, is_drum)``); None lets the model choose.
+            density: force the DENSITY level; None lets the model choose.
+            new_instrument: when the model chooses, only instruments the song does not have.
+            sampling: temperature / top-k / top-p / seed.
+        """
+        if density is not None and not 0 <= density < self.density_levels:
+            msg = f"density must be in 0..{self.density_levels - 1}, got {density}"
+            raise GenerationError(msg)
+        instruments = None
+        if instrument is not None:
+            instruments = [instrument]
+        elif new_instrument:
+            taken = set(song.instruments)
+            instruments = [k for k in self.table.inst if k not in taken]
+        spec = TrackSpec(song.n_bars, song.time_signature, instruments, density)
+        track = self._sample_track(song.text, spec, sampling or Sampling())
+        return replace(song, tracks=(*song.tracks, track))
+
+    def regenerate_last(self, song: Song, **track) -> Song:
+        """The song with its last track written anew (same instrument unless another is forced)."""
+        if not song.tracks:
+            msg = "the song has no track to regenerate"
+            raise GenerationError(msg)
+        last = song.instruments[-1]
+        track.setdefault("instrument", last)
+        return self.add_track(self.remove_last(song), **track)
+
+    @staticmethod
+    def remove_last(song: Song) -> Song:
+        if not song.tracks:
+            msg = "the song has no track to remove"
+            raise GenerationError(msg)
+        return replace(song, tracks=song.tracks[:-1])
+
+    @staticmethod
+    def change_tempo(song: Song, tempo: float) -> Song:
+        """Tempo is a rendering setting: nothing is regenerated."""
+        if not 10 <= tempo <= 400:
+            msg = f"tempo must be in 10..400 BPM, got {tempo}"
+            raise GenerationError(msg)
+        return replace(song, tempo=float(tempo))
+
+    # --- sampling --------------------------------------------------------------------------
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _sample_track(self, song_text: str, spec: TrackSpec, sampling: Sampling) -> str:
+        prefix = self._encode(f"{song_text} {V.TRACK_START}")
+        with self._lock, self.torch.inference_mode():
+            state = TrackState(spec, self.grid)
+            out = self._loop(prefix, state, sampling)
+        text = " ".join([V.TRACK_START, *(self.words[i] for i in out)])
+        piece = text_to_piece(f"PIECE_START {V.time_signature(*spec.time_signature)} {text}", self.grid, strict=True)
+        assert piece.tracks[0].n_bars == spec.n_bars and piece.tracks[0].notes, "constraints failed"
+        return text
+
+    def _loop(self, prefix: list[int], state: TrackState, sampling: Sampling) -> list[int]:
+        torch = self.torch
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(sampling.seed if sampling.seed is not None else random.SystemRandom().getrandbits(63))
+        past, feed = self._reuse(prefix)
+        seen, out = list(prefix), []
+        while state.phase != DONE:
+            if len(seen) >= self.context:
+                msg = f"the song would exceed the model's context of {self.context} tokens; remove a track or use fewer bars"
+                raise GenerationError(msg)
+            ids = torch.tensor([feed], device=self.device)
+            result = self.model(input_ids=ids, cache=past, use_cache=True)
+            past = result.cache
+            logits = result.logits[0, -1].float().cpu()
+            mask = torch.from_numpy(allowed(state, self.table)[: logits.shape[0]])
+            token = _draw(logits.masked_fill(~mask, float("-inf")), sampling, gen)
+            state.step(self.words[token])
+            out.append(token)
+            seen.append(token)
+            feed = [token]
+        self._cache = _Cache(seen[:-1], past)  # the last word was drawn but not yet read
+        return out
+
+    def _reuse(self, prefix: list[int]):
+        """The cached keys/values for the longest shared prefix, and the words still to read."""
+        cached = self._cache
+        n = 0
+        for a, b in zip(cached.ids, prefix, strict=False):
+            if a != b:
+                break
+            n += 1
+        n = min(n, len(prefix) - 1)  # always read at least one word to get logits
+        if cached.past is None or n <= 0:
+            return None, prefix
+        extra = cached.past.get_seq_length() - n
+        if extra > 0:
+            cached.past.crop(-extra)  # transformers 5: a negative count of tokens to drop
+        return cached.past, prefix[n:]
+
+
+def _draw(logits, sampling: Sampling, gen) -> int:
+    """Sample one id from masked logits with temperature, top-k and top-p."""
+    import torch
+
+    logits = logits / sampling.temperature
+    if sampling.top_k:
+        kth = torch.topk(logits, min(sampling.top_k, logits.numel())).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, -1)
+    if sampling.top_p < 1:
+        sorted_p, order = torch.sort(probs, descending=True)
+        keep = torch.cumsum(sorted_p, 0) - sorted_p < sampling.top_p  # always keeps the top word
+        probs = torch.zeros_like(probs).scatter(0, order, sorted_p * keep)
+    return int(torch.multinomial(probs, 1, generator=gen))
+
+
+def instrument_label(program: int, is_drum: bool) -> str:
+    """``'Violin (40)'`` / ``'Drums'`` for lists shown to people."""
+    try:
+        from mmmgen.gm import instrument_name
+    except ImportError:  # pragma: no cover - gm arrives with the rendering module
+        return "Drums" if is_drum else f"Program {program}"
+    return instrument_name(program, is_drum)
+

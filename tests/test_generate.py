@@ -1,0 +1,109 @@
+"""Generation with an untrained tiny model (the hardest case for the constraints): always valid."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+from mmmgen import vocab as V
+from mmmgen.codec import text_to_piece
+from mmmgen.generate import GenerationError, Generator, Sampling, Song
+
+
+def word_tokenizer(words: list[str]) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token=V.UNK))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token=V.UNK, pad_token=V.PAD)
+
+
+@pytest.fixture(scope="module")
+def untrained():
+    words = [*V.SPECIAL_TOKENS, *V.all_words(genres=["POP", "ROCK"])]
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(words), n_positions=4096, n_embd=32, n_layer=2, n_head=2, bos_token_id=None, eos_token_id=None)
+    return GPT2LMHeadModel(config), word_tokenizer(words)
+
+
+@pytest.fixture
+def generator(untrained):
+    return Generator(*untrained)
+
+
+def check_valid(song: Song) -> None:
+    piece = text_to_piece(song.text, strict=True)
+    assert len(piece.tracks) == len(song.tracks)
+    for track in piece.tracks:
+        assert track.n_bars == song.n_bars and track.notes
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_every_track_is_valid_with_the_requested_bars(generator, seed):
+    meter = [(4, 4), (3, 4), (6, 8)][seed % 3]
+    song = generator.start("POP", time_signature=meter, n_bars=2 + seed % 3, sampling=Sampling(seed=seed, temperature=1.0))
+    song = generator.add_track(song, instrument=(0, True), sampling=Sampling(seed=seed))
+    song = generator.add_track(song, new_instrument=True, density=2, sampling=Sampling(seed=seed, top_k=20, top_p=0.9))
+    check_valid(song)
+    assert song.instruments[1] == (0, True)
+    assert len(set(song.instruments)) == 3
+    assert text_to_piece(song.text).tracks[2].density == 2
+
+
+def test_same_seed_same_song_cached_or_not(untrained):
+    a, b = Generator(*untrained), Generator(*untrained)
+    warm = a.start("ROCK", n_bars=2, sampling=Sampling(seed=7))
+    warm = a.add_track(warm, sampling=Sampling(seed=8))  # a's cache now holds the first track
+    cold = b.add_track(b.start("ROCK", n_bars=2, sampling=Sampling(seed=7)), sampling=Sampling(seed=8))
+    assert warm == cold
+    fresh = a.regenerate_last(warm, sampling=Sampling(seed=9))
+    assert fresh.tracks[0] == warm.tracks[0] and fresh.instruments == warm.instruments
+
+
+def test_adding_a_track_reads_only_the_new_words(untrained):
+    model, tok = untrained
+    gen = Generator(model, tok)
+    fed = []
+    hook = model.register_forward_pre_hook(lambda m, args, kwargs: fed.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+    try:
+        song = gen.start("POP", n_bars=2, sampling=Sampling(seed=1))
+        fed.clear()
+        gen.add_track(song, sampling=Sampling(seed=2))
+    finally:
+        hook.remove()
+    assert fed[0] == 2  # the first track's last word and TRACK_START: the rest comes from the cache
+    assert all(n == 1 for n in fed[1:])
+
+
+def test_remove_regenerate_tempo(generator):
+    song = generator.start("POP", n_bars=1, tempo=90, sampling=Sampling(seed=3))
+    assert generator.remove_last(song).tracks == ()
+    faster = generator.change_tempo(song, 150)
+    assert faster.tracks == song.tracks and faster.tempo == 150
+    with pytest.raises(GenerationError, match="no track to remove"):
+        generator.remove_last(generator.remove_last(song))
+    with pytest.raises(GenerationError, match="no track to regenerate"):
+        generator.regenerate_last(generator.remove_last(song))
+    with pytest.raises(GenerationError, match="tempo"):
+        generator.change_tempo(song, 0)
+
+
+def test_song_longer_than_the_context_is_a_clear_error(untrained):
+    _, tok = untrained
+    torch.manual_seed(0)
+    small = GPT2LMHeadModel(GPT2Config(vocab_size=tok.vocab_size, n_positions=64, n_embd=16, n_layer=1, n_head=2))
+    with pytest.raises(GenerationError, match="exceed the model's context of 64"):
+        Generator(small, tok).start("POP", n_bars=8, sampling=Sampling(seed=0))
+
+
+def test_song_from_text_keeps_tracks_word_for_word(generator):
+    song = generator.start("POP", n_bars=2, sampling=Sampling(seed=4))
+    again = Song.from_text(song.text)
+    assert again.tracks == song.tracks and again.time_signature == song.time_signature and again.n_bars == 2
+
+
+def test_bad_sampling_settings_are_rejected():
+    with pytest.raises(GenerationError):
+        Sampling(temperature=0)
+    with pytest.raises(GenerationError):
+        Sampling(top_p=1.5)
