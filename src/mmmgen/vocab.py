@@ -183,6 +183,12 @@ def parse_inst(value: str | None) -> tuple[int, bool] | None:
     return None if program is None else (program, False)
 
 
+def bar_steps(time_signature: tuple[int, int], grid: int) -> int:
+    """Grid steps in one bar of ``numerator/denominator`` at ``grid`` steps per quarter."""
+    numerator, denominator = time_signature
+    return numerator * grid * 4 // denominator
+
+
 # --- the full vocabulary ----------------------------------------------------------------------
 def max_time_delta_steps(grid: int) -> int:
     """The longest single ``TIME_DELTA``: a whole 4/4 bar (16 sixteenths); longer gaps repeat it."""
