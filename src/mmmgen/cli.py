@@ -94,20 +94,27 @@ def cmd_prepare(argv: Sequence[str]) -> int:
 
 
 def cmd_render(argv: Sequence[str]) -> int:
-    from mmmgen.render import render_file
+    from mmmgen.render import FORMATS, SOUNDFONT_ENV, SYNTHS, render_file
 
     def extra(p):
-        p.add_argument("--out", required=True, help="Output folder (0000.mid, 0001.mid, ...).")
-        p.add_argument("--format", default="mid", help="Comma-separated output formats (mid).")
-        p.add_argument("--tempo", type=float, default=120.0, help="Tempo in BPM.")
+        p.add_argument("--out", required=True, help="Output folder (0000.mid, 0000.wav, ... per text line; <stem>.<fmt> for a MIDI file).")
+        p.add_argument("--format", default="mid", help=f"Comma-separated output formats, e.g. mid,wav,png (from {','.join(FORMATS)}; mp3/ogg need ffmpeg).")
+        p.add_argument("--tempo", type=float, default=None, help="Tempo in BPM; unset, text plays at its BPM= or 120 and a MIDI file at its own tempo.")
         p.add_argument("--grid", type=int, default=12, help="Grid steps per quarter of the text.")
+        p.add_argument("--soundfont", default=None, help=f"General MIDI .sf2 for audio; unset: ${SOUNDFONT_ENV}, else fluid-soundfont-gm's FluidR3_GM.sf2, else pretty_midi's TimGM6mb.sf2.")
+        p.add_argument("--synth", choices=SYNTHS, default="auto", help="Audio synthesizer; auto: FluidSynth when installed, else the built-in numpy SoundFont player.")
+        p.add_argument("--sample-rate", type=int, default=44100, help="Audio sample rate in Hz.")
 
     _, ns = parse_config(
-        argv, [], "mmmgen render", "Turn MMM text (one piece per line) back into MIDI files.",
-        [("input", "Text file with one MMM piece per line (the tutorial's token_sequences_*.txt work).")], extra,
+        argv, [], "mmmgen render", "Render MMM text (one piece per line) or a MIDI file to MIDI, audio (wav/mp3/ogg) and piano-roll pictures (png).",
+        [("input", "Text file with one MMM piece per line (the tutorial's token_sequences_*.txt work), or a MIDI file.")], extra,
     )
-    written = render_file(ns["input"], ns["out"], ns["format"].split(","), tempo=ns["tempo"], grid=ns["grid"])
-    print(f"wrote {len(written)} files to {ns['out']}")
+    written = render_file(
+        ns["input"], ns["out"], ns["format"], tempo=ns["tempo"], grid=ns["grid"],
+        soundfont=ns["soundfont"], synth=ns["synth"], sample_rate=ns["sample_rate"],
+    )
+    kinds = sorted({p.suffix.lstrip(".") for p in written})
+    print(f"wrote {len(written)} files ({', '.join(kinds) or 'none'}) to {ns['out']}")
     return 0
 
 
@@ -136,11 +143,56 @@ def cmd_genres(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_tokenizer(argv: Sequence[str]) -> int:
+    from mmmgen.config import TokenizerConfig
+    from mmmgen.tokenizer import format_summary, train_tokenizer
+
+    (config,), ns = parse_config(
+        argv, [TokenizerConfig], "mmmgen tokenizer",
+        "Train a WordLevel tokenizer (whitespace words) on a dataset's train split; its vocabulary is the dataset's whole grammar.",
+        [("dataset_dir", "Prepared dataset folder (mmmgen prepare)."), ("out_dir", "Output tokenizer folder.")],
+    )
+    tokenizer = train_tokenizer(ns["dataset_dir"], ns["out_dir"], batch_size=config.batch_size)
+    print(format_summary(tokenizer, ns["out_dir"]))
+    return 0
+
+
+def cmd_train(argv: Sequence[str]) -> int:
+    import os
+
+    from mmmgen.config import TrainConfig
+    from mmmgen.train import format_summary, train
+
+    (config,), _ = parse_config(
+        argv, [TrainConfig], "mmmgen train",
+        "Train a GPT-2 from scratch on a prepared dataset (HF Trainer; packed blocks; checkpoints; --resume).",
+    )
+    run = train(config)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(format_summary(run))
+    return 0
+
+
+def cmd_size(argv: Sequence[str]) -> int:
+    from mmmgen.config import SizeConfig
+    from mmmgen.model import format_size_report, size_report
+
+    (config,), _ = parse_config(
+        argv, [SizeConfig], "mmmgen size",
+        "Count a dataset's tokens; print the Chinchilla compute-optimal model size, steps and the preset that fits.",
+    )
+    print(format_size_report(size_report(config.dataset, config.tokens_per_param, config.epochs, config.batch_tokens)))
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "corpus": (cmd_corpus, "export the embedded music21 corpus to MIDI + genres.csv"),
     "genres": (cmd_genres, "label a MIDI collection with genres (artist CSV, folders, Spotify) -> path,genre CSV"),
     "prepare": (cmd_prepare, "MIDI folder -> N-bar MMM text windows (HF dataset)"),
-    "render": (cmd_render, "MMM text -> MIDI files"),
+    "tokenizer": (cmd_tokenizer, "dataset -> WordLevel tokenizer over the whole grammar"),
+    "size": (cmd_size, "dataset -> token count, compute-optimal model size, fitting preset"),
+    "train": (cmd_train, "dataset + tokenizer -> GPT-2 run folder (checkpoints, samples, model card)"),
+    "render": (cmd_render, "MMM text or MIDI -> MIDI, audio (FluidSynth), piano roll"),
 }
 
 
