@@ -188,8 +188,8 @@ def test_missing_soundfont_names_the_install_command(tmp_path, monkeypatch):
     with pytest.raises(RenderError, match="apt-get install fluid-soundfont-gm"):
         render.render_audio(make_score([(0, False, [(60, 0, 1)])]), tmp_path / "a.wav")
     monkeypatch.delenv(render.SOUNDFONT_ENV)
-    monkeypatch.setattr(render, "SYSTEM_SOUNDFONTS", ())
-    monkeypatch.setattr(render, "bundled_soundfont", lambda: None)
+    monkeypatch.setattr("mmmgen.audio.SYSTEM_SOUNDFONTS", ())
+    monkeypatch.setattr("mmmgen.audio.bundled_soundfont", lambda: None)
     with pytest.raises(RenderError, match="apt-get install fluid-soundfont-gm"):
         render.find_soundfont()
     assert not (tmp_path / "a.wav").exists()
@@ -202,7 +202,7 @@ def test_soundfont_choice_order(tmp_path, monkeypatch):
     assert render.find_soundfont() == fake
     assert render.find_soundfont(str(fake)) == fake
     monkeypatch.delenv(render.SOUNDFONT_ENV)
-    monkeypatch.setattr(render, "SYSTEM_SOUNDFONTS", (str(tmp_path / "none.sf2"), str(fake)))
+    monkeypatch.setattr("mmmgen.audio.SYSTEM_SOUNDFONTS", (str(tmp_path / "none.sf2"), str(fake)))
     assert render.find_soundfont() == fake
 
 

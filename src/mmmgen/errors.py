@@ -5,3 +5,7 @@ from __future__ import annotations
 
 class MMMGenError(Exception):
     """Base class of every error caused by the user's input rather than by a bug."""
+
+
+class RenderError(MMMGenError):
+    """A rendering request that cannot be met (unknown format, missing input or SoundFont)."""
