@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from tiny import untrained_model
+from transformers import GPT2Config, GPT2LMHeadModel
 
-from mmmgen import vocab as V
 from mmmgen.codec import text_to_piece
 from mmmgen.generate import GenerationError, Generator, Sampling, Song
 
 
-def word_tokenizer(words: list[str]) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token=V.UNK))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token=V.UNK, pad_token=V.PAD)
-
-
 @pytest.fixture(scope="module")
 def untrained():
-    words = [*V.SPECIAL_TOKENS, *V.all_words(genres=["POP", "ROCK"])]
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=len(words), n_positions=4096, n_embd=32, n_layer=2, n_head=2, bos_token_id=None, eos_token_id=None)
-    return GPT2LMHeadModel(config), word_tokenizer(words)
+    return untrained_model()
 
 
 @pytest.fixture

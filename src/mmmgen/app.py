@@ -225,3 +225,30 @@ def song_from_midi(file, generator: Generator, settings: AppSettings, tempo: flo
         msg = f"the first {settings.bars} bars of that file are longer than the model's context"
         raise GenerationError(msg)
     return Song.from_text(text, tempo=tempo, n_bars=settings.bars)
+
+
+def offline_theme():
+    """Gradio's default look with system fonts: the page loads nothing from the internet."""
+    import gradio as gr
+
+    return gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+    )
+
+
+def serve(demo, host: str = "127.0.0.1", port: int = 7860, block: bool = True):
+    """Launch the app locally (no share link, no analytics, offline theme)."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        theme=offline_theme(),
+        max_file_size=MAX_UPLOAD_BYTES,
+        prevent_thread_lock=not block,
+        footer_links=["api"],
+        quiet=not block,
+    )
+

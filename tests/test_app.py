@@ -1,0 +1,167 @@
+"""The web app through its API (gradio_client), under concurrency, and in a real browser."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from synth import random_score, write
+from tiny import untrained_model
+
+from mmmgen import vocab as V
+from mmmgen.app import AppSettings, build_app, serve
+from mmmgen.codec import text_to_piece
+from mmmgen.generate import Generator
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+CONTROLS = {"temperature": 0.9, "genre": "POP", "instrument": "Model's choice", "density": "auto", "tempo": 120, "seed": 0, "bars": 2}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    model, tokenizer = untrained_model()
+    demo = build_app(Generator(model, tokenizer), AppSettings(bars=2, concurrency=2, queue_size=32))
+    port = free_port()
+    serve(demo, port=port, block=False)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def call(client, api: str, **overrides):
+    args = {**CONTROLS, **overrides}
+    return client.predict(*args.values(), api_name=api)
+
+
+def tracks_of(text: str) -> int:
+    return text.split().count(V.TRACK_START)
+
+
+def test_every_api_name(app_url):
+    from gradio_client import Client
+
+    c = Client(app_url, verbose=False)
+    assert {"/start", "/add", "/remove_last", "/regenerate_last", "/change_tempo", "/upload"} <= set(
+        c.view_api(return_format="dict")["named_endpoints"]
+    )
+    audio, midi, roll, instruments, tokens = call(c, "/start", seed=1)
+    assert Path(audio).stat().st_size > 1000 and Path(midi).suffix == ".mid" and Path(roll).suffix == ".png"
+    assert tracks_of(tokens) == 1 and len(instruments.splitlines()) == 1
+    *_, instruments, tokens = call(c, "/add", seed=2, instrument="Violin")
+    assert tracks_of(tokens) == 2 and instruments.splitlines()[1] == "2. Violin"
+    *_, regenerated = call(c, "/regenerate_last", seed=3)
+    assert regenerated.split("TRACK_END")[0] == tokens.split("TRACK_END")[0]
+    assert text_to_piece(regenerated).tracks[1].program == 40  # same instrument, new notes
+    *_, tempo_text = call(c, "/change_tempo", tempo=90)
+    assert tempo_text == regenerated  # tempo re-renders, nothing is regenerated
+    *_, instruments, tokens = call(c, "/remove_last")
+    assert tracks_of(tokens) == 1 and len(instruments.splitlines()) == 1
+    for text in (tokens, regenerated):
+        for track in text_to_piece(text, strict=True).tracks:
+            assert track.n_bars == 2 and track.notes
+
+
+def test_impossible_actions_keep_the_page(app_url):
+    from gradio_client import Client
+
+    c = Client(app_url, verbose=False)
+    *_, tokens = call(c, "/remove_last")  # nothing to remove: a warning, the outputs stay as they are
+    assert tokens == {"__type__": "update"}
+    *_, tokens = call(c, "/start", seed=5)
+    *_, same = call(c, "/start", seed=5)
+    assert tokens == same  # a seed makes an action reproducible
+
+
+def test_upload_a_midi_file_and_reject_bad_ones(app_url, tmp_path):
+    from gradio_client import Client, handle_file
+
+    c = Client(app_url, verbose=False)
+    good = write(random_score(3, n_bars=4), tmp_path / "song.mid")
+    *_, instruments, tokens = c.predict(handle_file(str(good)), 100, api_name="/upload")
+    piece = text_to_piece(tokens, strict=True)
+    assert piece.tracks and piece.n_bars == 2 and len(instruments.splitlines()) == len(piece.tracks)
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"MThd garbage")
+    *_, after = c.predict(handle_file(str(bad)), 100, api_name="/upload")
+    assert after == {"__type__": "update"}  # a warning; the previous song stays on the page
+
+
+def test_sessions_never_share_a_song(app_url):
+    from gradio_client import Client
+
+    results, errors = {}, []
+
+    def session(i: int):
+        try:
+            c = Client(app_url, verbose=False)
+            *_, first = call(c, "/start", seed=100 + i)
+            *_, second = call(c, "/add", seed=200 + i)
+            results[i] = (first, second)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not errors and len(results) == 8
+    for first, second in results.values():
+        assert second.startswith(first) and tracks_of(second) == 2
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
+def test_in_a_real_browser(app_url, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    outside = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:", "blob:")) else outside.append(r.url))
+        page.goto(app_url)
+        tokens = page.locator("#tokens textarea")
+        instruments = page.locator("#instruments textarea")
+
+        def click(label: str, expect_tracks: int):
+            page.get_by_role("button", name=label, exact=True).click()
+            page.wait_for_function(
+                f"() => {{ const t = document.querySelector('#tokens textarea'); return t && t.value.split(' ').filter(w => w === 'TRACK_START').length === {expect_tracks}; }}",
+                timeout=120_000,
+            )
+            text = tokens.input_value()
+            assert tracks_of(text) == expect_tracks
+            assert len(instruments.input_value().splitlines()) == expect_tracks
+            return text
+
+        click("Start from scratch", 1)
+        click("Add instrument", 2)
+        click("Add instrument", 3)
+        before = click("Regenerate last instrument", 3)
+        click("Remove last instrument", 2)
+        page.get_by_role("button", name="Change tempo", exact=True).click()
+        expect(page.locator("#audio audio, #audio [data-testid='waveform-controls'], #audio")).not_to_have_count(0)
+        expect(page.locator("#pianoroll img")).to_have_count(1, timeout=60_000)
+        expect(page.locator("#midi a, #midi [download]").first).to_be_visible(timeout=60_000)
+        assert tracks_of(before) == 3
+        out = Path(os.environ.get("MMMGEN_TEST_ARTIFACTS", tmp_path))
+        out.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(out / "app.png"), full_page=True)
+        browser.close()
+    assert not outside, f"the page reached outside this machine: {outside[:5]}"

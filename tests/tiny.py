@@ -1,0 +1,26 @@
+"""A tiny untrained GPT-2 over the full MMM vocabulary: the hardest case for constrained generation."""
+
+from __future__ import annotations
+
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+from mmmgen import vocab as V
+
+
+def word_tokenizer(words: list[str]) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token=V.UNK))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token=V.UNK, pad_token=V.PAD)
+
+
+def untrained_model(genres=("POP", "ROCK"), n_positions: int = 4096, seed: int = 0):
+    """``(model, tokenizer)``: 2 layers x 32 dims, random weights."""
+    import torch
+
+    words = [*V.SPECIAL_TOKENS, *V.all_words(genres=list(genres))]
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=len(words), n_positions=n_positions, n_embd=32, n_layer=2, n_head=2, bos_token_id=None, eos_token_id=None
+    )
+    return GPT2LMHeadModel(config), word_tokenizer(words)
