@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -183,37 +184,51 @@ def _clip_notes(notes: np.ndarray, w0: int, w1: int) -> np.ndarray:
     return cut
 
 
+_NOTE_ON = tuple(V.note_on(p) for p in range(V.N_PITCHES))
+_NOTE_OFF = tuple(V.note_off(p) for p in range(V.N_PITCHES))
+_NOTE_HOLD = tuple(V.note_hold(p) for p in range(V.N_PITCHES))
+
+
 def track_to_bar_texts(track: TrackNotes, n_bars: int, bar_len: int, grid: int) -> list[str]:
-    """The words of each bar of a track, ``BAR_START ... BAR_END`` included."""
-    notes = track.notes
-    bars: list[str] = []
+    """The words of each bar of a track, ``BAR_START ... BAR_END`` included.
+
+    One pass over the notes: each onset goes to its bar, each offset to the bar it closes, each
+    bar a note sounds through gets a ``NOTE_HOLD``; then one sort by (bar, time, off-before-on,
+    pitch).
+    """
+    events: list[tuple[int, int, int, int]] = []  # (bar, time, 0=off / 1=on, pitch)
+    holds: list[list[int]] = [[] for _ in range(n_bars)]
+    for pitch, start, end, _ in track.notes.tolist():
+        if start >= 0 and start // bar_len < n_bars:
+            events.append((start // bar_len, start, 1, pitch))
+        if (end - 1) // bar_len < n_bars:
+            events.append(((end - 1) // bar_len, end, 0, pitch))
+        for bar in range(start // bar_len + 1, min(-(-end // bar_len), n_bars)):
+            holds[bar].append(pitch)
+    events.sort()
+    bars, i = [], 0
     for b in range(n_bars):
-        b0, b1 = b * bar_len, (b + 1) * bar_len
-        words = [V.BAR_START]
-        held = notes[(notes[:, 1] < b0) & (notes[:, 2] > b0)]
-        words += [V.note_hold(int(p)) for p in sorted(held[:, 0])]
-        events: list[tuple[int, int, int]] = []  # (time, 0=off / 1=on, pitch)
-        for pitch, start, end, _ in notes[(notes[:, 2] > b0) & (notes[:, 1] < b1)]:
-            if start >= b0:
-                events.append((int(start), 1, int(pitch)))
-            if end <= b1:
-                events.append((int(end), 0, int(pitch)))
-        t = b0
-        for time, is_on, pitch in sorted(events):
-            words += _time_delta_words(time - t, grid)
-            t = time
-            words.append(V.note_on(pitch) if is_on else V.note_off(pitch))
+        words = [V.BAR_START, *(_NOTE_HOLD[p] for p in sorted(holds[b]))]
+        t = b * bar_len
+        while i < len(events) and events[i][0] == b:
+            _, time, is_on, pitch = events[i]
+            if time != t:
+                words += _time_delta_words(time - t, grid)
+                t = time
+            words.append(_NOTE_ON[pitch] if is_on else _NOTE_OFF[pitch])
+            i += 1
         words.append(V.BAR_END)
         bars.append(" ".join(words))
     return bars
 
 
-def _time_delta_words(steps: int, grid: int) -> list[str]:
+@lru_cache(maxsize=4096)
+def _time_delta_words(steps: int, grid: int) -> tuple[str, ...]:
     longest = V.max_time_delta_steps(grid)
     words = [V.time_delta(longest, grid)] * (steps // longest)
     if steps % longest:
         words.append(V.time_delta(steps % longest, grid))
-    return words
+    return tuple(words)
 
 
 def density_level(n_notes: int, edges: list[float] | np.ndarray | None) -> int:
