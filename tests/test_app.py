@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -156,9 +157,11 @@ def test_in_a_real_browser(app_url, tmp_path):
         before = click("Regenerate last instrument", 3)
         click("Remove last instrument", 2)
         page.get_by_role("button", name="Change tempo", exact=True).click()
-        expect(page.locator("#audio audio, #audio [data-testid='waveform-controls'], #audio")).not_to_have_count(0)
+        page.wait_for_timeout(300)
+        page.wait_for_function("() => !document.body.innerText.includes('processing')", timeout=120_000)
+        expect(page.locator("#audio a.download-link").first).to_have_attribute("href", re.compile(r"\.wav$"), timeout=60_000)
         expect(page.locator("#pianoroll img")).to_have_count(1, timeout=60_000)
-        expect(page.locator("#midi a, #midi [download]").first).to_be_visible(timeout=60_000)
+        expect(page.locator("#midi a.download-link").first).to_have_attribute("href", re.compile(r"\.mid$"))
         assert tracks_of(before) == 3
         out = Path(os.environ.get("MMMGEN_TEST_ARTIFACTS", tmp_path))
         out.mkdir(parents=True, exist_ok=True)
