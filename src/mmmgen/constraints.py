@@ -10,7 +10,7 @@ any sampled track parses, has exactly the requested bars and at least one note.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -73,6 +73,11 @@ class TrackSpec:
     instruments: list[tuple[int, bool]] | None = None  # allowed (program, is_drum); None = any
     density: int | None = None  # forced DENSITY level
     max_words_per_bar: int = 400  # past this, the bar may only close (keeps generation bounded)
+    fill: bool = False  # writing one bar-fill (FILL_START .. FILL_END) instead of a track
+
+    @property
+    def end_word(self) -> str:
+        return V.FILL_END if self.fill else V.BAR_END
 
 
 @dataclass
@@ -98,6 +103,11 @@ class TrackState:
     def last_bar(self) -> bool:
         return self.bars_done == self.spec.n_bars - 1
 
+    @classmethod
+    def for_fill(cls, spec: TrackSpec, carried: set[int], grid: int = 12) -> TrackState:
+        """The state at the start of a fill: inside a bar whose previous bar left ``carried`` sounding."""
+        return cls(replace(spec, fill=True, n_bars=1), grid, phase=IN_BAR, carry=set(carried))
+
     def step(self, word: str) -> None:
         """Advance over one word (assumed allowed)."""
         w = V.parse_word(word)
@@ -107,7 +117,7 @@ class TrackState:
             self.phase = EXPECT_BAR
         elif w.kind == V.BAR_START:
             self.phase, self.t, self.head, self.words_in_bar = IN_BAR, 0, True, 0
-        elif w.kind == V.TRACK_END:
+        elif w.kind in (V.TRACK_END, V.FILL_END):
             self.phase = DONE
         elif w.kind == V.BAR_END:
             self.carry, self.open = set(self.open), {}
@@ -142,7 +152,7 @@ def structure_rule(s: TrackState, v: VocabTable) -> np.ndarray:
         return v.mask([v.ids.get(V.BAR_START, -1), v.ids.get(V.TRACK_END, -1)])
     if s.phase == IN_BAR:
         families = np.concatenate([v.note_on, v.note_off, v.note_hold, v.time_delta[1:]])
-        return v.mask([*families, v.ids.get(V.BAR_END, -1)])
+        return v.mask([*families, v.ids.get(s.spec.end_word, -1)])
     return v.mask([])
 
 
@@ -197,7 +207,7 @@ def hold_rule(s: TrackState, v: VocabTable) -> np.ndarray:
 def time_rule(s: TrackState, v: VocabTable) -> np.ndarray:
     """TIME_DELTA only within the bar; an empty track's last bar must leave room for a note."""
     m = ~v.mask(v.time_delta[1:])
-    left = s.bar_len - s.t - (1 if s.last_bar and s.notes == 0 else 0)
+    left = s.bar_len - s.t - (1 if s.last_bar and s.notes == 0 and not s.spec.fill else 0)
     fitting = v.time_delta[1 : max(left, 0) + 1]
     m[fitting[fitting >= 0]] = True
     return m
@@ -206,7 +216,7 @@ def time_rule(s: TrackState, v: VocabTable) -> np.ndarray:
 def non_empty_rule(s: TrackState, v: VocabTable) -> np.ndarray:
     """The last bar of a track without notes cannot end: an empty track is impossible."""
     m = np.ones(v.size, bool)
-    if s.phase == IN_BAR and s.last_bar and s.notes == 0 and V.BAR_END in v.ids:
+    if s.phase == IN_BAR and s.last_bar and s.notes == 0 and not s.spec.fill and V.BAR_END in v.ids:
         m[v.ids[V.BAR_END]] = False
     return m
 
@@ -215,7 +225,7 @@ def budget_rule(s: TrackState, v: VocabTable) -> np.ndarray:
     """Past ``max_words_per_bar`` a bar may only close its notes and end (bounded generation)."""
     if s.phase != IN_BAR or s.words_in_bar < s.spec.max_words_per_bar:
         return np.ones(v.size, bool)
-    closing = v.mask([*v.note_off, v.ids.get(V.BAR_END, -1)])
+    closing = v.mask([*v.note_off, v.ids.get(s.spec.end_word, -1)])
     if s.notes == 0 and s.last_bar:
         closing |= v.mask(v.note_on)
     return closing

@@ -259,8 +259,13 @@ def text_to_piece(text: str, grid: int = 12, strict: bool = False) -> Piece:
 
     Lenient decoding skips what it cannot use and counts it in ``Piece.issues``; strict decoding
     raises ``MMMDecodeError`` naming the problem and the word position. Reads the tutorial's
-    text too (float ``TIME_DELTA`` values, ``BPM=``, ``PIECE_END``).
+    text too (float ``TIME_DELTA`` values, ``BPM=``, ``PIECE_END``) and bar-fill text (``FILL_IN``
+    placeholders get their ``FILL_START .. FILL_END`` contents).
     """
+    if V.FILL_IN in text:  # bar-fill text: put the fills back first
+        from mmmgen.fill import resolve_fills
+
+        text = resolve_fills(text)
     decoder = _Decoder(grid, strict)
     words = text.split()
     if strict and words and words[0] != V.PIECE_START:

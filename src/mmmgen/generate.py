@@ -120,10 +120,8 @@ class Generator:
     # --- song operations -----------------------------------------------------------------
     def start(self, genre: str | None = None, time_signature=(4, 4), n_bars: int = 8, tempo: float = 120.0, **track) -> Song:
         """A new song with one track; ``genre=None`` lets the model choose it."""
-        if genre is None:
-            rng = random.Random(track.get("sampling", Sampling()).seed)
-            genre = rng.choice(self.genres) if self.genres else V.OTHER_GENRE
-        song = Song(tuple(time_signature), V.normalize_genre(genre), n_bars, tempo)
+        genre = V.normalize_genre(genre) if genre else _pick_genre(self, track.get("sampling") or Sampling())
+        song = Song(tuple(time_signature), genre, n_bars, tempo)
         return self.add_track(song, **track)
 
     def add_track(
@@ -184,14 +182,58 @@ class Generator:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def _sample_track(self, song_text: str, spec: TrackSpec, sampling: Sampling) -> str:
-        prefix = self._encode(f"{song_text} {V.TRACK_START}")
-        with self._lock, self.torch.inference_mode():
-            state = TrackState(spec, self.grid)
-            out = self._loop(prefix, state, sampling)
-        text = " ".join([V.TRACK_START, *(self.words[i] for i in out)])
+        state = TrackState(spec, self.grid)
+        words = self._sample_words(f"{song_text} {V.TRACK_START}", state, sampling)
+        text = " ".join([V.TRACK_START, *words])
         piece = text_to_piece(f"PIECE_START {V.time_signature(*spec.time_signature)} {text}", self.grid, strict=True)
         assert piece.tracks[0].n_bars == spec.n_bars and piece.tracks[0].notes, "constraints failed"
         return text
+
+    def _sample_words(self, prefix_text: str, state: TrackState, sampling: Sampling) -> list[str]:
+        prefix = self._encode(prefix_text)
+        with self._lock, self.torch.inference_mode():
+            out = self._loop(prefix, state, sampling)
+        return [self.words[i] for i in out]
+
+    def infill(self, song: Song, track: int, bars: list[int] | None = None, sampling: Sampling | None = None) -> Song:
+        """The song with bars of one track written anew, conditioned on everything else (bar-fill).
+
+        Args:
+            track: the track's index in the song (0-based).
+            bars: bar indexes (0-based); None regenerates the whole track.
+
+        Every other bar keeps its words. A note that the bar before the span leaves sounding may be
+        held into the first new bar (or ends at the bar line); a ``NOTE_HOLD`` in the bar after the
+        span continues a note the new bars leave sounding, else it starts the note at the bar line.
+        """
+        from mmmgen.fill import mask_bars, sounding_at_end, split_words
+
+        sampling = sampling or Sampling()
+        if not 0 <= track < len(song.tracks):
+            msg = f"track must be 1..{len(song.tracks)}, got {track + 1}"
+            raise GenerationError(msg)
+        bars = sorted(set(range(song.n_bars) if bars is None else bars))
+        if not bars or bars[0] < 0 or bars[-1] >= song.n_bars:
+            msg = f"bars must be within 1..{song.n_bars}"
+            raise GenerationError(msg)
+        piece = split_words(song.text)
+        context = mask_bars(song.text, {track: bars}, with_fills=False)
+        spec = TrackSpec(1, song.time_signature)
+        written: dict[int, list[str]] = {}
+        for i, b in enumerate(bars):
+            before = written.get(b - 1, piece.tracks[track].bars[b - 1] if b > 0 else [])
+            state = TrackState.for_fill(spec, sounding_at_end(before), self.grid)
+            seed = None if sampling.seed is None else sampling.seed + i
+            context += f" {V.FILL_START}"
+            words = self._sample_words(context, state, replace(sampling, seed=seed))
+            context += " " + " ".join(words)
+            written[b] = words[:-1]  # without FILL_END
+        target = piece.tracks[track]
+        target.bars = [written.get(b, bar) for b, bar in enumerate(target.bars)]
+        tracks = tuple(target.text() if k == track else t for k, t in enumerate(song.tracks))
+        result = replace(song, tracks=tracks)
+        assert text_to_piece(result.text, self.grid, strict=True).tracks[track].n_bars == song.n_bars
+        return result
 
     def _loop(self, prefix: list[int], state: TrackState, sampling: Sampling) -> list[int]:
         torch = self.torch
@@ -257,3 +299,95 @@ def instrument_label(program: int, is_drum: bool) -> str:
         return "Drums" if is_drum else f"Program {program}"
     return instrument_name(program, is_drum)
 
+
+
+# --- whole pieces, prompts and run folders (used by the CLI and the app) ----------------------
+def generator_from_run(run_dir) -> tuple[Generator, dict]:
+    """A ``Generator`` over a trained run folder, and the run's settings (``mmmgen.json``)."""
+    from mmmgen.model import load_run
+
+    model, tokenizer, settings = load_run(run_dir)
+    codec = settings.get("codec", {})
+    generator = Generator(
+        model, tokenizer, grid=codec.get("grid", 12), density_levels=codec.get("density_levels", 10),
+        genres=[g for g in settings.get("genre_labels", []) if g != V.OTHER_GENRE] or None,
+    )
+    return generator, settings
+
+
+def find_run(model: str | None, search=("runs", "models")):
+    """The run folder to use: ``model`` if given, else the newest local run, else a clear error."""
+    from pathlib import Path
+
+    from mmmgen.model import SETTINGS_NAME
+
+    if model:
+        return Path(model)
+    runs = [p.parent for d in search if Path(d).is_dir() for p in Path(d).glob(f"**/{SETTINGS_NAME}")]
+    runs = [r for r in runs if (r / "config.json").is_file()]
+    if not runs:
+        msg = (
+            "no trained model found: pass --model RUN, or train one first, e.g.\n"
+            "  mmmgen corpus data/corpus --collections BACH\n"
+            "  mmmgen prepare data/corpus data/dataset --genres data/corpus/genres.csv\n"
+            "  mmmgen tokenizer data/dataset data/tokenizer\n"
+            "  mmmgen train --dataset data/dataset --tokenizer data/tokenizer --output-dir runs/bach --preset small"
+        )
+        raise GenerationError(msg)
+    return max(runs, key=lambda r: (r / "config.json").stat().st_mtime)
+
+
+def prompt_song(path, settings: dict, tempo: float = 120.0) -> Song:
+    """The song a prompt file starts: the first window of a MIDI file, or the first line of MMM text."""
+    from pathlib import Path
+
+    from mmmgen.codec import score_to_windows, window_to_text
+    from mmmgen.config import CodecConfig
+    from mmmgen.data import load_score
+
+    path = Path(path)
+    codec = settings.get("codec", {})
+    bars, grid = codec.get("bars", 8), codec.get("grid", 12)
+    if not path.is_file():
+        msg = f"prompt not found: {path}"
+        raise GenerationError(msg)
+    if path.suffix.lower() in (".mid", ".midi"):
+        windows = score_to_windows(load_score(path), CodecConfig(grid=grid, bars=bars))
+        if not windows:
+            msg = f"{path}: no bars with notes"
+            raise GenerationError(msg)
+        text = window_to_text(windows[0], V.OTHER_GENRE, settings.get("density_edges"), grid)
+    else:
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not lines:
+            msg = f"{path}: empty prompt"
+            raise GenerationError(msg)
+        text = lines[0]
+    return Song.from_text(text, tempo=tempo, n_bars=bars)
+
+
+def generate_song(
+    generator: Generator,
+    tracks: int = 4,
+    genre: str | None = None,
+    instruments: list[tuple[int, bool]] | None = None,
+    density: int | None = None,
+    n_bars: int = 8,
+    time_signature: tuple[int, int] = (4, 4),
+    tempo: float = 120.0,
+    sampling: Sampling | None = None,
+    prompt: Song | None = None,
+) -> Song:
+    """A piece of ``tracks`` new tracks (after the prompt's, if any); track i uses ``instruments[i]``."""
+    sampling = sampling or Sampling()
+    song = prompt or Song(tuple(time_signature), V.normalize_genre(genre) if genre else _pick_genre(generator, sampling), n_bars, tempo)
+    instruments = list(instruments or [])
+    for i in range(tracks):
+        seed = None if sampling.seed is None else sampling.seed + i
+        inst = instruments[i] if i < len(instruments) else None
+        song = generator.add_track(song, instrument=inst, density=density, new_instrument=inst is None, sampling=replace(sampling, seed=seed))
+    return song
+
+
+def _pick_genre(generator: Generator, sampling: Sampling) -> str:
+    return random.Random(sampling.seed).choice(generator.genres) if generator.genres else V.OTHER_GENRE
