@@ -120,3 +120,17 @@ def test_missing_or_empty_folder_is_a_named_error(tmp_path):
 def test_report_json_is_written(prepared):
     out, report = prepared
     assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(report))
+
+
+def test_infill_prob_adds_bar_fill_variants_beside_the_windows(midi_dir, tmp_path):
+    from mmmgen.fill import resolve_fills
+
+    report = prepare(midi_dir, tmp_path / "d", PrepareConfig(infill_prob=0.5, num_proc=1, max_files=4, test_size=0, bars=4))
+    ds = load_from_disk(str(tmp_path / "d"))["train"]
+    plain = [r for r in ds if not r["infill"]]
+    filled = [r for r in ds if r["infill"]]
+    assert 0 < len(filled) < len(plain) and report["infill_windows"]["train"] == len(filled)
+    texts = {r["text"] for r in plain}
+    for r in filled:
+        assert V.FILL_IN in r["text"] and V.FILL_IN not in resolve_fills(r["text"])
+        assert resolve_fills(r["text"]) in texts  # the variant of an unchanged plain window

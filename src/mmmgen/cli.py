@@ -185,6 +185,54 @@ def cmd_size(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_generate(argv: Sequence[str]) -> int:
+    from mmmgen import vocab as V
+    from mmmgen.config import GenerateConfig
+    from mmmgen.generate import Sampling, find_run, generate_song, generator_from_run, prompt_song
+    from mmmgen.gm import program_from_name
+    from mmmgen.render import render_score
+
+    (c,), _ = parse_config(argv, [GenerateConfig], "mmmgen generate", "Generate a multitrack piece one instrument at a time.")
+    meter = V.parse_time_signature(c.time_signature)
+    if meter is None:
+        print(f"mmmgen generate: error: bad --time-signature {c.time_signature!r} (e.g. 4_4, 6_8)", file=sys.stderr)
+        return 2
+    try:
+        instruments = [program_from_name(name) for name in c.instrument]
+    except ValueError as exc:
+        print(f"mmmgen generate: error: {exc}", file=sys.stderr)
+        return 2
+    generator, settings = generator_from_run(find_run(c.model))
+    bars = c.bars or settings.get("codec", {}).get("bars", 8)
+    prompt = prompt_song(c.prompt, settings, c.tempo) if c.prompt else None
+    sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
+    song = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt)
+    from mmmgen.codec import text_to_score
+
+    score = text_to_score(song.text, generator.grid, tempo=song.tempo)
+    written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
+    print(f"{len(song.tracks)} tracks, {song.n_bars} bars, genre {song.genre}; wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def cmd_app(argv: Sequence[str]) -> int:
+    from mmmgen.app import AppSettings, build_app, serve
+    from mmmgen.config import AppConfig
+    from mmmgen.generate import find_run, generator_from_run
+
+    (c,), _ = parse_config(argv, [AppConfig], "mmmgen app", "Start the web app (Gradio) on a trained model.")
+    run = find_run(c.model)
+    generator, settings = generator_from_run(run)
+    codec = settings.get("codec", {})
+    app_settings = AppSettings(
+        bars=codec.get("bars", 8), grid=codec.get("grid", 12), density_levels=codec.get("density_levels", 10),
+        density_edges=settings.get("density_edges", []), genres=generator.genres, concurrency=c.concurrency, queue_size=c.queue_size,
+    )
+    print(f"model: {run}\nopen http://{c.host}:{c.port}/ in a browser (Ctrl+C stops)")
+    serve(build_app(generator, app_settings), c.host, c.port, block=True)
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "corpus": (cmd_corpus, "export the embedded music21 corpus to MIDI + genres.csv"),
     "genres": (cmd_genres, "label a MIDI collection with genres (artist CSV, folders, Spotify) -> path,genre CSV"),
@@ -192,7 +240,9 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "tokenizer": (cmd_tokenizer, "dataset -> WordLevel tokenizer over the whole grammar"),
     "size": (cmd_size, "dataset -> token count, compute-optimal model size, fitting preset"),
     "train": (cmd_train, "dataset + tokenizer -> GPT-2 run folder (checkpoints, samples, model card)"),
+    "generate": (cmd_generate, "trained run -> a new piece, one instrument at a time (MIDI, audio, picture, text)"),
     "render": (cmd_render, "MMM text or MIDI -> MIDI, audio (FluidSynth), piano roll"),
+    "app": (cmd_app, "the web app: build a piece instrument by instrument in the browser"),
 }
 
 

@@ -60,11 +60,18 @@ class PrepareConfig(CodecConfig):
     )
     num_proc: int | None = field(default=None, metadata={"help": "Worker processes (default: all cores)."})
     max_files: int | None = field(default=None, metadata={"help": "Use at most this many files."})
+    infill_prob: float = field(
+        default=0.0,
+        metadata={"help": "Add a bar-fill (inpainting) variant beside this share of windows (MMM FILL_IN text)."},
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0 <= self.test_size < 1:
             msg = f"--test-size must be in [0, 1), got {self.test_size}"
+            raise ValueError(msg)
+        if not 0 <= self.infill_prob <= 1:
+            msg = f"--infill-prob must be in [0, 1], got {self.infill_prob}"
             raise ValueError(msg)
         if not 0 <= self.transpose <= 24:
             msg = f"--transpose must be in [0, 24], got {self.transpose}"
@@ -78,3 +85,208 @@ class PrepareConfig(CodecConfig):
     def codec(self) -> CodecConfig:
         """The codec part of these settings."""
         return CodecConfig(self.grid, self.bars, self.hop, self.min_notes, self.density_levels)
+
+
+# --- tokenizer, model and training (mmmgen tokenizer / train / size) -------------------------
+@dataclass
+class TokenizerConfig:
+    """``mmmgen tokenizer DATASET_DIR OUT_DIR``: WordLevel tokenizer over the dataset's grammar."""
+
+    batch_size: int = field(default=1000, metadata={"help": "Windows per streamed batch while counting words."})
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            msg = f"--batch-size must be at least 1, got {self.batch_size}"
+            raise ValueError(msg)
+
+
+# Presets fill every training field left unset; explicit flags and YAML keys override them.
+# "tutorial" is the tutorial's model and recipe; "small" is sized for a 2-core CPU (measured in
+# benchmarks/bench_train.py); "debug" trains in seconds for tests and smoke runs.
+PRESETS: dict[str, dict] = {
+    "tutorial": {
+        "n_layer": 6, "n_head": 8, "n_embd": 512, "context_length": 2048,
+        "batch_size": 8, "learning_rate": 5e-4, "epochs": 10.0,
+        "eval_steps": 500, "save_steps": 500, "logging_steps": 50,
+    },
+    "small": {
+        "n_layer": 4, "n_head": 4, "n_embd": 256, "context_length": 1024,
+        "batch_size": 4, "learning_rate": 1e-3, "epochs": 10.0,
+        "eval_steps": 200, "save_steps": 200, "logging_steps": 20,
+    },
+    "debug": {
+        "n_layer": 2, "n_head": 2, "n_embd": 32, "context_length": 512,
+        "batch_size": 4, "learning_rate": 3e-3, "epochs": 1.0, "warmup_ratio": 0.0,
+        "eval_steps": 10, "save_steps": 10, "logging_steps": 5,
+        "sample_max_tokens": 48,
+    },
+}
+# What a preset leaves unset (the tutorial's values where it had one).
+TRAIN_DEFAULTS: dict = {
+    "gradient_accumulation_steps": 1,
+    "warmup_ratio": 0.01,
+    "weight_decay": 0.01,
+    "dropout": 0.1,
+    "attention_dropout": 0.0,  # > 0 forces a slow attention path (see docs/training.md)
+    "sample_max_tokens": 512,
+}
+
+
+@dataclass
+class ModelConfig:
+    """The GPT-2's shape (``model.build_model``). Unset fields come from the preset."""
+
+    n_layer: int | None = field(default=None, metadata={"help": "Transformer layers."})
+    n_head: int | None = field(default=None, metadata={"help": "Attention heads (must divide --n-embd)."})
+    n_embd: int | None = field(default=None, metadata={"help": "Embedding width."})
+    context_length: int | None = field(
+        default=None, metadata={"help": "Tokens per training block = the model's positions (tutorial: 2048)."}
+    )
+    dropout: float | None = field(default=None, metadata={"help": "Residual and embedding dropout (GPT-2: 0.1)."})
+    attention_dropout: float | None = field(
+        default=None,
+        metadata={"help": "Attention dropout. GPT-2 uses 0.1, but any value > 0 disables the fused attention kernel (slow); default 0."},
+    )
+
+
+@dataclass
+class TrainConfig(ModelConfig):
+    """``mmmgen train --dataset D --tokenizer T --output-dir RUN``: GPT-2 from scratch with HF Trainer."""
+
+    dataset: str | None = field(default=None, metadata={"help": "Prepared dataset folder (mmmgen prepare)."})
+    tokenizer: str | None = field(default=None, metadata={"help": "Tokenizer folder (mmmgen tokenizer)."})
+    output_dir: str | None = field(default=None, metadata={"help": "Run folder (checkpoints, final model, logs, samples)."})
+    preset: str = field(
+        default="tutorial",
+        metadata={"help": "Starting values: tutorial (6x512, context 2048), small (2-core CPU), debug (tiny).", "choices": ["tutorial", "small", "debug"]},
+    )
+    epochs: float | None = field(default=None, metadata={"help": "Passes over the training blocks."})
+    max_steps: int | None = field(default=None, metadata={"help": "Stop after this many optimizer steps (overrides --epochs)."})
+    batch_size: int | None = field(
+        default=None, metadata={"help": "Blocks per step over ALL processes (split across data-parallel workers)."}
+    )
+    gradient_accumulation_steps: int | None = field(default=None, metadata={"help": "Micro-batches per optimizer step."})
+    learning_rate: float | None = field(default=None, metadata={"help": "Peak learning rate (cosine schedule; tutorial 5e-4)."})
+    warmup_ratio: float | None = field(default=None, metadata={"help": "Share of steps spent warming up (tutorial 0.01)."})
+    weight_decay: float | None = field(default=None, metadata={"help": "AdamW weight decay (tutorial 0.01)."})
+    eval_steps: int | None = field(default=None, metadata={"help": "Evaluate (and write a sample) every N steps."})
+    save_steps: int | None = field(default=None, metadata={"help": "Save a checkpoint every N steps."})
+    logging_steps: int | None = field(default=None, metadata={"help": "Log the training loss every N steps."})
+    save_total_limit: int = field(default=3, metadata={"help": "Keep at most this many checkpoints."})
+    seed: int = field(default=42, metadata={"help": "Seed of initialization and data order."})
+    report_to: str = field(
+        default="tensorboard",
+        metadata={"help": "Experiment tracker (offline): none, tensorboard or wandb.", "choices": ["none", "tensorboard", "wandb"]},
+    )
+    resume: bool = field(default=False, metadata={"help": "Continue from the newest complete checkpoint in --output-dir."})
+    precision: str = field(
+        default="auto",
+        metadata={"help": "auto (bf16 on GPUs and CPUs with native bf16, fp16 on older GPUs, else fp32), fp32, bf16, fp16.", "choices": ["auto", "fp32", "bf16", "fp16"]},
+    )
+    max_cut: float = field(
+        default=0.02, metadata={"help": "Fail when more than this share of windows is longer than --context-length (they are cut)."}
+    )
+    max_train_windows: int | None = field(default=None, metadata={"help": "Use only the first N training windows (smoke runs)."})
+    sample_tracks: int = field(default=2, metadata={"help": "Tracks of the sample written at each evaluation (0: none)."})
+    sample_max_tokens: int | None = field(default=None, metadata={"help": "Token budget of each evaluation sample."})
+    sample_temperature: float = field(default=0.75, metadata={"help": "Sampling temperature of evaluation samples."})
+    sample_audio: bool = field(default=True, metadata={"help": "Render evaluation samples to WAV and log them as audio."})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            msg = f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}"
+            raise ValueError(msg)
+        for name, value in {**TRAIN_DEFAULTS, **PRESETS[self.preset]}.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        for name in ("dataset", "tokenizer", "output_dir"):
+            if not getattr(self, name):
+                msg = f"--{name.replace('_', '-')} is required"
+                raise ValueError(msg)
+        positive = ("n_layer", "n_head", "n_embd", "context_length", "batch_size", "gradient_accumulation_steps",
+                    "eval_steps", "save_steps", "logging_steps")
+        for name in positive:
+            if getattr(self, name) < 1:
+                msg = f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
+                raise ValueError(msg)
+        if self.n_embd % self.n_head:
+            msg = f"--n-head ({self.n_head}) must divide --n-embd ({self.n_embd})"
+            raise ValueError(msg)
+        if self.max_steps is not None and self.max_steps < 1:
+            msg = f"--max-steps must be at least 1, got {self.max_steps}"
+            raise ValueError(msg)
+        if not 0 <= self.warmup_ratio < 1 or not 0 <= self.max_cut <= 1:
+            msg = f"--warmup-ratio must be in [0, 1) and --max-cut in [0, 1], got {self.warmup_ratio}, {self.max_cut}"
+            raise ValueError(msg)
+        if self.report_to not in ("none", "tensorboard", "wandb"):
+            msg = f"--report-to must be none, tensorboard or wandb, got {self.report_to!r}"
+            raise ValueError(msg)
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            msg = f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}"
+            raise ValueError(msg)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SizeConfig:
+    """``mmmgen size --dataset D``: token count, compute-optimal model size and the preset that fits."""
+
+    dataset: str | None = field(default=None, metadata={"help": "Prepared dataset folder (mmmgen prepare)."})
+    tokens_per_param: float = field(default=20.0, metadata={"help": "Chinchilla ratio of training tokens to parameters."})
+    epochs: float = field(default=1.0, metadata={"help": "Passes over the data (up to ~4 repeat nearly as well as fresh data)."})
+    batch_tokens: int | None = field(default=None, metadata={"help": "Tokens per optimizer step (default: the preset's batch x context)."})
+
+    def __post_init__(self) -> None:
+        if not self.dataset:
+            msg = "--dataset is required"
+            raise ValueError(msg)
+        if self.tokens_per_param <= 0 or self.epochs <= 0:
+            msg = "--tokens-per-param and --epochs must be positive"
+            raise ValueError(msg)
+
+
+# --- generation (mmmgen generate / mmmgen app) -------------------------------------------------
+@dataclass
+class GenerateConfig:
+    """``mmmgen generate``: a piece, one track at a time, written as MIDI/audio/picture/text."""
+
+    model: str | None = field(default=None, metadata={"help": "Run folder of a trained model (default: the newest local run)."})
+    out: str = field(default="out", metadata={"help": "Output folder (piece.mid, piece.wav, piece.png, piece.txt)."})
+    genre: str | None = field(default=None, metadata={"help": "Genre word (e.g. BACH); default: a genre the model knows, at random."})
+    tracks: int = field(default=4, metadata={"help": "New tracks to generate."})
+    instrument: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Instrument of each new track in order: GM program number, GM name or DRUMS (the rest: model's choice).", "nargs": "+"},
+    )
+    density: int | None = field(default=None, metadata={"help": "DENSITY level of every new track (default: model's choice)."})
+    bars: int | None = field(default=None, metadata={"help": "Bars per track (default: as trained)."})
+    time_signature: str = field(default="4_4", metadata={"help": "Meter, e.g. 4_4, 3_4, 6_8."})
+    temperature: float = field(default=0.85, metadata={"help": "Sampling temperature."})
+    top_k: int = field(default=0, metadata={"help": "Keep only the k most likely words (0: off)."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold (1: off)."})
+    seed: int | None = field(default=None, metadata={"help": "Seed for reproducible output (default: fresh randomness)."})
+    tempo: float = field(default=120.0, metadata={"help": "Tempo in BPM (a rendering setting)."})
+    format: str = field(default="mid,wav,png,txt", metadata={"help": "Outputs: any of mid,wav,png,txt (mp3/ogg need ffmpeg)."})
+    prompt: str | None = field(default=None, metadata={"help": "Start from a MIDI file (its first bars) or MMM text; new tracks are added to it."})
+
+    def __post_init__(self) -> None:
+        if self.tracks < 0 or (self.tracks == 0 and not self.prompt):
+            msg = f"--tracks must be at least 1 (or 0 with --prompt), got {self.tracks}"
+            raise ValueError(msg)
+        if self.bars is not None and self.bars < 1:
+            msg = f"--bars must be at least 1, got {self.bars}"
+            raise ValueError(msg)
+
+
+@dataclass
+class AppConfig:
+    """``mmmgen app``: the web app on a trained model."""
+
+    model: str | None = field(default=None, metadata={"help": "Run folder of a trained model (default: the newest local run)."})
+    host: str = field(default="127.0.0.1", metadata={"help": "Address to bind (127.0.0.1: this machine only)."})
+    port: int = field(default=7860, metadata={"help": "Port."})
+    concurrency: int = field(default=1, metadata={"help": "Generations at once (1 is fastest overall on a CPU)."})
+    queue_size: int = field(default=16, metadata={"help": "Requests that may wait; more are turned away with a message."})

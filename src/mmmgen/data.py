@@ -212,13 +212,14 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
                         counts.extend(n for _, n, _ in w["parts"])
                     spool.write(json.dumps({"source": result.source, "test": is_test, **w}) + "\n")
         edges = density_edges(np.asarray(counts), config.density_levels)
-        dataset = _build_dataset(work / "spool.jsonl", labels, edges, work / "cache")
+        dataset = _build_dataset(work / "spool.jsonl", labels, edges, work / "cache", config.infill_prob, config.seed)
         report = {
             "files_total": len(files),
             "files_kept": kept,
             "files_skipped": dict(skipped),
             "windows": {split: len(ds) for split, ds in dataset.items()},
             "tokens": {split: int(sum(ds["n_words"])) for split, ds in dataset.items()},
+            "infill_windows": {split: int(sum(ds["infill"])) for split, ds in dataset.items()},
             "genres": dict(Counter(dataset["train"]["genre"])),
             "codec": codec.to_dict(),
             "density_edges": edges,
@@ -238,8 +239,10 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
     return report
 
 
-def _build_dataset(spool: Path, labels: dict[str, str], edges: list[float], cache: Path):
+def _build_dataset(spool: Path, labels: dict[str, str], edges: list[float], cache: Path, infill_prob: float = 0.0, seed: int = 0):
     from datasets import Dataset, DatasetDict, Features, Value
+
+    from mmmgen.fill import random_fill
 
     features = Features(
         {
@@ -250,6 +253,7 @@ def _build_dataset(spool: Path, labels: dict[str, str], edges: list[float], cach
             "transpose": Value("int8"),
             "n_notes": Value("int32"),
             "n_words": Value("int32"),
+            "infill": Value("bool"),
         }
     )
 
@@ -261,7 +265,7 @@ def _build_dataset(spool: Path, labels: dict[str, str], edges: list[float], cach
                     continue
                 genre = labels.get(w["source"], V.OTHER_GENRE)
                 text = parts_to_text(tuple(w["ts"]), genre, w["parts"], edges)
-                yield {
+                row = {
                     "text": text,
                     "source": w["source"],
                     "start_bar": w["start_bar"],
@@ -269,7 +273,13 @@ def _build_dataset(spool: Path, labels: dict[str, str], edges: list[float], cach
                     "transpose": w["transpose"],
                     "n_notes": sum(n for _, n, _ in w["parts"]),
                     "n_words": text.count(" ") + 1,
+                    "infill": False,
                 }
+                yield row
+                rng = random.Random(f"{seed}:{w['source']}:{w['start_bar']}:{w['transpose']}")  # stable per window
+                if infill_prob and rng.random() < infill_prob:
+                    masked = random_fill(text, rng)  # a new string: the plain row above is untouched
+                    yield {**row, "text": masked, "n_words": masked.count(" ") + 1, "infill": True}
 
     def build(test: bool):
         has_rows = any(True for _ in rows(test))
