@@ -16,6 +16,7 @@ from tiny import untrained_model
 from mmmgen import vocab as V
 from mmmgen.app import AppSettings, build_app, serve
 from mmmgen.codec import text_to_piece
+from mmmgen.fill import split_words
 from mmmgen.generate import Generator
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -51,7 +52,7 @@ def test_every_api_name(app_url):
     from gradio_client import Client
 
     c = Client(app_url, verbose=False)
-    assert {"/start", "/add", "/remove_last", "/regenerate_last", "/change_tempo", "/upload"} <= set(
+    assert {"/start", "/add", "/remove_last", "/regenerate_last", "/change_tempo", "/regenerate_bars", "/upload"} <= set(
         c.view_api(return_format="dict")["named_endpoints"]
     )
     audio, midi, roll, instruments, tokens = call(c, "/start", seed=1)
@@ -64,6 +65,9 @@ def test_every_api_name(app_url):
     assert text_to_piece(regenerated).tracks[1].program == 40  # same instrument, new notes
     *_, tempo_text = call(c, "/change_tempo", tempo=90)
     assert tempo_text == regenerated  # tempo re-renders, nothing is regenerated
+    *_, filled = c.predict(*{**CONTROLS, "seed": 4}.values(), 1, 2, 2, api_name="/regenerate_bars")
+    old, new = split_words(regenerated), split_words(filled)
+    assert old.tracks[1] == new.tracks[1] and old.tracks[0].bars[0] == new.tracks[0].bars[0]  # only bar 2 of track 1 changes
     *_, instruments, tokens = call(c, "/remove_last")
     assert tracks_of(tokens) == 1 and len(instruments.splitlines()) == 1
     for text in (tokens, regenerated):
@@ -156,6 +160,7 @@ def test_in_a_real_browser(app_url, tmp_path):
         click("Add instrument", 3)
         before = click("Regenerate last instrument", 3)
         click("Remove last instrument", 2)
+        click("Regenerate bars", 2)
         page.get_by_role("button", name="Change tempo", exact=True).click()
         page.wait_for_timeout(300)
         page.wait_for_function("() => !document.body.innerText.includes('processing')", timeout=120_000)

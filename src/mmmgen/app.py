@@ -27,7 +27,7 @@ RANDOM_GENRE = "RANDOM"
 MODEL_CHOICE = "Model's choice"
 AUTO_DENSITY = "auto"
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
-ACTIONS = ("start", "add", "remove_last", "regenerate_last", "change_tempo")
+ACTIONS = ("start", "add", "remove_last", "regenerate_last", "change_tempo", "regenerate_bars")
 
 
 @dataclass
@@ -154,6 +154,16 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
     def change_tempo(song, c, tempo, bars):
         return generator.change_tempo(need(song), tempo)
 
+    def regenerate_bars(song, temperature, genre, instrument, density, tempo, seed, bars, track, first, last):
+        def action(song, c, tempo, _bars):
+            song = generator.change_tempo(need(song), tempo)
+            if int(first) > int(last):
+                msg = f"the first bar ({int(first)}) comes after the last ({int(last)})"
+                raise GenerationError(msg)
+            return generator.infill(song, int(track) - 1, list(range(int(first) - 1, int(last))), c["sampling"])
+
+        return guarded(action)(song, temperature, genre, instrument, density, tempo, seed, bars)
+
     def upload(song, file, tempo):
         try:
             return respond(song_from_midi(file, generator, settings, tempo))
@@ -176,6 +186,13 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
                 tempo = gr.Slider(60, 180, value=120, step=1, label="Tempo (BPM)", elem_id="tempo")
                 seed = gr.Number(value=None, precision=0, label="Seed (empty or 0: a fresh random seed each time)", elem_id="seed")
                 bars = gr.Slider(1, max(16, settings.bars), value=settings.bars, step=1, label=f"Bars (trained on {settings.bars})", elem_id="bars")
+                with gr.Group():
+                    gr.Markdown("**Regenerate bars** of any track (the rest stays as it is)")
+                    with gr.Row():
+                        fill_track = gr.Number(value=1, precision=0, minimum=1, label="Track", elem_id="fill_track")
+                        fill_first = gr.Number(value=1, precision=0, minimum=1, label="From bar", elem_id="fill_first")
+                        fill_last = gr.Number(value=settings.bars, precision=0, minimum=1, label="To bar", elem_id="fill_last")
+                    b_fill = gr.Button("Regenerate bars", elem_id="regenerate_bars")
                 upload_box = gr.File(label="Start from a MIDI file (max 2 MB)", file_types=[".mid", ".midi"], elem_id="upload")
             with gr.Column(scale=2):
                 with gr.Row():
@@ -196,6 +213,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
             (b_start, b_add, b_remove, b_regen, b_tempo), (start, add, remove_last, regenerate_last, change_tempo), strict=True
         ):
             button.click(guarded(action), controls, outputs, api_name=action.__name__, concurrency_id="model")
+        b_fill.click(regenerate_bars, [*controls, fill_track, fill_first, fill_last], outputs, api_name="regenerate_bars", concurrency_id="model")
         upload_box.upload(upload, [song_state, upload_box, tempo], outputs, api_name="upload", concurrency_id="model")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     demo.mmmgen_renderer = render  # keeps the temp folder alive as long as the app

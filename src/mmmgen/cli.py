@@ -215,6 +215,22 @@ def cmd_generate(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_infill(argv: Sequence[str]) -> int:
+    from mmmgen.codec import text_to_score
+    from mmmgen.config import InfillConfig
+    from mmmgen.generate import Sampling, find_run, generator_from_run, prompt_song
+    from mmmgen.render import render_score
+
+    (c,), _ = parse_config(argv, [InfillConfig], "mmmgen infill", "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was.")
+    generator, settings = generator_from_run(find_run(c.model))
+    song = prompt_song(c.input, settings, c.tempo)
+    song = generator.infill(song, c.track - 1, c.bar_range(), Sampling(c.temperature, c.top_k, c.top_p, c.seed))
+    score = text_to_score(song.text, generator.grid, tempo=song.tempo)
+    written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
+    print(f"track {c.track}, bars {c.bars} regenerated; wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
 def cmd_app(argv: Sequence[str]) -> int:
     from mmmgen.app import AppSettings, build_app, serve
     from mmmgen.config import AppConfig
@@ -241,6 +257,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "size": (cmd_size, "dataset -> token count, compute-optimal model size, fitting preset"),
     "train": (cmd_train, "dataset + tokenizer -> GPT-2 run folder (checkpoints, samples, model card)"),
     "generate": (cmd_generate, "trained run -> a new piece, one instrument at a time (MIDI, audio, picture, text)"),
+    "infill": (cmd_infill, "regenerate chosen bars of any track of a piece (MMM bar-fill)"),
     "render": (cmd_render, "MMM text or MIDI -> MIDI, audio (FluidSynth), piano roll"),
     "app": (cmd_app, "the web app: build a piece instrument by instrument in the browser"),
 }
@@ -267,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (MMMGenError, FileNotFoundError, NotADirectoryError) as exc:
         print(f"mmmgen {name}: error: {exc}", file=sys.stderr)
         return 2
+    except SystemExit as exc:  # argparse usage errors and --help: return the code, don't exit the caller
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     except KeyboardInterrupt:
         print(f"mmmgen {name}: interrupted", file=sys.stderr)
         return 130

@@ -290,3 +290,45 @@ class AppConfig:
     port: int = field(default=7860, metadata={"help": "Port."})
     concurrency: int = field(default=1, metadata={"help": "Generations at once (1 is fastest overall on a CPU)."})
     queue_size: int = field(default=16, metadata={"help": "Requests that may wait; more are turned away with a message."})
+
+
+@dataclass
+class InfillConfig:
+    """``mmmgen infill``: regenerate chosen bars of one track of a piece (MMM bar-fill)."""
+
+    input: str = field(default="", metadata={"help": "The piece: MMM text (first line; e.g. a piece.txt from generate) or a MIDI file."})
+    track: int = field(default=1, metadata={"help": "Track to rewrite, 1-based in text order."})
+    bars: str = field(default="all", metadata={"help": "Bars to rewrite: A-B (1-based, inclusive), A, or all."})
+    model: str | None = field(default=None, metadata={"help": "Run folder of a trained model (default: the newest local run)."})
+    out: str = field(default="out", metadata={"help": "Output folder (piece.mid, piece.wav, piece.png, piece.txt)."})
+    temperature: float = field(default=0.85, metadata={"help": "Sampling temperature."})
+    top_k: int = field(default=0, metadata={"help": "Keep only the k most likely words (0: off)."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold (1: off)."})
+    seed: int | None = field(default=None, metadata={"help": "Seed for reproducible output."})
+    tempo: float = field(default=120.0, metadata={"help": "Tempo in BPM (a rendering setting)."})
+    format: str = field(default="mid,wav,png,txt", metadata={"help": "Outputs: any of mid,wav,png,txt."})
+
+    def __post_init__(self) -> None:
+        if not self.input:
+            msg = "--input is required"
+            raise ValueError(msg)
+        if self.track < 1:
+            msg = f"--track is 1-based, got {self.track}"
+            raise ValueError(msg)
+        self.bar_range()  # fail early on a bad --bars
+
+    def bar_range(self) -> list[int] | None:
+        """0-based bar indexes, or None for all."""
+        text = self.bars.strip().lower()
+        if text == "all":
+            return None
+        first, _, last = text.partition("-")
+        try:
+            a, b = int(first), int(last or first)
+        except ValueError:
+            msg = f"--bars must be A-B, A or all, got {self.bars!r}"
+            raise ValueError(msg) from None
+        if not 1 <= a <= b:
+            msg = f"--bars must be 1-based with A <= B, got {self.bars!r}"
+            raise ValueError(msg)
+        return list(range(a - 1, b))

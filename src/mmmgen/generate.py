@@ -363,7 +363,7 @@ def prompt_song(path, settings: dict, tempo: float = 120.0) -> Song:
             msg = f"{path}: empty prompt"
             raise GenerationError(msg)
         text = lines[0]
-    return Song.from_text(text, tempo=tempo, n_bars=bars)
+    return Song.from_text(text, tempo=tempo, n_bars=text_to_piece(text, grid).n_bars or bars)
 
 
 def generate_song(
