@@ -1,0 +1,58 @@
+"""``mmmgen generate`` over a trained debug run: files, instruments, prompts, clear errors."""
+
+from __future__ import annotations
+
+from synth import random_score, write
+
+from mmmgen.cli import main
+from mmmgen.codec import text_to_piece
+from mmmgen.generate import Sampling, generate_song, generator_from_run, prompt_song
+
+
+def test_generate_writes_every_format(debug_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["generate", "--model", str(debug_run), "--out", str(out), "--tracks", "2", "--seed", "1"]
+    assert main([*args, "--instrument", "Violin", "--format", "mid,txt,png,wav"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["piece.mid", "piece.png", "piece.txt", "piece.wav"]
+    piece = text_to_piece((out / "piece.txt").read_text(), strict=True)
+    assert len(piece.tracks) == 2 and piece.tracks[0].program == 40
+    assert all(t.notes and t.n_bars == piece.n_bars for t in piece.tracks)
+    assert "2 tracks" in capsys.readouterr().out
+
+
+def test_same_seed_same_piece(debug_run):
+    generator, _settings = generator_from_run(debug_run)
+    a = generate_song(generator, tracks=2, n_bars=2, sampling=Sampling(seed=5))
+    b = generate_song(generator, tracks=2, n_bars=2, sampling=Sampling(seed=5))
+    assert a == b and len(a.tracks) == 2 and a.genre in [*generator.genres, "OTHER"]
+
+
+def test_prompt_tracks_come_first(debug_run, tmp_path):
+    prompt = write(random_score(2, n_bars=8), tmp_path / "prompt.mid")
+    out = tmp_path / "out"
+    assert main(["generate", "--model", str(debug_run), "--out", str(out), "--tracks", "1", "--prompt", str(prompt), "--format", "txt", "--seed", "3"]) == 0
+    first = text_to_piece((out / "piece.txt").read_text(), strict=True)
+    expected = len(prompt_song(prompt, generator_from_run(debug_run)[1]).tracks)
+    assert len(first.tracks) == expected + 1
+
+
+def test_bad_instrument_and_missing_model_are_one_line_errors(debug_run, tmp_path, capsys):
+    assert main(["generate", "--model", str(debug_run), "--out", str(tmp_path), "--instrument", "Kazooo"]) == 2
+    assert "Kazooo" in capsys.readouterr().err
+    assert main(["generate", "--model", str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2
+
+
+def test_infill_rewrites_only_the_chosen_bars(debug_run, tmp_path):
+    from mmmgen.fill import split_words
+
+    first = tmp_path / "first"
+    assert main(["generate", "--model", str(debug_run), "--out", str(first), "--tracks", "2", "--bars", "4", "--format", "txt", "--seed", "2"]) == 0
+    out = tmp_path / "infilled"
+    args = ["infill", "--model", str(debug_run), "--input", str(first / "piece.txt"), "--track", "2", "--bars", "2-3"]
+    assert main([*args, "--out", str(out), "--format", "txt,mid", "--seed", "7"]) == 0
+    before = split_words((first / "piece.txt").read_text())
+    after = split_words((out / "piece.txt").read_text())
+    assert before.tracks[0].bars == after.tracks[0].bars
+    assert before.tracks[1].bars[0] == after.tracks[1].bars[0] and before.tracks[1].bars[3] == after.tracks[1].bars[3]
+    assert text_to_piece((out / "piece.txt").read_text(), strict=True).tracks[1].n_bars == 4
+    assert main([*args[:-2], "--bars", "3-1", "--out", str(out)]) == 2  # A <= B

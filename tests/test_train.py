@@ -1,0 +1,308 @@
+"""GPT-2 training: packing, presets and flags, the run folder, resume, errors and sizing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import debug_config
+
+from mmmgen import vocab as V
+from mmmgen.cli import main
+from mmmgen.config import PRESETS, TrainConfig
+from mmmgen.model import count_params, load_run, preset_config, size_report
+from mmmgen.tokenizer import TokenizerError
+from mmmgen.train import (
+    PackedCollator,
+    TrainError,
+    checkpoint_is_complete,
+    pack_windows,
+    padding_fraction,
+    resume_checkpoint,
+    train,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- packing -------------------------------------------------------------------------------------
+def test_pack_windows_keeps_every_window_whole_once():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(20, 700, size=500)
+    lengths[:3] = 1500  # longer than a block: cut, alone in a block
+    blocks = pack_windows(lengths, 1024, seed=1)
+    flat = sorted(i for b in blocks for i in b)
+    assert flat == list(range(len(lengths)))
+    assert all(sum(min(lengths[i], 1024) for i in b) <= 1024 for b in blocks)
+    assert padding_fraction(lengths, blocks, 1024) < 0.03
+    assert pack_windows(lengths, 1024, seed=1) == blocks  # deterministic
+
+
+def test_collator_restarts_positions_and_skips_window_starts():
+    coll = PackedCollator(pad_id=3)
+    batch = coll([{"windows": [np.array([10, 11, 12]), np.array([20, 21])]}, {"windows": [np.array([30, 31, 32, 33])]}])
+    assert batch["input_ids"].shape == (2, 8)
+    assert batch["input_ids"][0].tolist() == [10, 11, 12, 20, 21, 3, 3, 3]
+    assert batch["labels"][0].tolist() == [-100, 11, 12, -100, 21, -100, -100, -100]
+    assert batch["position_ids"][0].tolist() == [0, 1, 2, 0, 1, 0, 1, 2]
+    assert batch["labels"][1].tolist()[:4] == [-100, 31, 32, 33]
+
+
+def test_packed_block_computes_exactly_its_windows_one_by_one():
+    """Position resets give a block-diagonal mask: no window sees another."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=64, n_layer=2, n_embd=32, n_head=2)).eval()
+    a, b = torch.randint(5, 50, (7,)), torch.randint(5, 50, (9,))
+    batch = PackedCollator(pad_id=0)([{"windows": [a.numpy(), b.numpy()]}])
+    with torch.no_grad():
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits[0]
+        alone_a = model(input_ids=a[None]).logits[0]
+        alone_b = model(input_ids=b[None]).logits[0]
+    torch.testing.assert_close(packed[:7], alone_a, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(packed[7:16], alone_b, atol=1e-4, rtol=1e-4)
+
+
+# --- presets and flags ---------------------------------------------------------------------------
+def test_presets_fill_unset_fields_and_flags_win():
+    cfg = TrainConfig(dataset="d", tokenizer="t", output_dir="o")
+    assert (cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.context_length) == (6, 8, 512, 2048)  # the tutorial
+    assert (cfg.learning_rate, cfg.warmup_ratio, cfg.weight_decay) == (5e-4, 0.01, 0.01)
+    small = TrainConfig(dataset="d", tokenizer="t", output_dir="o", preset="small", n_layer=3)
+    assert small.n_layer == 3 and small.n_embd == PRESETS["small"]["n_embd"]
+    assert preset_config("debug").n_embd == PRESETS["debug"]["n_embd"]
+    with pytest.raises(ValueError, match="must divide"):
+        TrainConfig(dataset="d", tokenizer="t", output_dir="o", n_head=5)
+
+
+def test_flags_and_yaml(tmp_path):
+    from mmmgen.cli import parse_config
+
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("preset: small\nn_layer: 2\nlearning_rate: 0.002\n")
+    argv = ["--dataset", "d", "--tokenizer", "t", "--output-dir", "o", "--config", str(yaml_file), "--n-layer", "5",
+            "--context-length", "256", "--batch-size", "2", "--gradient-accumulation-steps", "3", "--warmup-ratio",
+            "0.1", "--weight-decay", "0", "--epochs", "2", "--max-steps", "7", "--eval-steps", "4", "--save-steps",
+            "4", "--logging-steps", "1", "--seed", "3", "--report-to", "none", "--resume", "--n-head", "4",
+            "--n-embd", "64"]
+    (cfg,), _ = parse_config(argv, [TrainConfig], "t", "t")
+    assert (cfg.preset, cfg.n_layer, cfg.learning_rate, cfg.context_length) == ("small", 5, 0.002, 256)
+    assert (cfg.batch_size, cfg.gradient_accumulation_steps, cfg.max_steps, cfg.resume) == (2, 3, 7, True)
+    assert (cfg.report_to, cfg.seed, cfg.epochs, cfg.warmup_ratio, cfg.weight_decay) == ("none", 3, 2.0, 0.1, 0.0)
+
+
+@pytest.mark.parametrize("name", ["debug", "small", "tutorial"])
+def test_config_files_parse(name):
+    from mmmgen.cli import parse_config
+
+    argv = ["--config", str(ROOT / "configs" / f"{name}.yaml"), "--dataset", "d", "--tokenizer", "t", "--output-dir", "o"]
+    (cfg,), _ = parse_config(argv, [TrainConfig], "t", "t")
+    assert cfg.preset == name
+
+
+def test_count_params_matches_transformers():
+    from mmmgen.model import build_model
+
+    cfg = preset_config("small")
+    model = build_model(cfg, 700)
+    assert count_params(cfg.n_layer, cfg.n_embd, 700, cfg.context_length) == sum(p.numel() for p in model.parameters())
+
+
+# --- the debug run -------------------------------------------------------------------------------
+def test_run_folder_explains_itself(debug_run):
+    for name in ("train_config.yaml", "command.txt", "versions.json", "mmmgen.json", "metrics.json", "README.md",
+                 "tokenizer.json", "config.json", "model.safetensors", "samples", "checkpoint-30"):
+        assert (debug_run / name).exists(), name
+    metrics = json.loads((debug_run / "metrics.json").read_text())
+    for key in ("train_runtime", "train_tokens", "eval_loss", "eval_loss_per_note", "eval_perplexity", "params"):
+        assert key in metrics, key
+    assert metrics["train_tokens"] > 0 and metrics["params"] > 0 and metrics["steps"] == 30
+    assert metrics["eval_loss_per_note"] > metrics["eval_loss"]  # several words per note
+    assert not list(debug_run.rglob("*.bin")) or all(p.name == "training_args.bin" for p in debug_run.rglob("*.bin"))
+    assert list((debug_run / "samples").glob("*.mid")) and list((debug_run / "samples").glob("*.txt"))
+    card = (debug_run / "README.md").read_text()
+    assert "eval_loss_per_note" in card and "debug" in card
+
+
+def test_loss_falls(debug_run):
+    state = json.loads((debug_run / "checkpoint-30" / "trainer_state.json").read_text())
+    losses = [e["loss"] for e in state["log_history"] if "loss" in e]
+    evals = [e["eval_loss"] for e in state["log_history"] if "eval_loss" in e]
+    assert np.mean(losses[-5:]) < losses[0] - 1.0
+    assert evals[-1] < evals[0]
+
+
+def test_model_loads_with_plain_transformers_and_generates(debug_run):
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel.from_pretrained(str(debug_run)).eval()
+    tok = AutoTokenizer.from_pretrained(str(debug_run))
+    prompt = f"{V.PIECE_START} {V.time_signature(4, 4)} {V.genre('POP')} {V.TRACK_START}"
+    ids = tok(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    out = model.generate(ids, max_new_tokens=20, do_sample=True, temperature=0.75, pad_token_id=tok.pad_token_id)
+    assert out.shape[1] > ids.shape[1]
+    assert tok.decode(out[0]).startswith(prompt)
+
+
+def test_load_run_gives_codec_settings(debug_run, tiny_dataset):
+    from mmmgen.data import load_report
+
+    model, tok, settings = load_run(debug_run)
+    report = load_report(tiny_dataset)
+    assert settings["codec"] == report["codec"]
+    assert settings["density_edges"] == report["density_edges"]
+    assert settings["genre_labels"] == ["OTHER", "POP", "ROCK"]
+    assert model.config.vocab_size == len(tok)
+    assert model.config.pad_token_id == tok.pad_token_id
+
+
+def test_resume_continues_exactly(debug_run, tiny_dataset, tiny_tokenizer, tmp_path):
+    """Interrupted after the step-20 checkpoint (step 24), resumed: the same losses as without a break."""
+    from transformers import TrainerCallback
+
+    import mmmgen.train as T
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 24:
+                raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    original = T._build_trainer
+
+    def with_crash(*args, **kwargs):
+        trainer = original(*args, **kwargs)
+        trainer.add_callback(Crash())
+        return trainer
+
+    T._build_trainer = with_crash
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(debug_config(tiny_dataset, tiny_tokenizer, run))
+    finally:
+        T._build_trainer = original
+    assert (run / "checkpoint-20").is_dir() and not (run / "model.safetensors").exists()
+    with pytest.raises(TrainError, match="--resume"):
+        train(debug_config(tiny_dataset, tiny_tokenizer, run))
+    train(debug_config(tiny_dataset, tiny_tokenizer, run, resume=True))
+
+    def losses(folder):
+        state = json.loads((folder / "checkpoint-30" / "trainer_state.json").read_text())
+        return {e["step"]: e["loss"] for e in state["log_history"] if "loss" in e}
+
+    expected, got = losses(debug_run), losses(run)
+    assert sorted(got) == sorted(expected)
+    for step in range(21, 31):
+        assert got[step] == pytest.approx(expected[step], rel=1e-4), step
+    assert json.loads((run / "metrics.json").read_text())["train_tokens"] == json.loads(
+        (debug_run / "metrics.json").read_text())["train_tokens"]
+
+
+def test_incomplete_newest_checkpoint_falls_back(debug_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(debug_run, run)
+    weights = run / "checkpoint-30" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # killed while writing
+    assert checkpoint_is_complete(run / "checkpoint-20")
+    assert not checkpoint_is_complete(run / "checkpoint-30")
+    assert resume_checkpoint(run) == run / "checkpoint-20"
+    assert not (run / "checkpoint-30").exists()
+    (run / "checkpoint-20" / "trainer_state.json").unlink()
+    assert resume_checkpoint(run, remove_incomplete=False) == run / "checkpoint-10"
+    assert (run / "checkpoint-20").is_dir()
+
+
+# --- errors --------------------------------------------------------------------------------------
+def test_one_line_errors(tiny_dataset, tiny_tokenizer, tmp_path, capsys):
+    base = ["train", "--preset", "debug", "--report-to", "none", "--output-dir", str(tmp_path / "r")]
+    assert main([*base, "--dataset", str(tmp_path / "none"), "--tokenizer", str(tiny_tokenizer)]) == 2
+    assert "not a prepared dataset" in capsys.readouterr().err
+    assert main([*base, "--dataset", str(tiny_dataset), "--tokenizer", str(tmp_path / "none")]) == 2
+    assert "tokenizer not found" in capsys.readouterr().err
+    assert main([*base, "--dataset", str(tiny_dataset), "--tokenizer", str(tiny_tokenizer), "--context-length", "64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "24 of 24 training windows" in err and "--context-length 64" in err and "--max-cut" in err
+
+
+def test_tokenizer_that_misses_dataset_words(tiny_dataset, tmp_path):
+    from mmmgen.tokenizer import train_tokenizer
+
+    report = json.loads((tiny_dataset / "report.json").read_text())
+    other = tmp_path / "other"
+    shutil.copytree(tiny_dataset, other)
+    report["genre_labels"] = ["OTHER"]  # a tokenizer built for a dataset without POP/ROCK
+    (other / "report.json").write_text(json.dumps(report))
+    from datasets import load_from_disk
+
+    ds = load_from_disk(str(other))
+    ds["train"] = ds["train"].map(lambda r: {"text": r["text"].replace("GENRE=POP", "GENRE=OTHER").replace("GENRE=ROCK", "GENRE=OTHER")})
+    ds.save_to_disk(str(tmp_path / "other2"))
+    (tmp_path / "other2" / "report.json").write_text(json.dumps(report))
+    train_tokenizer(tmp_path / "other2", tmp_path / "tok")
+    with pytest.raises(TokenizerError, match=r"does not cover the dataset.*GENRE="):
+        train(debug_config(tiny_dataset, tmp_path / "tok", tmp_path / "run"))
+
+
+# --- sizing --------------------------------------------------------------------------------------
+def test_size_report(tiny_dataset, capsys):
+    r = size_report(tiny_dataset)
+    assert r["tokens"] == json.loads((tiny_dataset / "report.json").read_text())["tokens"]["train"]
+    assert r["params"] == int(r["tokens"] / 20)
+    assert r["preset"] == "debug"
+    assert main(["size", "--dataset", str(tiny_dataset)]) == 0
+    out = capsys.readouterr().out
+    assert "compute-optimal" in out and "preset that fits: debug" in out
+
+
+# --- slower: processes ---------------------------------------------------------------------------
+def _cli(*args):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src")}
+    return [sys.executable, "-m", "mmmgen", "train", *args], env
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume(tiny_dataset, tiny_tokenizer, tmp_path, debug_run):
+    run = tmp_path / "run"
+    flags = ["--dataset", str(tiny_dataset), "--tokenizer", str(tiny_tokenizer), "--output-dir", str(run), "--preset",
+             "debug", "--max-steps", "30", "--eval-steps", "10", "--save-steps", "10", "--logging-steps", "1",
+             "--report-to", "none", "--sample-tracks", "1", "--sample-max-tokens", "24"]
+    cmd, env = _cli(*flags)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (run / "checkpoint-10" / "trainer_state.json").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert not (run / "model.safetensors").exists()
+    cmd, env = _cli(*flags, "--resume")
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    got = json.loads((run / "metrics.json").read_text())
+    want = json.loads((debug_run / "metrics.json").read_text())
+    assert got["steps"] == 30 and got["train_tokens"] == want["train_tokens"]
+    assert got["eval_loss"] == pytest.approx(want["eval_loss"], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(tiny_dataset, tiny_tokenizer, tmp_path, debug_run):
+    run = tmp_path / "ddp"
+    flags = ["--dataset", str(tiny_dataset), "--tokenizer", str(tiny_tokenizer), "--output-dir", str(run), "--preset",
+             "debug", "--max-steps", "30", "--eval-steps", "10", "--save-steps", "10", "--logging-steps", "1",
+             "--report-to", "none", "--sample-tracks", "1", "--sample-max-tokens", "24"]
+    _, env = _cli(*flags)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "mmmgen", "train", *flags]
+    subprocess.run(torchrun, env=env, check=True, capture_output=True, timeout=600)
+    got = json.loads((run / "metrics.json").read_text())
+    want = json.loads((debug_run / "metrics.json").read_text())
+    assert got["world_size"] == 2 and got["steps"] == 30
+    # the distributed sampler repeats a block or two to even out the processes
+    assert got["train_tokens"] == pytest.approx(want["train_tokens"], rel=0.1)
+    assert got["eval_loss"] == pytest.approx(want["eval_loss"], rel=0.05)
