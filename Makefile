@@ -10,6 +10,10 @@ export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
 DATA ?= data
+COLLECTIONS ?= BACH
+DEMO_RUN ?= runs/demo
+DEMO_STEPS ?= 400
+MMMGEN := $(VENV)/bin/mmmgen
 .PHONY: setup demo test test-slow test-all bench lint clean
 
 setup: $(STAMP)          ## create .venv and install everything (idempotent)
@@ -22,9 +26,13 @@ $(STAMP): pyproject.toml Makefile scripts/setup-system.sh
 	$(PY) -m pip install -q -e '.[all,dev]'
 	touch $(STAMP)
 
-demo: setup              ## export the embedded corpus, prepare a dataset, print its report
-	$(VENV)/bin/mmmgen corpus $(DATA)/corpus
-	$(VENV)/bin/mmmgen prepare $(DATA)/corpus $(DATA)/dataset --genres $(DATA)/corpus/genres.csv
+demo: setup              ## corpus -> dataset -> tokenizer -> (a short training if no model yet) -> web app
+	$(MMMGEN) corpus $(DATA)/corpus --collections $(COLLECTIONS)
+	$(MMMGEN) prepare $(DATA)/corpus $(DATA)/dataset --genres $(DATA)/corpus/genres.csv --infill-prob 0.1
+	$(MMMGEN) tokenizer $(DATA)/dataset $(DATA)/tokenizer
+	test -f $(DEMO_RUN)/model.safetensors || $(MMMGEN) train --config configs/small.yaml \
+		--dataset $(DATA)/dataset --tokenizer $(DATA)/tokenizer --output-dir $(DEMO_RUN) --max-steps $(DEMO_STEPS) --resume
+	$(MMMGEN) app --model $(DEMO_RUN)
 
 test: setup              ## the fast test tier
 	$(PY) -m pytest -q
