@@ -64,7 +64,7 @@ def cmd_corpus(argv: Sequence[str]) -> int:
     from mmmgen import corpus
 
     def extra(p):
-        p.add_argument("--collections", default=None, help=f"Comma-separated subset of {','.join(corpus.COLLECTIONS)} (default: all).")
+        p.add_argument("--collections", default=None, help=f"Comma-separated subset of {','.join(corpus.COLLECTIONS)}, or all (the default).")
         p.add_argument("--num-proc", type=int, default=None, help="Worker processes (default: all cores).")
         p.add_argument("--limit", type=int, default=None, help="At most this many works per collection (smoke runs).")
 
@@ -72,7 +72,7 @@ def cmd_corpus(argv: Sequence[str]) -> int:
         argv, [], "mmmgen corpus", "Export music21's public-domain corpus to MIDI + genres.csv (the embedded default dataset).",
         [("out_dir", "Output folder (one sub-folder per collection, plus genres.csv).")], extra,
     )
-    names = ns["collections"].split(",") if ns["collections"] else None
+    names = ns["collections"].split(",") if ns["collections"] and ns["collections"].lower() != "all" else None
     report = corpus.export_corpus(ns["out_dir"], names, num_proc=ns["num_proc"], limit=ns["limit"])
     print(report.summary() if hasattr(report, "summary") else report)
     return 0
@@ -231,6 +231,35 @@ def cmd_infill(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_sweep(argv: Sequence[str]) -> int:
+    import argparse
+
+    from transformers import HfArgumentParser
+
+    from mmmgen.config import SweepConfig, TrainConfig
+    from mmmgen.sweep import format_summary, load_sweep, run_sweep
+
+    parser = HfArgumentParser(
+        [SweepConfig, TrainConfig], prog="mmmgen sweep",
+        description="Search training settings with a W&B sweep YAML, offline (Optuna) and resumable; "
+        "every `mmmgen train` flag given here is held fixed and wins over the file.",
+    )
+    parser.add_argument("sweep_file", help="W&B sweep YAML: method, metric, parameters; fixed settings under train:.")
+    train_names = [f.name for f in dataclasses.fields(TrainConfig)]
+    for action in parser._actions:  # only the training flags actually given reach the namespace
+        if action.dest in train_names:
+            action.default = argparse.SUPPRESS
+    ns = vars(parser.parse_args(argv))
+    fixed = {k: ns.pop(k) for k in train_names if k in ns}
+    try:
+        config = SweepConfig(**{f.name: ns[f.name] for f in dataclasses.fields(SweepConfig)})
+    except ValueError as exc:
+        parser.error(str(exc))
+    result = run_sweep(load_sweep(ns["sweep_file"], fixed), config)
+    print(format_summary(result))
+    return 0 if result.best is not None or config.backend == "wandb" else 1
+
+
 def cmd_app(argv: Sequence[str]) -> int:
     from mmmgen.app import AppSettings, build_app, serve
     from mmmgen.config import AppConfig
@@ -256,6 +285,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "tokenizer": (cmd_tokenizer, "dataset -> WordLevel tokenizer over the whole grammar"),
     "size": (cmd_size, "dataset -> token count, compute-optimal model size, fitting preset"),
     "train": (cmd_train, "dataset + tokenizer -> GPT-2 run folder (checkpoints, samples, model card)"),
+    "sweep": (cmd_sweep, "search training settings (W&B sweep YAML) offline with Optuna -> results.csv, best.yaml"),
     "generate": (cmd_generate, "trained run -> a new piece, one instrument at a time (MIDI, audio, picture, text)"),
     "infill": (cmd_infill, "regenerate chosen bars of any track of a piece (MMM bar-fill)"),
     "render": (cmd_render, "MMM text or MIDI -> MIDI, audio (FluidSynth), piano roll"),

@@ -332,3 +332,44 @@ class InfillConfig:
             msg = f"--bars must be 1-based with A <= B, got {self.bars!r}"
             raise ValueError(msg)
         return list(range(a - 1, b))
+
+
+# --- hyperparameter sweeps (mmmgen sweep) ------------------------------------------------------
+@dataclass
+class SweepConfig:
+    """``mmmgen sweep SWEEP.yaml --out DIR``: search ``mmmgen train`` settings (W&B sweep YAML, Optuna)."""
+
+    out: str | None = field(default=None, metadata={"help": "Sweep folder: trial-NNNN run folders, sweep.db, results.csv, best.yaml, sweep.png."})
+    trials: int | None = field(
+        default=None,
+        metadata={"help": "Trials in the whole study, all workers together (default: the file's run_cap, else 10); a rerun tops a stopped sweep up to N."},
+    )
+    storage: str | None = field(
+        default=None, metadata={"help": "Optuna RDB URL shared by workers, e.g. postgresql://user@host/db (default: sqlite:///OUT/sweep.db)."}
+    )
+    study: str | None = field(
+        default=None, metadata={"help": "Study name (default: the file's name: or its file name); with --backend wandb, a sweep id to join."}
+    )
+    backend: str = field(
+        default="optuna",
+        metadata={"help": "optuna (local, offline) or wandb (W&B sweeps; needs wandb and a login).", "choices": ["optuna", "wandb"]},
+    )
+    prune: str = field(
+        default="auto",
+        metadata={"help": "Stop hopeless trials early on the eval metric: auto (hyperband when the file has early_terminate), none, median, hyperband.",
+                  "choices": ["auto", "none", "median", "hyperband"]},
+    )
+    sampler_seed: int | None = field(
+        default=None, metadata={"help": "Seed of the sampler (reproducible single-worker sweeps; give each worker its own)."}
+    )
+
+    def __post_init__(self) -> None:
+        if not self.out:
+            msg = "--out is required"
+            raise ValueError(msg)
+        if self.trials is not None and self.trials < 1:
+            msg = f"--trials must be at least 1, got {self.trials}"
+            raise ValueError(msg)
+        if self.backend not in ("optuna", "wandb") or self.prune not in ("auto", "none", "median", "hyperband"):
+            msg = f"--backend must be optuna or wandb and --prune auto, none, median or hyperband, got {self.backend!r}, {self.prune!r}"
+            raise ValueError(msg)
