@@ -248,13 +248,25 @@ class SizeConfig:
             raise ValueError(msg)
 
 
-# --- generation (mmmgen generate / mmmgen app) -------------------------------------------------
+# --- generation (mmmgen generate / mmmgen infill / mmmgen app) --------------------------------
 @dataclass
-class GenerateConfig:
-    """``mmmgen generate``: a piece, one track at a time, written as MIDI/audio/picture/text."""
+class PieceConfig:
+    """What ``generate`` and ``infill`` share: the model, sampling and the files written."""
 
     model: str | None = field(default=None, metadata={"help": "Run folder of a trained model (default: the newest local run)."})
     out: str = field(default="out", metadata={"help": "Output folder (piece.mid, piece.wav, piece.png, piece.txt)."})
+    temperature: float = field(default=0.85, metadata={"help": "Sampling temperature."})
+    top_k: int = field(default=0, metadata={"help": "Keep only the k most likely words (0: off)."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold (1: off)."})
+    seed: int | None = field(default=None, metadata={"help": "Seed for reproducible output (default: fresh randomness)."})
+    tempo: float = field(default=120.0, metadata={"help": "Tempo in BPM (a rendering setting)."})
+    format: str = field(default="mid,wav,png,txt", metadata={"help": "Outputs: any of mid,wav,png,txt (mp3/ogg need ffmpeg)."})
+
+
+@dataclass
+class GenerateConfig(PieceConfig):
+    """``mmmgen generate``: a piece, one track at a time, written as MIDI/audio/picture/text."""
+
     genre: str | None = field(default=None, metadata={"help": "Genre word (e.g. BACH); default: a genre the model knows, at random."})
     tracks: int = field(default=4, metadata={"help": "New tracks to generate."})
     instrument: list[str] = field(
@@ -264,12 +276,6 @@ class GenerateConfig:
     density: int | None = field(default=None, metadata={"help": "DENSITY level of every new track (default: model's choice)."})
     bars: int | None = field(default=None, metadata={"help": "Bars per track (default: as trained)."})
     time_signature: str = field(default="4_4", metadata={"help": "Meter, e.g. 4_4, 3_4, 6_8."})
-    temperature: float = field(default=0.85, metadata={"help": "Sampling temperature."})
-    top_k: int = field(default=0, metadata={"help": "Keep only the k most likely words (0: off)."})
-    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold (1: off)."})
-    seed: int | None = field(default=None, metadata={"help": "Seed for reproducible output (default: fresh randomness)."})
-    tempo: float = field(default=120.0, metadata={"help": "Tempo in BPM (a rendering setting)."})
-    format: str = field(default="mid,wav,png,txt", metadata={"help": "Outputs: any of mid,wav,png,txt (mp3/ogg need ffmpeg)."})
     prompt: str | None = field(default=None, metadata={"help": "Start from a MIDI file (its first bars) or MMM text; new tracks are added to it."})
 
     def __post_init__(self) -> None:
@@ -293,20 +299,12 @@ class AppConfig:
 
 
 @dataclass
-class InfillConfig:
+class InfillConfig(PieceConfig):
     """``mmmgen infill``: regenerate chosen bars of one track of a piece (MMM bar-fill)."""
 
     input: str = field(default="", metadata={"help": "The piece: MMM text (first line; e.g. a piece.txt from generate) or a MIDI file."})
     track: int = field(default=1, metadata={"help": "Track to rewrite, 1-based in text order."})
     bars: str = field(default="all", metadata={"help": "Bars to rewrite: A-B (1-based, inclusive), A, or all."})
-    model: str | None = field(default=None, metadata={"help": "Run folder of a trained model (default: the newest local run)."})
-    out: str = field(default="out", metadata={"help": "Output folder (piece.mid, piece.wav, piece.png, piece.txt)."})
-    temperature: float = field(default=0.85, metadata={"help": "Sampling temperature."})
-    top_k: int = field(default=0, metadata={"help": "Keep only the k most likely words (0: off)."})
-    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold (1: off)."})
-    seed: int | None = field(default=None, metadata={"help": "Seed for reproducible output."})
-    tempo: float = field(default=120.0, metadata={"help": "Tempo in BPM (a rendering setting)."})
-    format: str = field(default="mid,wav,png,txt", metadata={"help": "Outputs: any of mid,wav,png,txt."})
 
     def __post_init__(self) -> None:
         if not self.input:
