@@ -146,8 +146,13 @@ def test_in_a_real_browser(app_url, tmp_path):
 
         def click(label: str, expect_tracks: int):
             page.get_by_role("button", name=label, exact=True).click()
-            page.wait_for_function(
-                f"() => {{ const t = document.querySelector('#tokens textarea'); return t && t.value.split(' ').filter(w => w === 'TRACK_START').length === {expect_tracks}; }}",
+            page.wait_for_timeout(500)  # let the request start before waiting for its results
+            page.wait_for_function(  # the text and the instrument list both show the new song
+                "n => { const t = document.querySelector('#tokens textarea'), i = document.querySelector('#instruments textarea');"
+                " return t && i && t.value.split(' ').filter(w => w === 'TRACK_START').length === n"
+                " && i.value.split('\\n').filter(x => x.trim()).length === n"
+                " && !document.body.innerText.includes('processing'); }",
+                arg=expect_tracks,
                 timeout=120_000,
             )
             text = tokens.input_value()
