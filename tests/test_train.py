@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import debug_config
+from conftest import debug_config, one_thread
 
 from mmmgen import vocab as V
 from mmmgen.cli import main
@@ -186,14 +186,15 @@ def test_resume_continues_exactly(debug_run, tiny_dataset, tiny_tokenizer, tmp_p
 
     T._build_trainer = with_crash
     try:
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt), one_thread():
             train(debug_config(tiny_dataset, tiny_tokenizer, run))
     finally:
         T._build_trainer = original
     assert (run / "checkpoint-20").is_dir() and not (run / "model.safetensors").exists()
     with pytest.raises(TrainError, match="--resume"):
         train(debug_config(tiny_dataset, tiny_tokenizer, run))
-    train(debug_config(tiny_dataset, tiny_tokenizer, run, resume=True))
+    with one_thread():
+        train(debug_config(tiny_dataset, tiny_tokenizer, run, resume=True))
 
     def losses(folder):
         state = json.loads((folder / "checkpoint-30" / "trainer_state.json").read_text())
@@ -219,6 +220,23 @@ def test_incomplete_newest_checkpoint_falls_back(debug_run, tmp_path):
     (run / "checkpoint-20" / "trainer_state.json").unlink()
     assert resume_checkpoint(run, remove_incomplete=False) == run / "checkpoint-10"
     assert (run / "checkpoint-20").is_dir()
+
+
+def test_resume_refuses_another_model_shape(debug_run, tiny_dataset, tiny_tokenizer, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(debug_run, run)
+    with pytest.raises(TrainError, match="--n-embd 32 -> 64"):
+        train(debug_config(tiny_dataset, tiny_tokenizer, run, resume=True, n_embd=64))
+
+
+def test_resume_of_a_finished_run_changes_nothing(debug_run, tiny_dataset, tiny_tokenizer, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(debug_run, run)
+    train(debug_config(tiny_dataset, tiny_tokenizer, run, resume=True))
+    before = json.loads((debug_run / "metrics.json").read_text())
+    after = json.loads((run / "metrics.json").read_text())
+    assert after["steps"] == 30 and after["eval_loss"] == pytest.approx(before["eval_loss"])
+    assert len((run / "command.txt").read_text().splitlines()) == 4  # two sessions, each dated
 
 
 # --- errors --------------------------------------------------------------------------------------

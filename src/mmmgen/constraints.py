@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -23,7 +24,11 @@ EXPECT_INST, EXPECT_DENSITY, EXPECT_BAR, IN_BAR, DONE = range(5)
 
 @dataclass
 class VocabTable:
-    """Token ids of each word family, so masks are built with numpy indexing."""
+    """Token ids of each word family, so masks are built with numpy indexing.
+
+    The masks that do not depend on the state (a whole family, a few structure words) are built
+    once and kept (``cached``), so a rule costs a few microseconds per word.
+    """
 
     size: int
     ids: dict[str, int]
@@ -34,6 +39,7 @@ class VocabTable:
     inst: dict[tuple[int, bool], int]
     density: dict[int, int]
     grid: int
+    _masks: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_vocab(cls, vocab: dict[str, int], grid: int = 12) -> VocabTable:
@@ -59,9 +65,31 @@ class VocabTable:
 
     def mask(self, ids: Iterable[int]) -> np.ndarray:
         m = np.zeros(self.size, bool)
-        idx = np.fromiter((i for i in ids if i >= 0), int)
-        m[idx] = True
+        idx = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), dtype=np.intp)
+        m[idx[idx >= 0]] = True
         return m
+
+    def cached(self, key, ids: Callable[[], Iterable[int]]) -> np.ndarray:
+        """The (read-only) mask of ``ids()``, built on first use and kept under ``key``."""
+        m = self._masks.get(key)
+        if m is None:
+            m = self.mask(ids())
+            m.flags.writeable = False
+            self._masks[key] = m
+        return m
+
+    def family(self, name: str) -> np.ndarray:
+        """Read-only mask of a word family: ``inst``, ``density``, ``note_on``, ``note_off``,
+        ``note_hold`` or ``time_delta``."""
+        if name in ("inst", "density"):
+            return self.cached(name, lambda: getattr(self, name).values())
+        if name == "time_delta":
+            return self.cached(name, lambda: self.time_delta[1:])
+        return self.cached(name, lambda: getattr(self, name))
+
+    def words(self, *words: str) -> np.ndarray:
+        """Read-only mask of a few words (those missing from the vocabulary are left out)."""
+        return self.cached(words, lambda: [self.ids.get(w, -1) for w in words])
 
 
 @dataclass
@@ -110,65 +138,77 @@ class TrackState:
 
     def step(self, word: str) -> None:
         """Advance over one word (assumed allowed)."""
-        w = V.parse_word(word)
+        kind, pitch, steps = _read(word, self.grid)
         if self.phase == EXPECT_INST:
             self.phase = EXPECT_DENSITY
         elif self.phase == EXPECT_DENSITY:
             self.phase = EXPECT_BAR
-        elif w.kind == V.BAR_START:
+        elif kind == V.BAR_START:
             self.phase, self.t, self.head, self.words_in_bar = IN_BAR, 0, True, 0
-        elif w.kind in (V.TRACK_END, V.FILL_END):
+        elif kind in (V.TRACK_END, V.FILL_END):
             self.phase = DONE
-        elif w.kind == V.BAR_END:
+        elif kind == V.BAR_END:
             self.carry, self.open = set(self.open), {}
             self.bars_done += 1
             self.phase = EXPECT_BAR
         elif self.phase == IN_BAR:
             self.words_in_bar += 1
-            pitch = V.parse_int(w.value, 0, V.N_PITCHES - 1)
-            if w.kind == V.NOTE_HOLD:
+            if kind == V.NOTE_HOLD:
                 self.open[pitch] = 0  # a held note may end once time has passed in this bar
                 self.carry.discard(pitch)
                 return
             if self.head:  # the head of the bar ends: carried pitches not held end at the bar line
                 self.head, self.carry = False, set()
-            if w.kind == V.NOTE_ON:
+            if kind == V.NOTE_ON:
                 self.open[pitch] = self.t
                 self.notes += 1
-            elif w.kind == V.NOTE_OFF:
+            elif kind == V.NOTE_OFF:
                 self.open.pop(pitch, None)
-            elif w.kind == V.TIME_DELTA:
-                self.t += V.parse_time_delta(w.value, self.grid) or 0
+            elif kind == V.TIME_DELTA:
+                self.t += steps
+
+
+@lru_cache(maxsize=4096)
+def _read(word: str, grid: int) -> tuple[str, int | None, int]:
+    """``(kind, pitch, grid steps)`` of a word, parsed once per word (the vocabulary is small)."""
+    w = V.parse_word(word)
+    steps = (V.parse_time_delta(w.value, grid) or 0) if w.kind == V.TIME_DELTA and w.value is not None else 0
+    return w.kind, V.parse_int(w.value, 0, V.N_PITCHES - 1), steps
 
 
 # --- the rules: each returns the words it allows (True) among all words -------------------
 def structure_rule(s: TrackState, v: VocabTable) -> np.ndarray:
     """Words in grammatical order: INST, DENSITY, then bars, then TRACK_END; nothing else."""
     if s.phase == EXPECT_INST:
-        return v.mask(v.inst.values())
+        return v.family("inst").copy()
     if s.phase == EXPECT_DENSITY:
-        return v.mask(v.density.values())
+        return v.family("density").copy()
     if s.phase == EXPECT_BAR:
-        return v.mask([v.ids.get(V.BAR_START, -1), v.ids.get(V.TRACK_END, -1)])
+        return v.words(V.BAR_START, V.TRACK_END).copy()
     if s.phase == IN_BAR:
-        families = np.concatenate([v.note_on, v.note_off, v.note_hold, v.time_delta[1:]])
-        return v.mask([*families, v.ids.get(s.spec.end_word, -1)])
-    return v.mask([])
+        end = s.spec.end_word
+        families = ("note_on", "note_off", "note_hold", "time_delta")
+        return v.cached(("in_bar", end), lambda: np.flatnonzero(np.logical_or.reduce([v.family(f) for f in families]) | v.words(end))).copy()
+    return np.zeros(v.size, bool)
 
 
 def instrument_rule(s: TrackState, v: VocabTable) -> np.ndarray:
     """Only the instruments asked for (a forced one, or those the song does not have yet)."""
     if s.phase != EXPECT_INST or s.spec.instruments is None:
         return np.ones(v.size, bool)
-    rest = ~v.mask(v.inst.values())
-    return rest | v.mask(v.inst.get(key, -1) for key in s.spec.instruments)
+    rest = ~v.family("inst")
+    rest[[i for key in s.spec.instruments if (i := v.inst.get(key, -1)) >= 0]] = True
+    return rest
 
 
 def density_rule(s: TrackState, v: VocabTable) -> np.ndarray:
     """A forced density level, when asked."""
     if s.phase != EXPECT_DENSITY or s.spec.density is None:
         return np.ones(v.size, bool)
-    return ~v.mask(v.density.values()) | v.mask([v.density.get(s.spec.density, -1)])
+    rest = ~v.family("density")
+    if s.spec.density in v.density:
+        rest[v.density[s.spec.density]] = True
+    return rest
 
 
 def bar_count_rule(s: TrackState, v: VocabTable) -> np.ndarray:
@@ -183,30 +223,36 @@ def bar_count_rule(s: TrackState, v: VocabTable) -> np.ndarray:
 
 def note_off_rule(s: TrackState, v: VocabTable) -> np.ndarray:
     """NOTE_OFF only for a pitch that sounds and has lasted at least one step."""
-    m = ~v.mask(v.note_off)
-    m |= v.mask(v.note_off[p] for p, onset in s.open.items() if onset < s.t)
+    m = ~v.family("note_off")
+    if s.open:
+        ids = v.note_off[[p for p, onset in s.open.items() if onset < s.t]]
+        m[ids[ids >= 0]] = True
     return m
 
 
 def note_on_rule(s: TrackState, v: VocabTable) -> np.ndarray:
     """NOTE_ON only for a silent pitch, and only while the bar has time left."""
-    m = ~v.mask(v.note_on)
+    m = ~v.family("note_on")
     if s.t < s.bar_len:
-        m |= v.mask(v.note_on[p] for p in range(V.N_PITCHES) if p not in s.open)
+        silent = np.ones(V.N_PITCHES, bool)
+        silent[list(s.open)] = False
+        ids = v.note_on[silent]
+        m[ids[ids >= 0]] = True
     return m
 
 
 def hold_rule(s: TrackState, v: VocabTable) -> np.ndarray:
     """NOTE_HOLD only at the head of a bar, for a pitch the previous bar left sounding."""
-    m = ~v.mask(v.note_hold)
-    if s.head:
-        m |= v.mask(v.note_hold[p] for p in s.carry)
+    m = ~v.family("note_hold")
+    if s.head and s.carry:
+        ids = v.note_hold[list(s.carry)]
+        m[ids[ids >= 0]] = True
     return m
 
 
 def time_rule(s: TrackState, v: VocabTable) -> np.ndarray:
     """TIME_DELTA only within the bar; an empty track's last bar must leave room for a note."""
-    m = ~v.mask(v.time_delta[1:])
+    m = ~v.family("time_delta")
     left = s.bar_len - s.t - (1 if s.last_bar and s.notes == 0 and not s.spec.fill else 0)
     fitting = v.time_delta[1 : max(left, 0) + 1]
     m[fitting[fitting >= 0]] = True
@@ -225,9 +271,9 @@ def budget_rule(s: TrackState, v: VocabTable) -> np.ndarray:
     """Past ``max_words_per_bar`` a bar may only close its notes and end (bounded generation)."""
     if s.phase != IN_BAR or s.words_in_bar < s.spec.max_words_per_bar:
         return np.ones(v.size, bool)
-    closing = v.mask([*v.note_off, v.ids.get(s.spec.end_word, -1)])
+    closing = v.family("note_off") | v.words(s.spec.end_word)
     if s.notes == 0 and s.last_bar:
-        closing |= v.mask(v.note_on)
+        closing |= v.family("note_on")
     return closing
 
 

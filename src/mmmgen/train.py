@@ -612,7 +612,7 @@ def train(cfg: TrainConfig) -> Path:
     if gaps:
         log.warning("the tokenizer lacks %d grammar words (e.g. %s): the model can never write them", len(gaps), gaps[:3])
     main = int(os.environ.get("RANK", "0")) == 0
-    resume_from = _resume_point(run, cfg.resume, main)
+    resume_from = _resume_point(run, cfg.resume, main, cfg)
     precision = resolve_precision(cfg.precision)
     args = training_arguments(cfg, run, precision)
     with args.main_process_first(desc="tokenizing"):
@@ -630,7 +630,7 @@ def train(cfg: TrainConfig) -> Path:
     model = build_model(cfg, len(tokenizer), tokenizer)
     trainer = _build_trainer(cfg, args, model, tokenizer, data, settings, run, main, resume_from)
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    final = trainer.evaluate() if data.test is not None else {}
+    final = _final_eval(trainer) if data.test is not None else {}
     model.config.use_cache = True  # Trainer turns the cache off for training; generation wants it
     trainer.save_model(str(run))
     if main:
@@ -651,12 +651,39 @@ def train(cfg: TrainConfig) -> Path:
     return run
 
 
-def _resume_point(run: Path, resume: bool, main: bool) -> Path | None:
+def _final_eval(trainer) -> dict:
+    """The evaluation at the last step: the logged one when training ended on an evaluation step."""
+    for entry in reversed(trainer.state.log_history):
+        if "eval_loss" in entry and entry.get("step") == trainer.state.global_step:
+            return entry
+    return trainer.evaluate()
+
+
+SHAPE_FIELDS = ("n_layer", "n_head", "n_embd", "context_length")
+
+
+def _check_same_shape(run: Path, cfg: TrainConfig) -> None:
+    import yaml
+
+    try:
+        saved = yaml.safe_load((run / "train_config.yaml").read_text()) or {}
+    except OSError:
+        return
+    changed = [f"--{k.replace('_', '-')} {saved.get(k)} -> {getattr(cfg, k)}" for k in SHAPE_FIELDS
+               if k in saved and saved[k] != getattr(cfg, k)]
+    if changed:
+        msg = f"cannot resume {run} with another model shape ({', '.join(changed)})"
+        raise TrainError(msg)
+
+
+def _resume_point(run: Path, resume: bool, main: bool, cfg: TrainConfig | None = None) -> Path | None:
     if not resume:
         if checkpoints(run) or (run / "model.safetensors").exists():
             msg = f"{run} already holds a run; pass --resume to continue it or choose another --output-dir"
             raise TrainError(msg)
         return None
+    if cfg is not None and run.is_dir():
+        _check_same_shape(run, cfg)
     found = resume_checkpoint(run, remove_incomplete=main) if run.is_dir() else None
     log.info("resuming from %s", found) if found else log.info("no checkpoint in %s: starting from scratch", run)
     return found

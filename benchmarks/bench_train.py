@@ -1,0 +1,349 @@
+"""Training throughput: ``mmmgen train``'s recipe against the tutorial's, plus the CPU choices behind it.
+
+Three parts, each optional:
+
+* ``peak``    -- the machine's matmul peak (fp32 and bf16 ``torch.mm``, best of several sizes):
+  the yardstick for achieved FLOP/s.
+* ``micro``   -- one training step (forward, backward, AdamW) of the same GPT-2 on random tokens
+  under each choice ``mmmgen train`` makes on CPU: fp32 vs bf16 autocast, attention dropout 0.1
+  vs 0, windows kept apart (block-diagonal mask) vs attention across windows, context 512 / 1024
+  / 2048 at equal tokens per step, ``torch.compile``. Variants are interleaved round by round and
+  the best round counts, so load from other processes hurts every variant alike.
+* ``recipes`` -- the same model on the same data for the same number of useful (non-padding)
+  tokens, in one run: the tutorial's exact recipe (per-window truncation at the context length,
+  ``DataCollatorForLanguageModeling(mlm=False)`` dynamic padding, GPT-2's dropouts, fp32, HF
+  ``Trainer``) against ``mmmgen.train``'s (whole windows packed into blocks, attention kept
+  inside windows, attention dropout 0, precision ``auto``). Reports useful tokens/s, the
+  padding fraction, achieved FLOP/s against the peak, and the test loss per note (summed NLL of
+  each window over its notes) of both models, evaluated the same way.
+
+Results are merged into ``benchmarks/results/train.json`` and rendered to ``train.md`` with the
+hardware and library versions.
+
+    .venv/bin/python benchmarks/bench_train.py --dataset /tmp/ds_dev --tokenizer /tmp/tok_dev
+    .venv/bin/python benchmarks/bench_train.py --parts micro --preset tutorial
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS_DIR = HERE / "results"
+TARGET_RATIO = 3.0
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# --- peak --------------------------------------------------------------------------------------
+def matmul_peak(dtype_name: str = "float32", seconds: float = 1.5) -> float:
+    """Best GFLOP/s of square ``torch.mm`` over a few sizes (all threads)."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    best = 0.0
+    for n in (512, 1024, 2048):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        torch.mm(a, b)
+        reps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 3:
+            torch.mm(a, b)
+            reps += 1
+        best = max(best, 2 * n**3 * reps / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+# --- micro -------------------------------------------------------------------------------------
+def _step_fn(shape: dict, ctx: int, batch: int, bf16: bool, attn_drop: float, packed: bool, compile_: bool,
+             window: int = 400, activation: str = "gelu_pytorch_tanh"):
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=700, n_positions=ctx, n_layer=shape["n_layer"], n_embd=shape["n_embd"],
+                     n_head=shape["n_head"], attn_pdrop=attn_drop, resid_pdrop=0.1, embd_pdrop=0.1,
+                     bos_token_id=0, eos_token_id=0, pad_token_id=0, activation_function=activation)
+    model = GPT2LMHeadModel(cfg).train()
+    model.loss_type = "ForCausalLM"
+    fwd = torch.compile(model) if compile_ else model
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)  # what Trainer uses (adamw_torch_fused)
+    ids = torch.randint(1, 700, (batch, ctx))
+    kwargs = {}
+    if packed:  # windows of `window` tokens, positions restart: block-diagonal attention
+        kwargs["position_ids"] = (torch.arange(ctx) % window).expand(batch, -1)
+
+    def step():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = fwd(input_ids=ids, labels=ids, use_cache=False, **kwargs).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def micro(shape: dict, rounds: int = 3, steps: int = 2, tokens_per_step: int = 4096, compile_: bool = False,
+          slow: float = 100.0) -> list[dict]:
+    """Tokens/s of one training step per variant; interleaved rounds, best round kept."""
+    variants = {
+        "fp32, packed 1024 (mmmgen on this CPU)": dict(ctx=1024, bf16=False, attn_drop=0.0, packed=True),
+        "fp32, attention across windows 1024": dict(ctx=1024, bf16=False, attn_drop=0.0, packed=False),
+        "fp32, packed 1024, GPT-2's gelu_new (unfused)": dict(ctx=1024, bf16=False, attn_drop=0.0, packed=True, activation="gelu_new"),
+        "fp32, packed 1024, attention dropout 0.1": dict(ctx=1024, bf16=False, attn_drop=0.1, packed=True),
+        "fp32, causal 1024, attention dropout 0.1": dict(ctx=1024, bf16=False, attn_drop=0.1, packed=False),
+        "bf16 autocast, packed 1024": dict(ctx=1024, bf16=True, attn_drop=0.0, packed=True),
+        "fp32, packed 512": dict(ctx=512, bf16=False, attn_drop=0.0, packed=True),
+        "fp32, packed 2048": dict(ctx=2048, bf16=False, attn_drop=0.0, packed=True),
+        "fp32, causal 2048, attention dropout 0.1": dict(ctx=2048, bf16=False, attn_drop=0.1, packed=False),
+    }
+    if compile_:
+        variants["fp32, packed 1024, torch.compile"] = dict(ctx=1024, bf16=False, attn_drop=0.0, packed=True, compile_=True)
+    fns = {}
+    for name, v in variants.items():
+        v = {"compile_": False, **v}
+        batch = max(1, tokens_per_step // v["ctx"])
+        fns[name] = (_step_fn(shape, batch=batch, **v), batch * v["ctx"])
+        fns[name][0]()  # warm-up (and compile)
+    best = dict.fromkeys(fns, 0.0)
+    for r in range(rounds):
+        for name, (fn, tokens) in fns.items():
+            if r and best[name] < slow:  # a variant 10x slower than 'slow' tokens/s: one round is enough
+                continue
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            best[name] = max(best[name], steps * tokens / (time.perf_counter() - start))
+    base = best[next(iter(best))]
+    return [{"variant": k, "tokens_per_s": round(v, 1), "vs_mmmgen": round(v / base, 3)} for k, v in best.items()]
+
+
+# --- recipes -----------------------------------------------------------------------------------
+class _TokenBudget:
+    """Stop training once ``budget`` non-padding tokens have been seen."""
+
+    def __new__(cls, budget: int):
+        from transformers import TrainerCallback
+
+        class Stop(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if state.num_input_tokens_seen >= budget:
+                    control.should_training_stop = True
+
+        return Stop()
+
+
+def _train_args(out: Path, cfg, max_steps: int, precision: str):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(out), per_device_train_batch_size=cfg.batch_size, max_steps=max_steps,
+        learning_rate=cfg.learning_rate, lr_scheduler_type="cosine", warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay, save_strategy="no", eval_strategy="no", logging_steps=10, report_to="none",
+        seed=cfg.seed, include_num_input_tokens_seen="non_padding", bf16=precision == "bf16",
+        dataloader_pin_memory=False, disable_tqdm=True, remove_unused_columns=False,
+    )
+
+
+def tutorial_padding(lengths, batch: int, seed: int = 0) -> float:
+    """Padding share of per-window batches padded to their longest window (one shuffled epoch)."""
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(len(lengths))
+    used = padded = 0
+    for s in range(0, len(order), batch):
+        chunk = np.asarray(lengths)[order[s : s + batch]]
+        used += int(chunk.sum())
+        padded += int(chunk.max()) * len(chunk)
+    return 1 - used / padded
+
+
+def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context: int | None, batch: int | None,
+            peak: float) -> dict:
+    """The tutorial's recipe and mmmgen's on the same model, data and token budget."""
+    import numpy as np
+    import torch
+    from datasets import load_from_disk
+    from transformers import DataCollatorForLanguageModeling, GPT2LMHeadModel
+
+    from mmmgen.config import TrainConfig
+    from mmmgen.model import build_model, flops_per_token, gpt2_config
+    from mmmgen.tokenizer import load_tokenizer
+    from mmmgen.train import (
+        PackedCollator,
+        _make_trainer_class,
+        build_datasets,
+        evaluate_blocks,
+        loss_metrics,
+        note_on_ids,
+        resolve_precision,
+    )
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    overrides = {k: v for k, v in {"context_length": context, "batch_size": batch}.items() if v}
+    cfg = TrainConfig(dataset=dataset, tokenizer=tokenizer_dir, output_dir=str(tmp / "ours"), preset=preset,
+                      max_cut=1.0, **overrides)
+    tok = load_tokenizer(tokenizer_dir)
+    data = build_datasets(cfg, tok)
+    collator = PackedCollator(tok.pad_token_id)
+    notes = note_on_ids(tok)
+    fpt = flops_per_token(cfg.n_layer, cfg.n_embd, len(tok), cfg.context_length)
+    results = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load": round(os.getloadavg()[0], 2),
+               "preset": preset, "context_length": cfg.context_length, "batch_size": cfg.batch_size,
+               "n_layer": cfg.n_layer, "n_embd": cfg.n_embd, "n_head": cfg.n_head, "token_budget": budget}
+
+    def run(name, model, args_precision, train_ds, coll, steps):
+        trainer = _make_trainer_class()(model=model, args=_train_args(tmp / name, cfg, steps, args_precision),
+                                        train_dataset=train_ds, data_collator=coll, processing_class=tok,
+                                        callbacks=[_TokenBudget(budget)])
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+        model.eval()
+        sums = evaluate_blocks(model, data.test, collator, 4, notes)
+        useful = trainer.state.num_input_tokens_seen
+        return {"seconds": round(seconds, 1), "useful_tokens": int(useful), "steps": trainer.state.global_step,
+                "useful_tokens_per_s": round(useful / seconds, 1),
+                "useful_gflops_per_s": round(fpt * useful / seconds / 1e9, 2),
+                "fraction_of_peak": round(fpt * useful / seconds / 1e9 / peak, 3) if peak else None,
+                **{k: round(v, 4) for k, v in loss_metrics(sums, "test").items()}}
+
+    # the tutorial: per-window truncation, dynamic padding, GPT-2 dropouts, fp32
+    split = load_from_disk(dataset)["train"]
+    enc = split.map(lambda b: tok(b["text"], truncation=True, max_length=cfg.context_length), batched=True,
+                    remove_columns=split.column_names, keep_in_memory=True)
+    lengths = np.asarray([len(x) for x in enc["input_ids"]])
+    tut_pad = tutorial_padding(lengths, cfg.batch_size, cfg.seed)
+    torch.manual_seed(cfg.seed)
+    tutorial_cfg = gpt2_config(cfg, len(tok), tok.pad_token_id)
+    tutorial_cfg.attn_pdrop = tutorial_cfg.resid_pdrop = tutorial_cfg.embd_pdrop = 0.1  # GPT-2 defaults
+    tutorial_cfg.activation_function = "gelu_new"
+    tutorial_steps = math.ceil(budget / (cfg.batch_size * lengths.mean()))
+    results["tutorial"] = {"padding_fraction": round(tut_pad, 4), "precision": "fp32",
+                           **run("tutorial", GPT2LMHeadModel(tutorial_cfg), "fp32", enc,
+                                 DataCollatorForLanguageModeling(tok, mlm=False), tutorial_steps)}
+    # mmmgen, with as many tokens per step as the tutorial (so both take the same number of steps)
+    precision = resolve_precision(cfg.precision)
+    torch.manual_seed(cfg.seed)
+    pad = data.stats["train"]["padding_fraction"]
+    block_tokens = cfg.context_length * (1 - pad)
+    cfg.batch_size = max(1, round(cfg.batch_size * lengths.mean() / block_tokens))
+    results["mmmgen_batch_size"] = cfg.batch_size
+    ours_steps = math.ceil(budget / (cfg.batch_size * block_tokens))
+    results["mmmgen"] = {"padding_fraction": pad, "precision": precision,
+                         **run("ours", build_model(cfg, len(tok), tok), precision, data.train, collator, ours_steps)}
+    results["speedup_useful_tokens_per_s"] = round(
+        results["mmmgen"]["useful_tokens_per_s"] / results["tutorial"]["useful_tokens_per_s"], 2)
+    return results
+
+
+# --- report ------------------------------------------------------------------------------------
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "tokenizers", "datasets", "accelerate"):
+        out[name] = md.version(name)
+    return out
+
+
+def hardware() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, {gpu}"
+
+
+def render(results: dict) -> str:
+    lines = ["# Training throughput (`benchmarks/bench_train.py`)", "",
+             f"Measured {results['when']} on {results['hardware']}.",
+             "Library versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()),
+             f"Load average at start: {results.get('load')}", ""]
+    if "peak" in results:
+        lines += ["## Matmul peak", "", *(f"- {k}: {v:.1f} GFLOP/s" for k, v in results["peak"].items()), ""]
+    if "micro" in results:
+        m = results["micro"]
+        lines += [f"## One training step, {m['shape']} ({m['tokens_per_step']} tokens per step)", "",
+                  "| variant | tokens/s | vs mmmgen |", "|---|---:|---:|"]
+        lines += [f"| {r['variant']} | {r['tokens_per_s']:.0f} | {r['vs_mmmgen']:.2f} |" for r in m["rows"]]
+        lines.append("")
+    for label, r in results.get("recipes", {}).items():
+        lines += [f"## Recipes on `{label}`: tutorial vs mmmgen ({r['n_layer']}x{r['n_embd']}, {r['n_head']} heads, "
+                  f"context {r['context_length']}, batch {r['batch_size']} windows / {r.get('mmmgen_batch_size')} blocks, "
+                  f"{r['token_budget']:,} useful tokens; measured {r.get('when', '')}, load {r.get('load', '')})", "",
+                  "| recipe | precision | padding | useful tokens/s | useful GFLOP/s | of peak | test loss | loss/note |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|"]
+        for name in ("tutorial", "mmmgen"):
+            x = r[name]
+            lines.append(f"| {name} | {x['precision']} | {x['padding_fraction']:.1%} | {x['useful_tokens_per_s']:.0f} | "
+                         f"{x['useful_gflops_per_s']:.1f} | {x['fraction_of_peak'] or 0:.0%} | {x['test_loss']:.3f} | "
+                         f"{x['test_loss_per_note']:.3f} |")
+        ok = "meets" if r["speedup_useful_tokens_per_s"] >= TARGET_RATIO else "misses"
+        lines += ["", f"Speed-up in useful tokens/s: **{r['speedup_useful_tokens_per_s']:.2f}x** ({ok} the {TARGET_RATIO:g}x target).", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--parts", default="peak,micro,recipes", help="Comma-separated: peak, micro, recipes.")
+    p.add_argument("--dataset", help="Prepared dataset (mmmgen prepare), needed by 'recipes'.")
+    p.add_argument("--tokenizer", help="Tokenizer folder (mmmgen tokenizer), needed by 'recipes'.")
+    p.add_argument("--preset", default="small", help="Model shape of both recipes and of 'micro'.")
+    p.add_argument("--context-length", type=int, default=None, help="Override the preset's context.")
+    p.add_argument("--batch-size", type=int, default=None, help="Override the preset's batch size.")
+    p.add_argument("--tokens", type=int, default=100_000, help="Useful tokens each recipe trains on.")
+    p.add_argument("--label", default=None, help="Name of the dataset in the results (default: its folder name).")
+    p.add_argument("--compile", action="store_true", help="Also time torch.compile in 'micro' (slow to compile).")
+    p.add_argument("--out", default=str(RESULTS_DIR / "train.json"), help="Results JSON (a .md is written beside it).")
+    a = p.parse_args(argv)
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from mmmgen.config import PRESETS
+
+    parts = set(a.parts.split(","))
+    out = Path(a.out)
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    results.update(when=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), hardware=hardware(),
+                   versions=versions(), load=os.getloadavg()[0] if hasattr(os, "getloadavg") else None)
+    if "peak" in parts:
+        results["peak"] = {"fp32": matmul_peak("float32"), "bf16": matmul_peak("bfloat16")}
+        print(json.dumps(results["peak"]), flush=True)
+    if "micro" in parts:
+        shape = {k: PRESETS[a.preset][k] for k in ("n_layer", "n_head", "n_embd")}
+        rows = micro(shape, compile_=a.compile)
+        results["micro"] = {"shape": f"{a.preset} {shape['n_layer']}x{shape['n_embd']}", "tokens_per_step": 4096, "rows": rows}
+        print(json.dumps(rows, indent=1), flush=True)
+    if "recipes" in parts:
+        if not (a.dataset and a.tokenizer):
+            p.error("'recipes' needs --dataset and --tokenizer")
+        peak = results.get("peak", {}).get("fp32", 0.0)
+        label = a.label or Path(a.dataset).name
+        results.setdefault("recipes", {})[label] = recipes(a.dataset, a.tokenizer, a.preset, a.tokens, a.context_length,
+                                                           a.batch_size, peak)
+        print(json.dumps(results["recipes"][label], indent=1), flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    out.with_suffix(".md").write_text(render(results))
+    print(render(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
