@@ -203,7 +203,7 @@ def test_tutorial_text_decodes():
     assert piece.tracks[1].notes == []
 
 
-ALL_WORDS = V.all_words(genres=["POP"]) + ["BANANA", "NOTE_ON=300", "TIME_DELTA=x", "TIME_DELTA=-3", "INST=", "BPM=fast"]
+ALL_WORDS = [*V.all_words(genres=["POP"]), "BANANA", "NOTE_ON=300", "TIME_DELTA=x", "TIME_DELTA=-3", "INST=", "BPM=fast"]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

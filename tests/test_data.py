@@ -10,9 +10,8 @@ from datasets import load_from_disk
 from synth import make_score, random_score, write
 
 from mmmgen import vocab as V
-from mmmgen.codec import text_to_piece
+from mmmgen.codec import density_level, text_to_piece
 from mmmgen.config import PrepareConfig
-from mmmgen.codec import density_level
 from mmmgen.data import DatasetError, density_edges, prepare, split_files
 
 
@@ -51,7 +50,7 @@ def test_report_counts_files_and_reasons(prepared):
 
 
 def test_dataset_columns_split_by_song_and_genres(prepared):
-    out, report = prepared
+    out, _report = prepared
     ds = load_from_disk(str(out))
     assert set(ds) == {"train", "test"}
     assert {"text", "source", "start_bar", "genre"} <= set(ds["train"].column_names)
