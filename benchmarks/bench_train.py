@@ -169,7 +169,7 @@ def tutorial_padding(lengths, batch: int, seed: int = 0) -> float:
 
 
 def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context: int | None, batch: int | None,
-            peak: float) -> dict:
+            peak: float, seed: int = 42) -> dict:
     """The tutorial's recipe and mmmgen's on the same model, data and token budget."""
     import numpy as np
     import torch
@@ -192,13 +192,14 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
     overrides = {k: v for k, v in {"context_length": context, "batch_size": batch}.items() if v}
     cfg = TrainConfig(dataset=dataset, tokenizer=tokenizer_dir, output_dir=str(tmp / "ours"), preset=preset,
-                      max_cut=1.0, **overrides)
+                      max_cut=1.0, seed=seed, **overrides)
     tok = load_tokenizer(tokenizer_dir)
     data = build_datasets(cfg, tok)
     collator = PackedCollator(tok.pad_token_id)
     notes = note_on_ids(tok)
     fpt = flops_per_token(cfg.n_layer, cfg.n_embd, len(tok), cfg.context_length)
     results = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load": round(os.getloadavg()[0], 2),
+               "seed": seed,
                "preset": preset, "context_length": cfg.context_length, "batch_size": cfg.batch_size,
                "n_layer": cfg.n_layer, "n_embd": cfg.n_embd, "n_head": cfg.n_head, "token_budget": budget}
 
@@ -272,11 +273,20 @@ def hardware() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, {gpu}"
 
 
+NOTES = """Other processes shared the 2 cores during these runs (load average above), so absolute
+tokens/s move by up to 2x between runs; the micro variants are interleaved, so their ratios hold
+better than their absolute values. Recipes: the same GPT-2 shape, data and useful-token budget;
+the tutorial's recipe pads each batch to its longest window and keeps GPT-2's dropouts (attention
+dropout 0.1 takes SDPA off its fused kernel); mmmgen packs whole windows into blocks (attention
+kept inside windows by position-id restarts), attention dropout 0, fused tanh-GELU, fp32 here
+because this CPU has no native bf16 (a bf16 matmul runs ~100x slower than fp32)."""
+
+
 def render(results: dict) -> str:
     lines = ["# Training throughput (`benchmarks/bench_train.py`)", "",
              f"Measured {results['when']} on {results['hardware']}.",
              "Library versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()),
-             f"Load average at start: {results.get('load')}", ""]
+             f"Load average at start: {results.get('load')}", "", NOTES, ""]
     if "peak" in results:
         lines += ["## Matmul peak", "", *(f"- {k}: {v:.1f} GFLOP/s" for k, v in results["peak"].items()), ""]
     if "micro" in results:
@@ -310,6 +320,7 @@ def main(argv=None) -> int:
     p.add_argument("--context-length", type=int, default=None, help="Override the preset's context.")
     p.add_argument("--batch-size", type=int, default=None, help="Override the preset's batch size.")
     p.add_argument("--tokens", type=int, default=100_000, help="Useful tokens each recipe trains on.")
+    p.add_argument("--seed", type=int, default=42, help="Seed of both recipes (initial weights, data order).")
     p.add_argument("--label", default=None, help="Name of the dataset in the results (default: its folder name).")
     p.add_argument("--compile", action="store_true", help="Also time torch.compile in 'micro' (slow to compile).")
     p.add_argument("--out", default=str(RESULTS_DIR / "train.json"), help="Results JSON (a .md is written beside it).")
@@ -337,7 +348,7 @@ def main(argv=None) -> int:
         peak = results.get("peak", {}).get("fp32", 0.0)
         label = a.label or Path(a.dataset).name
         results.setdefault("recipes", {})[label] = recipes(a.dataset, a.tokenizer, a.preset, a.tokens, a.context_length,
-                                                           a.batch_size, peak)
+                                                           a.batch_size, peak, a.seed)
         print(json.dumps(results["recipes"][label], indent=1), flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

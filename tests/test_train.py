@@ -169,27 +169,14 @@ def test_resume_continues_exactly(debug_run, tiny_dataset, tiny_tokenizer, tmp_p
     """Interrupted after the step-20 checkpoint (step 24), resumed: the same losses as without a break."""
     from transformers import TrainerCallback
 
-    import mmmgen.train as T
-
     class Crash(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step == 24:
                 raise KeyboardInterrupt
 
     run = tmp_path / "run"
-    original = T._build_trainer
-
-    def with_crash(*args, **kwargs):
-        trainer = original(*args, **kwargs)
-        trainer.add_callback(Crash())
-        return trainer
-
-    T._build_trainer = with_crash
-    try:
-        with pytest.raises(KeyboardInterrupt), one_thread():
-            train(debug_config(tiny_dataset, tiny_tokenizer, run))
-    finally:
-        T._build_trainer = original
+    with pytest.raises(KeyboardInterrupt), one_thread():
+        train(debug_config(tiny_dataset, tiny_tokenizer, run), callbacks=[Crash()])
     assert (run / "checkpoint-20").is_dir() and not (run / "model.safetensors").exists()
     with pytest.raises(TrainError, match="--resume"):
         train(debug_config(tiny_dataset, tiny_tokenizer, run))

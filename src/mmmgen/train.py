@@ -591,8 +591,12 @@ def training_arguments(cfg: TrainConfig, run: Path, precision: str, has_eval: bo
     )
 
 
-def train(cfg: TrainConfig) -> Path:
+def train(cfg: TrainConfig, callbacks=()) -> Path:
     """Train a GPT-2 on a prepared dataset; returns the run folder holding the final model.
+
+    Args:
+        cfg: The settings (``mmmgen train`` flags).
+        callbacks: Extra ``transformers.TrainerCallback`` objects (e.g. a sweep's pruning hook).
 
     Raises:
         DatasetError / TokenizerError / TrainError: with a one-line explanation.
@@ -629,6 +633,8 @@ def train(cfg: TrainConfig) -> Path:
     set_seed(cfg.seed)  # the initial weights depend on the seed alone
     model = build_model(cfg, len(tokenizer), tokenizer)
     trainer = _build_trainer(cfg, args, model, tokenizer, data, settings, run, main, resume_from)
+    for callback in callbacks:
+        trainer.add_callback(callback)
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     final = _final_eval(trainer) if data.test is not None else {}
     model.config.use_cache = True  # Trainer turns the cache off for training; generation wants it
