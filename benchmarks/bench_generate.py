@@ -112,7 +112,7 @@ def ours(model, tokenizer, grid: int, genre: str, args, seed: int) -> dict:
     generator = Generator(model, tokenizer, grid=grid)
     song = Song((4, 4), genre, args.bars)
     sampling = Sampling(temperature=args.temperature, seed=seed)
-    tokens, problems, error = 0, Counter(), None
+    tokens, problems, error, lengths = 0, Counter(), None, []
     wall, cpu = time.perf_counter(), time.process_time()
     for i in range(args.tracks):  # generate_song's loop, with the timing kept when a track fails
         try:
@@ -121,7 +121,8 @@ def ours(model, tokenizer, grid: int, genre: str, args, seed: int) -> dict:
             error = str(exc)
             problems["not generated: " + error.split(";")[0]] += args.tracks - i
             break
-        tokens += len(song.tracks[-1].split()) - 1  # TRACK_START is the prompt's, not generated
+        lengths.append(len(song.tracks[-1].split()) - 1)  # TRACK_START is the prompt's, not generated
+        tokens += lengths[-1]
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     for track in song.tracks:
         problem = track_problem(song.header, track, args.bars, grid)
@@ -129,11 +130,16 @@ def ours(model, tokenizer, grid: int, genre: str, args, seed: int) -> dict:
             problems[problem] += 1
     valid = len(song.tracks) - sum(v for k, v in problems.items() if not k.startswith("not generated"))
     return {"wall_s": wall, "cpu_s": cpu, "tokens": tokens, "tracks": args.tracks, "valid": valid,
-            "problems": dict(problems), "text_words": len(song.text.split()), "error": error}
+            "problems": dict(problems), "text_words": len(song.text.split()), "error": error,
+            "track_tokens": lengths}
 
 
-def tutorial(model, tokenizer, grid: int, genre: str, args, seed: int) -> dict:
-    """One piece the tutorial's way: ``model.generate`` per track on the whole text so far."""
+def tutorial(model, tokenizer, grid: int, genre: str, args, seed: int, lengths: list[int] | None = None) -> dict:
+    """One piece the tutorial's way: ``model.generate`` per track on the whole text so far.
+
+    ``lengths``: generate exactly these token counts per track (``min_new_tokens`` =
+    ``max_new_tokens``), to compare the cost per token at the same text lengths as mmmgen's piece.
+    """
     import torch
 
     from mmmgen import vocab as V
@@ -145,17 +151,20 @@ def tutorial(model, tokenizer, grid: int, genre: str, args, seed: int) -> dict:
     text, tokens, problems, capped = header, 0, Counter(), 0
     torch.manual_seed(seed)
     wall, cpu = time.perf_counter(), time.process_time()
-    for _ in range(args.tracks):
+    n_tracks = args.tracks if lengths is None else len(lengths)
+    for k in range(n_tracks):
         ids = tokenizer(f"{text} {V.TRACK_START}", add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
-        cap = min(args.cap, context - ids.shape[1])
+        wanted = args.cap if lengths is None else lengths[k]
+        cap = min(wanted, context - ids.shape[1])
         if cap <= 0:
             problems["not generated: no room left in the context"] += 1
             continue
-        capped += cap < args.cap
+        capped += cap < wanted
         with torch.inference_mode():
             out = model.generate(
                 ids, attention_mask=torch.ones_like(ids), max_new_tokens=cap, do_sample=True,
                 temperature=args.temperature, eos_token_id=eos, pad_token_id=tokenizer.pad_token_id,
+                min_new_tokens=None if lengths is None else cap,
             )
         new = out[0, ids.shape[1]:].tolist()
         tokens += len(new)
@@ -168,8 +177,8 @@ def tutorial(model, tokenizer, grid: int, genre: str, args, seed: int) -> dict:
             problems[problem] += 1
         text = f"{text} {track}"
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    valid = args.tracks - sum(problems.values())
-    return {"wall_s": wall, "cpu_s": cpu, "tokens": tokens, "tracks": args.tracks, "valid": valid,
+    valid = n_tracks - sum(problems.values())
+    return {"wall_s": wall, "cpu_s": cpu, "tokens": tokens, "tracks": n_tracks, "valid": valid,
             "problems": dict(problems), "text_words": len(text.split()), "cap_cut_by_context": capped}
 
 
@@ -190,11 +199,17 @@ def measure(label: str, load, args) -> dict:
     print(f"[{label}] {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters on {device}", file=sys.stderr)
     warm_up(model, tokenizer, grid, genre, args)
     rows = {"mmmgen": [], "tutorial": []}
+    if args.same_lengths:
+        rows["tutorial, same lengths"] = []
     for r in range(args.repeat):
         seed = args.seed + 100 * r
-        for name, way in (("mmmgen", ours), ("tutorial", tutorial)):
+        for name in rows:
             load_before = os.getloadavg()[0]
-            row = way(model, tokenizer, grid, genre, args, seed)
+            if name == "mmmgen":
+                row = ours(model, tokenizer, grid, genre, args, seed)
+            else:
+                lengths = rows["mmmgen"][-1]["track_tokens"] if name != "tutorial" else None
+                row = tutorial(model, tokenizer, grid, genre, args, seed, lengths)
             row["load_1min_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
             rows[name].append(row)
             print(f"[{label}] {name} piece {r + 1}: {row['tokens']} tokens in {row['wall_s']:.1f} s "
@@ -203,6 +218,7 @@ def measure(label: str, load, args) -> dict:
                   f"{row['valid']}/{row['tracks']} valid", file=sys.stderr)
     summary = {name: summarize(r) for name, r in rows.items()}
     a, b = summary["mmmgen"], summary["tutorial"]
+    same = summary.get("tutorial, same lengths")
     return {
         "model": label,
         "device": device,
@@ -213,6 +229,8 @@ def measure(label: str, load, args) -> dict:
         "ratio_ms_per_token_wall": b["ms_per_token_wall"] / a["ms_per_token_wall"] if a["tokens"] else None,
         "ratio_ms_per_token_cpu": b["ms_per_token_cpu"] / a["ms_per_token_cpu"] if a["tokens"] else None,
         "ratio_s_per_piece": b["s_per_piece"] / a["s_per_piece"] if a["s_per_piece"] else None,
+        "ratio_same_lengths_wall": same["ms_per_token_wall"] / a["ms_per_token_wall"] if same and a["tokens"] else None,
+        "ratio_same_lengths_cpu": same["ms_per_token_cpu"] / a["ms_per_token_cpu"] if same and a["tokens"] else None,
         "rows": rows,
     }
 
@@ -306,7 +324,10 @@ def render_markdown(runs: dict) -> str:
         "(mmmgen, tutorial, mmmgen, ...) after one untimed warm-up of each. *ms/token* = time for "
         "the whole piece (prompt reading included) / tokens generated. *ratio* = tutorial / mmmgen "
         f"ms per token (target >= {TARGET_RATIO:g}x). *valid* = the track parses strictly, ends with "
-        "TRACK_END, has exactly the requested bars and >= 1 note.",
+        "TRACK_END, has exactly the requested bars and >= 1 note. *tutorial, same lengths*: "
+        "`generate` with `min_new_tokens = max_new_tokens =` the token count of each of mmmgen's "
+        "tracks in the same repeat, so both ways pay for the same text lengths (the per-token cost "
+        "grows with the text; its validity is not meaningful).",
         "",
     ]
     for label, run in sorted(runs.items()):
@@ -332,10 +353,12 @@ def render_markdown(runs: dict) -> str:
             "|---|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         for m in run["models"]:
-            for way in ("mmmgen", "tutorial"):
-                w = m["ways"][way]
-                ratio = (f"**{_fmt(m['ratio_ms_per_token_wall'])}x** ({_fmt(m['ratio_ms_per_token_cpu'])}x)"
-                         if way == "tutorial" else "")
+            for way, w in m["ways"].items():
+                ratio = ""
+                if way == "tutorial":
+                    ratio = f"**{_fmt(m['ratio_ms_per_token_wall'])}x** ({_fmt(m['ratio_ms_per_token_cpu'])}x)"
+                elif way != "mmmgen":
+                    ratio = f"**{_fmt(m.get('ratio_same_lengths_wall'))}x** ({_fmt(m.get('ratio_same_lengths_cpu'))}x)"
                 why = ", ".join(f"{k}: {v}" for k, v in sorted(w["problems"].items())) or ""
                 lines.append(
                     f"| {m['model']} ({m['shape']['n_layer']}x{m['shape']['n_embd']}, {m['params_m']:.1f} M) | {way} | "
@@ -379,6 +402,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "weights, which rarely stop by themselves; 2048 with --model)")
     parser.add_argument("--context", type=int, default=4096, help="positions of the random-weight models "
                         "(a random 4-track 8-bar piece is ~2500 words)")
+    parser.add_argument("--no-same-lengths", dest="same_lengths", action="store_false",
+                        help="skip the tutorial way forced to mmmgen's track lengths (per-token cost at equal text lengths)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own)")
     parser.add_argument("--device", default="auto", help="auto (a GPU when present), cpu or cuda")
     parser.add_argument("--seed", type=int, default=0)
@@ -432,7 +457,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{a['s_per_piece']:.1f} s/piece, {100 * a['valid_share']:.0f} % valid | tutorial "
               f"{b['ms_per_token_wall']:.2f} ms/token ({b['ms_per_token_cpu']:.2f} CPU), {b['s_per_piece']:.1f} s/piece, "
               f"{100 * b['valid_share']:.0f} % valid | ratio {_fmt(m['ratio_ms_per_token_wall'])}x "
-              f"({_fmt(m['ratio_ms_per_token_cpu'])}x CPU)")
+              f"({_fmt(m['ratio_ms_per_token_cpu'])}x CPU), at the same lengths {_fmt(m['ratio_same_lengths_wall'])}x "
+              f"({_fmt(m['ratio_same_lengths_cpu'])}x CPU)")
     if args.no_save:
         print(json.dumps(run, indent=2))
         return 0

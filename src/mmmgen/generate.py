@@ -366,7 +366,7 @@ def _lean_weights(model):
     if model.lm_head.bias is not None:
         return None
     nn_module = torch.nn.modules.module
-    if nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks:
+    if getattr(nn_module, "_global_forward_hooks", None) or getattr(nn_module, "_global_forward_pre_hooks", None):
         return None
     if any(m._forward_hooks or m._forward_pre_hooks for m in model.modules()):
         return None
