@@ -157,15 +157,9 @@ def _train_args(out: Path, cfg, max_steps: int, precision: str):
 
 def tutorial_padding(lengths, batch: int, seed: int = 0) -> float:
     """Padding share of per-window batches padded to their longest window (one shuffled epoch)."""
-    import numpy as np
+    from mmmgen.train import batch_padding_fraction
 
-    order = np.random.default_rng(seed).permutation(len(lengths))
-    used = padded = 0
-    for s in range(0, len(order), batch):
-        chunk = np.asarray(lengths)[order[s : s + batch]]
-        used += int(chunk.sum())
-        padded += int(chunk.max()) * len(chunk)
-    return 1 - used / padded
+    return batch_padding_fraction(lengths, batch, seed)
 
 
 def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context: int | None, batch: int | None,

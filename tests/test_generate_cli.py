@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import pytest
 from synth import random_score, write
 
 from mmmgen.cli import main
@@ -56,3 +60,20 @@ def test_infill_rewrites_only_the_chosen_bars(debug_run, tmp_path):
     assert before.tracks[1].bars[0] == after.tracks[1].bars[0] and before.tracks[1].bars[3] == after.tracks[1].bars[3]
     assert text_to_piece((out / "piece.txt").read_text(), strict=True).tracks[1].n_bars == 4
     assert main([*args[:-2], "--bars", "3-1", "--out", str(out)]) == 2  # A <= B
+
+
+def test_find_run_prefers_the_shipped_model_and_latest_picks_the_newest_local_run(debug_run, tmp_path, monkeypatch):
+    from mmmgen import generate as G
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    shutil.copytree(debug_run, tmp_path / "runs" / "mine", ignore=shutil.ignore_patterns("checkpoint-*"))
+    assert G.find_run("latest").resolve() == (tmp_path / "runs" / "mine").resolve()
+    assert G.find_run(str(debug_run)) == Path(str(debug_run))
+    monkeypatch.setattr(G, "default_model_dir", lambda: Path("/shipped"))
+    assert G.find_run(None) == Path("/shipped")
+    monkeypatch.setattr(G, "default_model_dir", lambda: None)  # a checkout without the shipped model
+    assert G.find_run(None).resolve() == (tmp_path / "runs" / "mine").resolve()
+    shutil.rmtree(tmp_path / "runs")
+    with pytest.raises(G.GenerationError, match="no trained model found"):
+        G.find_run(None)

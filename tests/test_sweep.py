@@ -266,6 +266,42 @@ def test_pruning_stops_hopeless_trials_through_a_trainer_callback(tmp_path, tiny
     assert result.best["eval_loss"] == 1.0 and result.rows[2]["eval_loss"] == 10.0
 
 
+def _seed_that_runs_last(data: dict, value: float) -> int:
+    """A grid sampler seed whose third learning rate is ``value`` (the grid order is random)."""
+    import optuna
+
+    from mmmgen.sweep import _sampler
+
+    sweep = parse_sweep(data)
+    for seed in range(50):
+        study = optuna.create_study(sampler=_sampler(sweep, seed))
+        order = []
+        for i in range(3):
+            trial = study.ask()
+            order.append(sweep.params["learning_rate"].suggest(trial))
+            if i < 2:  # telling the last one ends the grid (Study.stop outside optimize)
+                study.tell(trial, 0.0)
+        if order[-1] == value:
+            return seed
+    raise AssertionError("no seed puts the value last")
+
+
+def test_pruning_end_to_end_with_real_training(tmp_path, tiny_dataset, tiny_tokenizer, capsys, one_thread):
+    """Real debug trainings: a learning rate of 1e-9 never learns and is stopped at its first evaluation."""
+    data = {**TUTORIAL, "method": "grid", "parameters": {"learning_rate": {"values": [3e-3, 2e-3, 1e-9]}}}
+    sweep, out = write_sweep(tmp_path / "prune.yaml", data), tmp_path / "sweep"
+    seed = _seed_that_runs_last({**data, "train": {"dataset": str(tiny_dataset), "tokenizer": str(tiny_tokenizer)}}, 1e-9)  # the median pruner starts judging after two trials
+    fixed = flags(tiny_dataset, tiny_tokenizer, max_steps=12, eval_steps=3, warmup_ratio=0.0, batch_size=4)
+    assert main(["sweep", str(sweep), "--out", str(out), "--trials", "3", "--prune", "median", "--sampler-seed", str(seed), *fixed]) == 0
+    rows = {float(r["learning_rate"]): r for r in read_rows(out / "results.csv")}
+    assert {rows[3e-3]["state"], rows[2e-3]["state"]} == {"COMPLETE"}
+    hopeless = rows[1e-9]
+    assert hopeless["state"] == "PRUNED"
+    steps = json.loads((Path(hopeless["run_dir"]) / "metrics.json").read_text())["steps"]
+    assert steps < 12  # training stopped early, not after the fact
+    assert float(hopeless["eval_loss"]) > max(float(rows[lr]["eval_loss"]) for lr in (3e-3, 2e-3))
+
+
 def test_wandb_backend_hands_over_the_same_sweep(tmp_path, tiny_dataset, tiny_tokenizer, monkeypatch):
     seen = {}
     fake = SimpleNamespace(api=SimpleNamespace(api_key="k"), sweep=lambda config, **kw: seen.update(config=config, **kw) or "abc",

@@ -311,3 +311,20 @@ def test_torchrun_two_processes_match_one(tiny_dataset, tiny_tokenizer, tmp_path
     # the distributed sampler repeats a block or two to even out the processes
     assert got["train_tokens"] == pytest.approx(want["train_tokens"], rel=0.1)
     assert got["eval_loss"] == pytest.approx(want["eval_loss"], rel=0.05)
+
+
+def test_no_packing_is_the_tutorials_one_window_per_example(tiny_dataset, tiny_tokenizer):
+    from mmmgen.tokenizer import load_tokenizer
+    from mmmgen.train import batch_padding_fraction, build_datasets
+
+    tok = load_tokenizer(tiny_tokenizer)
+    packed = build_datasets(debug_config(tiny_dataset, tiny_tokenizer, "unused"), tok)
+    cfg = debug_config(tiny_dataset, tiny_tokenizer, "unused", packing=False)
+    single = build_datasets(cfg, tok)
+    assert all(len(b) == 1 for b in single.train.blocks)
+    assert len(single.train) == single.stats["train"]["windows"] > len(packed.train)
+    assert single.stats["train"]["tokens"] == packed.stats["train"]["tokens"]
+    lengths = [len(single.train[i]["windows"][0]) for i in range(len(single.train))]
+    assert single.stats["train"]["padding_fraction"] == round(batch_padding_fraction(lengths, cfg.batch_size, cfg.seed), 4) > 0
+    assert batch_padding_fraction([4, 4, 8, 8], 2, seed=0) in (0.0, 0.25)  # (4,4)(8,8) or (4,8)(4,8)
+    assert batch_padding_fraction([5, 5, 5], 3) == 0.0

@@ -192,6 +192,11 @@ class TrainConfig(ModelConfig):
     sample_temperature: float = field(default=0.75, metadata={"help": "Sampling temperature of evaluation samples."})
     sample_audio: bool = field(default=True, metadata={"help": "Render evaluation samples to WAV and log them as audio."})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
+    packing: bool = field(
+        default=True,
+        metadata={"help": "Pack whole windows into --context-length blocks (no padding). --no-packing: one window per example, "
+                          "each batch padded to its longest window (the tutorial's DataCollatorForLanguageModeling)."},
+    )
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -253,7 +258,7 @@ class SizeConfig:
 class PieceConfig:
     """What ``generate`` and ``infill`` share: the model, sampling and the files written."""
 
-    model: str | None = field(default=None, metadata={"help": "Run folder of a trained model (default: the newest local run)."})
+    model: str | None = field(default=None, metadata={"help": "Run folder of a trained model; latest: the newest under runs/ (default: the model shipped with mmmgen)."})
     out: str = field(default="out", metadata={"help": "Output folder (piece.mid, piece.wav, piece.png, piece.txt)."})
     temperature: float = field(default=0.85, metadata={"help": "Sampling temperature."})
     top_k: int = field(default=0, metadata={"help": "Keep only the k most likely words (0: off)."})
@@ -291,7 +296,7 @@ class GenerateConfig(PieceConfig):
 class AppConfig:
     """``mmmgen app``: the web app on a trained model."""
 
-    model: str | None = field(default=None, metadata={"help": "Run folder of a trained model (default: the newest local run)."})
+    model: str | None = field(default=None, metadata={"help": "Run folder of a trained model; latest: the newest under runs/ (default: the model shipped with mmmgen)."})
     host: str = field(default="127.0.0.1", metadata={"help": "Address to bind (127.0.0.1: this machine only)."})
     port: int = field(default=7860, metadata={"help": "Port."})
     concurrency: int = field(default=1, metadata={"help": "Generations at once (1 is fastest overall on a CPU)."})
@@ -370,4 +375,38 @@ class SweepConfig:
             raise ValueError(msg)
         if self.backend not in ("optuna", "wandb") or self.prune not in ("auto", "none", "median", "hyperband"):
             msg = f"--backend must be optuna or wandb and --prune auto, none, median or hyperband, got {self.backend!r}, {self.prune!r}"
+            raise ValueError(msg)
+
+
+# --- evaluation (mmmgen evaluate) ---------------------------------------------------------------
+@dataclass
+class EvaluateConfig:
+    """``mmmgen evaluate --model RUN (--dataset D | --midi DIR)``: likelihood, validity, statistics."""
+
+    model: str | None = field(default=None, metadata={"help": "Run folder of a trained model; latest: the newest under runs/ (default: the model shipped with mmmgen)."})
+    dataset: str | None = field(default=None, metadata={"help": "Prepared dataset folder (mmmgen prepare): its test split is evaluated."})
+    midi: str | None = field(
+        default=None, metadata={"help": "Folder of MIDI files, encoded with the run's codec settings (instead of --dataset)."}
+    )
+    genres: str | None = field(
+        default=None, metadata={"help": "With --midi: CSV path,genre (paths relative to the folder); genres the model does not know become OTHER."}
+    )
+    samples: int = field(default=8, metadata={"help": "Pieces to generate for validity and statistics (0: likelihood only)."})
+    tracks: int = field(default=4, metadata={"help": "Tracks per generated piece."})
+    bars: int | None = field(default=None, metadata={"help": "Bars per generated piece (default: as trained)."})
+    temperature: float = field(default=0.85, metadata={"help": "Sampling temperature of the generated pieces."})
+    seed: int = field(default=0, metadata={"help": "Seed of the generated pieces."})
+    batch_size: int = field(default=8, metadata={"help": "Packed blocks per forward pass while scoring the likelihood."})
+    max_windows: int | None = field(default=None, metadata={"help": "Use only the first N windows (smoke runs)."})
+    out: str | None = field(default=None, metadata={"help": "Write the results as JSON to this file (default: print only)."})
+    write_card: bool = field(
+        default=False, metadata={"help": "Also write RUN/evaluation.json and an '## Evaluation' section into RUN/README.md."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.samples < 0 or self.tracks < 1 or self.batch_size < 1:
+            msg = f"--samples must be >= 0, --tracks and --batch-size >= 1; got {self.samples}, {self.tracks}, {self.batch_size}"
+            raise ValueError(msg)
+        if (self.bars is not None and self.bars < 1) or (self.max_windows is not None and self.max_windows < 1):
+            msg = f"--bars and --max-windows must be at least 1, got {self.bars}, {self.max_windows}"
             raise ValueError(msg)

@@ -542,14 +542,29 @@ def generator_from_run(run_dir) -> tuple[Generator, dict]:
     return generator, settings
 
 
+def default_model_dir():
+    """The model shipped with the package (``mmmgen/resources/default_model``), or None when absent."""
+    from importlib.resources import files
+    from pathlib import Path
+
+    path = Path(str(files("mmmgen") / "resources" / "default_model"))
+    return path if (path / "config.json").is_file() else None
+
+
 def find_run(model: str | None, search=("runs", "models")):
-    """The run folder to use: ``model`` if given, else the newest local run, else a clear error."""
+    """The run folder to use.
+
+    ``model``: a run folder; ``latest`` for the newest local run under ``runs/`` or ``models/``;
+    None for the model shipped with the package (or, in a checkout without it, the newest local run).
+    """
     from pathlib import Path
 
     from mmmgen.model import SETTINGS_NAME
 
-    if model:
+    if model and model != "latest":
         return Path(model)
+    if model is None and (shipped := default_model_dir()) is not None:
+        return shipped
     runs = [p.parent for d in search if Path(d).is_dir() for p in Path(d).glob(f"**/{SETTINGS_NAME}")]
     runs = [r for r in runs if (r / "config.json").is_file()]
     if not runs:

@@ -89,6 +89,17 @@ def padding_fraction(lengths, blocks: list[list[int]], capacity: int) -> float:
     return 1.0 - used / max(1, len(blocks) * capacity)
 
 
+def batch_padding_fraction(lengths, batch: int, seed: int = 0) -> float:
+    """Padding share of one shuffled epoch of one-window examples, each batch padded to its longest."""
+    order = np.random.default_rng(seed).permutation(len(lengths))
+    used = padded = 0
+    for s in range(0, len(order), batch):
+        chunk = np.asarray(lengths)[order[s : s + batch]]
+        used += int(chunk.sum())
+        padded += int(chunk.max()) * len(chunk)
+    return 1 - used / max(1, padded)
+
+
 class PackedBlocks:
     """A torch-style dataset of blocks; item ``i`` is ``{"windows": [token id arrays]}``."""
 
@@ -223,12 +234,17 @@ def build_datasets(cfg: TrainConfig, tokenizer, cache_dir: str | Path | None = N
             raise TrainError(msg)
         if n_cut:
             log.warning("%d %s windows are longer than %d tokens and are cut", n_cut, name, cfg.context_length)
-        blocks = pack_windows(lengths, cfg.context_length, cfg.seed)
+        if cfg.packing:
+            blocks = pack_windows(lengths, cfg.context_length, cfg.seed)
+            padding = padding_fraction(lengths, blocks, cfg.context_length)
+        else:  # the tutorial's way: one window per example, batches padded to their longest
+            blocks = [[i] for i in range(len(lengths))]
+            padding = batch_padding_fraction(np.minimum(lengths, cfg.context_length), cfg.batch_size, cfg.seed)
         out[name] = PackedBlocks(tokens, blocks, cfg.context_length)
         stats[name] = {
             "windows": len(lengths), "tokens": int(np.minimum(lengths, cfg.context_length).sum()),
-            "blocks": len(blocks), "cut_windows": n_cut,
-            "padding_fraction": round(padding_fraction(lengths, blocks, cfg.context_length), 4),
+            "blocks": len(blocks), "cut_windows": n_cut, "packing": cfg.packing,
+            "padding_fraction": round(padding, 4),
         }
     return TrainData(out["train"], out.get("test"), stats)
 
@@ -481,7 +497,7 @@ A GPT-2 trained from scratch by `mmmgen train` on MMM text (multitrack windows o
 
 ## Data
 - dataset: `{settings['dataset']}`
-- train: {stats['train']['windows']:,} windows, {stats['train']['tokens']:,} tokens in {stats['train']['blocks']:,} packed blocks (padding {stats['train']['padding_fraction']:.1%})
+- train: {stats['train']['windows']:,} windows, {stats['train']['tokens']:,} tokens in {stats['train']['blocks']:,} {'packed blocks' if cfg.packing else 'one-window examples'} (padding {stats['train']['padding_fraction']:.1%})
 - test: {stats.get('test', {}).get('windows', 0):,} windows
 - genres: {', '.join(settings.get('genre_labels', []))}
 
