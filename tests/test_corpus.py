@@ -154,3 +154,12 @@ def test_part_programs_by_name_then_range():
     quartet = ["violin i", "violin ii", "viola", "violoncello"]
     assert corpus.part_programs("CLASSICAL", quartet, [76, 67, 60, 50]) == [40, 40, 41, 42]
     assert corpus.part_programs("CLASSICAL", ["a", "b", "c", "d"], [None] * 4) == [40, 40, 41, 42]
+
+
+def test_spread_sample_is_even_and_keeps_order():
+    items = list(range(10))
+    assert corpus.spread(items, 5) == [0, 2, 4, 6, 8]
+    assert corpus.spread(items, 3) == [0, 3, 6]
+    assert corpus.spread(items, None) == items == corpus.spread(items, 50)
+    with pytest.raises(ValueError, match="at least 1"):
+        corpus.spread(items, 0)

@@ -66,14 +66,16 @@ def cmd_corpus(argv: Sequence[str]) -> int:
     def extra(p):
         p.add_argument("--collections", default=None, help=f"Comma-separated subset of {','.join(corpus.COLLECTIONS)}, or all (the default).")
         p.add_argument("--num-proc", type=int, default=None, help="Worker processes (default: all cores).")
-        p.add_argument("--limit", type=int, default=None, help="At most this many works per collection (smoke runs).")
+        p.add_argument("--limit", type=int, default=None, help="At most this many works per collection, the first ones (smoke runs).")
+        p.add_argument("--sample", type=int, default=None,
+                       help="At most this many works per collection, evenly spread over it (a smaller corpus that still covers every source).")
 
     _, ns = parse_config(
         argv, [], "mmmgen corpus", "Export music21's public-domain corpus to MIDI + genres.csv (the embedded default dataset).",
         [("out_dir", "Output folder (one sub-folder per collection, plus genres.csv).")], extra,
     )
     names = ns["collections"].split(",") if ns["collections"] and ns["collections"].lower() != "all" else None
-    report = corpus.export_corpus(ns["out_dir"], names, num_proc=ns["num_proc"], limit=ns["limit"])
+    report = corpus.export_corpus(ns["out_dir"], names, num_proc=ns["num_proc"], limit=ns["limit"], sample=ns["sample"])
     print(report.summary() if hasattr(report, "summary") else report)
     return 0
 
@@ -231,6 +233,24 @@ def cmd_infill(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_evaluate(argv: Sequence[str]) -> int:
+    from mmmgen.config import EvaluateConfig
+    from mmmgen.evaluate import evaluate, format_table
+
+    (c,), _ = parse_config(
+        argv, [EvaluateConfig], "mmmgen evaluate",
+        "Score a trained model: loss per token and per note on held-out windows (--dataset test split or --midi folder), "
+        "validity of generated tracks, and musical statistics against the reference (overlapping areas, Yang & Lerch 2018).",
+    )
+    results = evaluate(c)
+    print(format_table(results))
+    if c.out:
+        print(f"results written to {c.out}")
+    if c.write_card:
+        print(f"model card updated: {Path(results['model']) / 'README.md'} (and evaluation.json)")
+    return 0
+
+
 def cmd_sweep(argv: Sequence[str]) -> int:
     import argparse
 
@@ -289,6 +309,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "generate": (cmd_generate, "trained run -> a new piece, one instrument at a time (MIDI, audio, picture, text)"),
     "infill": (cmd_infill, "regenerate chosen bars of any track of a piece (MMM bar-fill)"),
     "render": (cmd_render, "MMM text or MIDI -> MIDI, audio (FluidSynth), piano roll"),
+    "evaluate": (cmd_evaluate, "trained run -> loss per note, validity, musical statistics vs reference (JSON, model card)"),
     "app": (cmd_app, "the web app: build a piece instrument by instrument in the browser"),
 }
 

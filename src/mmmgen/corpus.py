@@ -177,6 +177,16 @@ def list_works(collection: str) -> list[Work]:
     return works
 
 
+def spread(items: list, n: int | None) -> list:
+    """At most ``n`` items evenly spaced over ``items`` (first one included, order kept)."""
+    if n is None or n >= len(items):
+        return list(items)
+    if n < 1:
+        msg = f"sample size must be at least 1, got {n}"
+        raise ValueError(msg)
+    return [items[i * len(items) // n] for i in range(n)]
+
+
 def _abc_numbers(path: Path) -> list[int]:
     """Reference numbers (``X:``) of the tunes in an ABC file, in file order."""
     text = path.read_text(encoding="latin-1")
@@ -354,6 +364,7 @@ def export_corpus(
     num_proc: int | None = None,
     progress: bool = True,
     limit: int | None = None,
+    sample: int | None = None,
 ) -> CorpusReport:
     """Export the selected collections to ``out_dir/<NAME>/*.mid`` plus ``out_dir/genres.csv``.
 
@@ -363,6 +374,8 @@ def export_corpus(
         num_proc: Worker processes; default ``os.cpu_count()``; 1 runs in this process.
         progress: Show a tqdm progress bar.
         limit: At most this many works per collection (the first ones, sorted): smoke runs.
+        sample: At most this many works per collection, evenly spread over its sorted list (every
+            source file and region keeps its share); applied before ``limit``.
 
     Returns:
         A :class:`CorpusReport`. Works that failed in an identical earlier run are reported as
@@ -388,7 +401,7 @@ def export_corpus(
         state = manifest[name]
         for stale in (out / name).glob(".*.tmp"):  # left by an interrupted run
             stale.unlink(missing_ok=True)
-        works = list_works(name)[:limit]
+        works = spread(list_works(name), sample)[:limit]
         counts = report.per_collection[name] = dict.fromkeys(("exported", "cached", "failed"), 0)
         counts["works"] = len(works)
         for w in works:
