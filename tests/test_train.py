@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -328,3 +329,35 @@ def test_no_packing_is_the_tutorials_one_window_per_example(tiny_dataset, tiny_t
     assert single.stats["train"]["padding_fraction"] == round(batch_padding_fraction(lengths, cfg.batch_size, cfg.seed), 4) > 0
     assert batch_padding_fraction([4, 4, 8, 8], 2, seed=0) in (0.0, 0.25)  # (4,4)(8,8) or (4,8)(4,8)
     assert batch_padding_fraction([5, 5, 5], 3) == 0.0
+
+
+def test_time_schedule_warms_up_then_decays_to_zero():
+    from mmmgen.train import time_schedule
+
+    assert time_schedule(0.0, 0.1) == 0.0 and time_schedule(0.05, 0.1) == pytest.approx(0.5)
+    assert time_schedule(0.1, 0.1) == pytest.approx(1.0) and time_schedule(0.55, 0.1) == pytest.approx(0.5)
+    assert time_schedule(1.0, 0.1) == pytest.approx(0.0) and time_schedule(3.0, 0.0) == pytest.approx(0.0)
+    values = [time_schedule(p / 100, 0.1) for p in range(10, 101)]
+    assert all(a >= b for a, b in itertools.pairwise(values))
+
+
+def test_max_minutes_stops_training_on_the_clock(tiny_dataset, tiny_tokenizer, tmp_path):
+    cfg = debug_config(tiny_dataset, tiny_tokenizer, tmp_path / "run", max_steps=100_000, max_minutes=0.1,
+                       eval_steps=100_000, save_steps=100_000, warmup_ratio=0.2, sample_tracks=0)
+    from transformers import TrainerCallback
+
+    rates = []
+
+    class Rates(TrainerCallback):
+        def on_step_end(self, args, state, control, lr_scheduler=None, **kwargs):
+            rates.append(lr_scheduler.get_last_lr()[0])
+
+    start = time.time()
+    with one_thread():
+        run = train(cfg, callbacks=[Rates()])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 1 <= metrics["steps"] < 100_000 and time.time() - start < 60
+    assert 6 <= metrics["train_runtime_total"] <= 30
+    peak = int(np.argmax(rates))  # warmup to the peak rate, then decay towards 0 by the end of the budget
+    assert 0 < peak < len(rates) - 1 and rates[peak] <= cfg.learning_rate
+    assert rates[0] < 0.9 * rates[peak] and rates[-1] < 0.2 * rates[peak]

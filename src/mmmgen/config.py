@@ -162,6 +162,11 @@ class TrainConfig(ModelConfig):
     )
     epochs: float | None = field(default=None, metadata={"help": "Passes over the training blocks."})
     max_steps: int | None = field(default=None, metadata={"help": "Stop after this many optimizer steps (overrides --epochs)."})
+    max_minutes: float | None = field(
+        default=None,
+        metadata={"help": "Wall-clock budget of training (resumes included): stop after this many minutes, with the "
+                          "warmup and cosine decay of the learning rate spread over the budget instead of the steps."},
+    )
     batch_size: int | None = field(
         default=None, metadata={"help": "Blocks per step over ALL processes (split across data-parallel workers)."}
     )
@@ -217,6 +222,9 @@ class TrainConfig(ModelConfig):
                 raise ValueError(msg)
         if self.n_embd % self.n_head:
             msg = f"--n-head ({self.n_head}) must divide --n-embd ({self.n_embd})"
+            raise ValueError(msg)
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            msg = f"--max-minutes must be positive, got {self.max_minutes}"
             raise ValueError(msg)
         if self.max_steps is not None and self.max_steps < 1:
             msg = f"--max-steps must be at least 1, got {self.max_steps}"

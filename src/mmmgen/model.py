@@ -215,3 +215,35 @@ def load_run(run_dir: str | Path):
     model.eval()
     tokenizer = load_tokenizer(run_dir if (run_dir / "tokenizer.json").is_file() else settings_dir)
     return model, tokenizer, settings
+
+
+SHIP_SKIP = frozenset({"training_args.bin", "command.txt"})  # a pickle, and local paths
+
+
+def ship_run(run_dir: str | Path, dest: str | Path, max_mb: float = 25.0) -> Path:
+    """Copy a run's final model (its top-level files: weights, tokenizer, settings, card, metrics)
+    to ``dest``, replacing what was there; checkpoints, logs and samples stay behind.
+
+    Raises:
+        RunError: no trained model in ``run_dir``, or the copy would exceed ``max_mb`` megabytes.
+    """
+    import shutil
+
+    run_dir, dest = Path(run_dir), Path(dest)
+    load_settings(run_dir)
+    if not (run_dir / "model.safetensors").is_file():
+        msg = f"no final model.safetensors in {run_dir} (training not finished?)"
+        raise RunError(msg)
+    files = [p for p in sorted(run_dir.iterdir()) if p.is_file() and p.name not in SHIP_SKIP and not p.name.startswith(".")]
+    size = sum(p.stat().st_size for p in files) / 1e6
+    if size > max_mb:
+        msg = f"{run_dir}: the final model is {size:.1f} MB, over the {max_mb:g} MB limit"
+        raise RunError(msg)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for p in files:
+        shutil.copy2(p, tmp / p.name)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest

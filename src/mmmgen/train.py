@@ -293,6 +293,13 @@ def note_on_ids(tokenizer) -> list[int]:
     return [i for w, i in tokenizer.get_vocab().items() if V.parse_word(w).kind == V.NOTE_ON]
 
 
+def time_schedule(progress: float, warmup: float) -> float:
+    """Learning-rate factor at ``progress`` (share of the time budget used): linear warmup, cosine to 0."""
+    if progress < warmup:
+        return progress / warmup
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - warmup) / max(1e-9, 1 - warmup))))
+
+
 def _make_trainer_class():
     """``Trainer`` whose evaluation reports loss, perplexity and loss per note over whole windows."""
     from transformers import Trainer
@@ -300,6 +307,17 @@ def _make_trainer_class():
 
     class MMMTrainer(Trainer):
         note_ids: tuple[int, ...] = ()
+        budget: tuple | None = None  # (seconds, warmup ratio, clock): learning rate over wall time
+
+        def create_scheduler(self, num_training_steps: int, optimizer=None):
+            if self.budget is None:
+                return super().create_scheduler(num_training_steps, optimizer)
+            from torch.optim.lr_scheduler import LambdaLR
+
+            seconds, warmup, clock = self.budget
+            if self.lr_scheduler is None:
+                self.lr_scheduler = LambdaLR(optimizer or self.optimizer, lambda _: time_schedule(clock.total / seconds, warmup))
+            return self.lr_scheduler
 
         def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
                             metric_key_prefix="eval"):
@@ -409,8 +427,8 @@ def _make_callbacks():
     class ClockCallback(TrainerCallback):
         """Training seconds summed over every session of a run, kept in each checkpoint."""
 
-        def __init__(self, resume_from: Path | None):
-            self.before = 0.0
+        def __init__(self, resume_from: Path | None, budget_s: float | None = None):
+            self.before, self.budget_s = 0.0, budget_s
             if resume_from is not None:
                 with contextlib.suppress(OSError, ValueError, KeyError):
                     self.before = json.loads((resume_from / CLOCK_NAME).read_text())["train_seconds"]
@@ -419,6 +437,11 @@ def _make_callbacks():
         @property
         def total(self) -> float:
             return self.before + time.time() - self.start
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.budget_s is not None and self.total >= self.budget_s:
+                log.info("time budget of %.1f min reached at step %d", self.budget_s / 60, state.global_step)
+                control.should_training_stop = True
 
         def on_save(self, args, state, control, **kwargs):
             if state.is_world_process_zero:
@@ -722,12 +745,15 @@ def _build_trainer(cfg, args, model, tokenizer, data, settings, run, main, resum
         tb.logging_dir = str(run / "logs")
         callbacks.append(tb)
     sample_cb, clock_cb = _make_callbacks()
-    callbacks += [sample_cb(run, tokenizer, settings, cfg, writer), clock_cb(resume_from)]
+    clock = clock_cb(resume_from, cfg.max_minutes * 60 if cfg.max_minutes else None)
+    callbacks += [sample_cb(run, tokenizer, settings, cfg, writer), clock]
     trainer = _make_trainer_class()(
         model=model, args=args, train_dataset=data.train, eval_dataset=data.test,
         data_collator=PackedCollator(tokenizer.pad_token_id), processing_class=tokenizer, callbacks=callbacks,
     )
     trainer.note_ids = tuple(note_on_ids(tokenizer))
+    if cfg.max_minutes:
+        trainer.budget = (cfg.max_minutes * 60, cfg.warmup_ratio, clock)
     return trainer
 
 
