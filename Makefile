@@ -13,8 +13,13 @@ DATA ?= data
 COLLECTIONS ?= BACH
 DEMO_RUN ?= runs/demo
 DEMO_STEPS ?= 400
+MODEL_SAMPLE ?= 1000
+MODEL_RUN ?= runs/default
+MODEL_MINUTES ?= 75
+COMPARE_MINUTES ?= 15
+SHIPPED := src/mmmgen/resources/default_model
 MMMGEN := $(VENV)/bin/mmmgen
-.PHONY: setup demo test test-slow test-all bench lint clean
+.PHONY: setup demo model compare test test-slow test-all bench lint clean
 
 setup: $(STAMP)          ## create .venv and install everything (idempotent)
 
@@ -26,13 +31,27 @@ $(STAMP): pyproject.toml Makefile scripts/setup-system.sh
 	$(PY) -m pip install -q -e '.[all,dev]'
 	touch $(STAMP)
 
-demo: setup              ## corpus -> dataset -> tokenizer -> (a short training if no model yet) -> web app
-	$(MMMGEN) corpus $(DATA)/corpus --collections $(COLLECTIONS)
-	$(MMMGEN) prepare $(DATA)/corpus $(DATA)/dataset --genres $(DATA)/corpus/genres.csv --infill-prob 0.1
-	$(MMMGEN) tokenizer $(DATA)/dataset $(DATA)/tokenizer
-	test -f $(DEMO_RUN)/model.safetensors || $(MMMGEN) train --config configs/small.yaml \
-		--dataset $(DATA)/dataset --tokenizer $(DATA)/tokenizer --output-dir $(DEMO_RUN) --max-steps $(DEMO_STEPS) --resume
-	$(MMMGEN) app --model $(DEMO_RUN)
+demo: setup              ## the web app on the shipped default model (no training)
+	$(MMMGEN) app
+
+model: setup             ## reproduce the shipped default model: all collections, ~$(MODEL_MINUTES) min of training on 2 CPU cores
+	$(MMMGEN) corpus $(DATA)/corpus --collections all --sample $(MODEL_SAMPLE)
+	$(MMMGEN) prepare $(DATA)/corpus $(DATA)/model/dataset --genres $(DATA)/corpus/genres.csv --infill-prob 0.1
+	$(MMMGEN) tokenizer $(DATA)/model/dataset $(DATA)/model/tokenizer
+	$(MMMGEN) train --config configs/default-model.yaml --dataset $(DATA)/model/dataset \
+		--tokenizer $(DATA)/model/tokenizer --output-dir $(MODEL_RUN) --max-minutes $(MODEL_MINUTES) --resume
+	$(MMMGEN) evaluate --model $(MODEL_RUN) --dataset $(DATA)/model/dataset --samples 16 --write-card
+	$(PY) scripts/ship_model.py $(MODEL_RUN) $(SHIPPED)
+
+compare: setup           ## the model card's comparison: mmmgen's recipe vs the tutorial's, same corpus, same wall time
+	$(MMMGEN) prepare $(DATA)/corpus $(DATA)/tutorial/dataset --genres $(DATA)/corpus/genres.csv --grid 4
+	$(MMMGEN) tokenizer $(DATA)/tutorial/dataset $(DATA)/tutorial/tokenizer
+	$(MMMGEN) train --config configs/tutorial-recipe.yaml --dataset $(DATA)/tutorial/dataset \
+		--tokenizer $(DATA)/tutorial/tokenizer --output-dir runs/compare-tutorial --max-minutes $(COMPARE_MINUTES) --resume
+	$(MMMGEN) train --config configs/default-model.yaml --dataset $(DATA)/model/dataset \
+		--tokenizer $(DATA)/model/tokenizer --output-dir runs/compare-mmmgen --max-minutes $(COMPARE_MINUTES) --resume
+	$(MMMGEN) evaluate --model runs/compare-tutorial --dataset $(DATA)/tutorial/dataset --samples 16 --out runs/compare-tutorial/evaluation.json
+	$(MMMGEN) evaluate --model runs/compare-mmmgen --dataset $(DATA)/model/dataset --samples 16 --out runs/compare-mmmgen/evaluation.json
 
 test: setup              ## the fast test tier
 	$(PY) -m pytest -q

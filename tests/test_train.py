@@ -325,6 +325,8 @@ def test_no_packing_is_the_tutorials_one_window_per_example(tiny_dataset, tiny_t
     assert all(len(b) == 1 for b in single.train.blocks)
     assert len(single.train) == single.stats["train"]["windows"] > len(packed.train)
     assert single.stats["train"]["tokens"] == packed.stats["train"]["tokens"]
+    few = build_datasets(debug_config(tiny_dataset, tiny_tokenizer, "unused", max_eval_windows=3), tok)
+    assert few.stats["test"]["windows"] == 3 < packed.stats["test"]["windows"]
     lengths = [len(single.train[i]["windows"][0]) for i in range(len(single.train))]
     assert single.stats["train"]["padding_fraction"] == round(batch_padding_fraction(lengths, cfg.batch_size, cfg.seed), 4) > 0
     assert batch_padding_fraction([4, 4, 8, 8], 2, seed=0) in (0.0, 0.25)  # (4,4)(8,8) or (4,8)(4,8)

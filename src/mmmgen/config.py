@@ -192,6 +192,11 @@ class TrainConfig(ModelConfig):
         default=0.02, metadata={"help": "Fail when more than this share of windows is longer than --context-length (they are cut)."}
     )
     max_train_windows: int | None = field(default=None, metadata={"help": "Use only the first N training windows (smoke runs)."})
+    max_eval_windows: int | None = field(
+        default=None,
+        metadata={"help": "Evaluate during training on N test windows spread over the split (faster evaluations; "
+                          "`mmmgen evaluate` scores the whole split)."},
+    )
     sample_tracks: int = field(default=2, metadata={"help": "Tracks of the sample written at each evaluation (0: none)."})
     sample_max_tokens: int | None = field(default=None, metadata={"help": "Token budget of each evaluation sample."})
     sample_temperature: float = field(default=0.75, metadata={"help": "Sampling temperature of evaluation samples."})

@@ -213,7 +213,10 @@ def build_datasets(cfg: TrainConfig, tokenizer, cache_dir: str | Path | None = N
         raise TrainError(msg)
     vocab_hash = _fingerprint(json.dumps(tokenizer.get_vocab(), sort_keys=True))
     out, stats = {}, {}
-    for name, split in (("train", train_split), ("test", dsd.get("test"))):
+    test_split = dsd.get("test")
+    if test_split is not None and cfg.max_eval_windows and cfg.max_eval_windows < len(test_split):
+        test_split = test_split.select(np.unique(np.linspace(0, len(test_split) - 1, cfg.max_eval_windows).astype(int)))
+    for name, split in (("train", train_split), ("test", test_split)):
         if split is None or len(split) == 0:
             continue
         cache = Path(cache_dir) / f"{name}-{_fingerprint(split._fingerprint, vocab_hash)}.arrow" if cache_dir else None
