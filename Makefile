@@ -15,7 +15,7 @@ DEMO_RUN ?= runs/demo
 DEMO_STEPS ?= 400
 MODEL_SAMPLE ?= 1000
 MODEL_RUN ?= runs/default
-MODEL_MINUTES ?= 75
+MODEL_MINUTES ?= 60
 COMPARE_MINUTES ?= 15
 SHIPPED := src/mmmgen/resources/default_model
 MMMGEN := $(VENV)/bin/mmmgen
@@ -31,7 +31,8 @@ $(STAMP): pyproject.toml Makefile scripts/setup-system.sh
 	$(PY) -m pip install -q -e '.[all,dev]'
 	touch $(STAMP)
 
-demo: setup              ## the web app on the shipped default model (no training)
+demo: setup              ## a piece from the shipped default model (out/demo), then the web app on it
+	$(MMMGEN) generate --out out/demo --tracks 4 --seed 1
 	$(MMMGEN) app
 
 model: setup             ## reproduce the shipped default model: all collections, ~$(MODEL_MINUTES) min of training on 2 CPU cores
