@@ -110,7 +110,7 @@ def test_overlap_is_between_zero_and_one_and_symmetric():
 # --- the library on the debug run ----------------------------------------------------------------
 def test_evaluate_on_the_debug_run(debug_run, tiny_dataset, tmp_path):
     out = tmp_path / "eval.json"
-    results = evaluate(EvaluateConfig(model=str(debug_run), dataset=str(tiny_dataset), samples=2, tracks=2, bars=2, out=str(out)))
+    results = evaluate(EvaluateConfig(model=str(debug_run), dataset=str(tiny_dataset), samples=2, tracks=2, bars=2, out=str(out), free_samples=1))
     lk = results["likelihood"]
     assert lk["windows"] > 0 and lk["tokens"] > lk["notes"] > 0 and lk["unknown_words"] == 0
     assert math.isfinite(lk["loss_per_token"]) and lk["perplexity"] == pytest.approx(math.exp(lk["loss_per_token"]))
@@ -122,6 +122,7 @@ def test_evaluate_on_the_debug_run(debug_run, tiny_dataset, tmp_path):
     assert stats["generated_pieces"] == 2 and stats["reference_pieces"] == lk["windows"]
     assert all(0.0 <= f["oa"] <= 1.0 for f in stats["features"].values()) and 0.0 <= stats["mean_oa"] <= 1.0
     assert json.loads(out.read_text())["likelihood"]["notes"] == lk["notes"]
+    assert results["free_validity"]["tracks"] == 2
 
 
 def test_untrained_model_makes_only_valid_tracks():
@@ -132,6 +133,19 @@ def test_untrained_model_makes_only_valid_tracks():
     songs, validity = generate_pieces(Generator(*untrained_model()), samples=2, tracks=2, n_bars=2, sampling=Sampling(seed=3))
     assert validity["validity"] == 1.0 and validity["valid_tracks"] == 4
     assert [len(s.tracks) for s in songs] == [2, 2]
+
+
+def test_unconstrained_generation_is_counted_the_tutorials_way():
+    from tiny import untrained_model
+
+    from mmmgen.evaluate import free_pieces
+
+    model, tokenizer = untrained_model()[:2]
+    v = free_pieces(model, tokenizer, samples=2, tracks=2, n_bars=2, seed=1, max_new_tokens=40)
+    assert v["pieces"] == 2 and v["tracks"] == 4 and 0 <= v["valid_tracks"] <= 4
+    assert v["valid_tracks"] + sum(v["failures"].values()) == 4
+    # a random-weight model rarely writes a valid 2-bar track within 40 words: the grammar is not free
+    assert v["validity"] < 1.0 and v["failures"]
 
 
 def test_model_card_section_is_replaced_not_repeated(tmp_path):

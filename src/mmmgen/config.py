@@ -406,6 +406,11 @@ class EvaluateConfig:
     )
     samples: int = field(default=8, metadata={"help": "Pieces to generate for validity and statistics (0: likelihood only)."})
     tracks: int = field(default=4, metadata={"help": "Tracks per generated piece."})
+    free_samples: int = field(
+        default=0,
+        metadata={"help": "Also generate N pieces the tutorial's way (plain model.generate up to TRACK_END, no grammar "
+                          "constraints) and report their share of valid tracks: how well the model itself learned the grammar."},
+    )
     bars: int | None = field(default=None, metadata={"help": "Bars per generated piece (default: as trained)."})
     temperature: float = field(default=0.85, metadata={"help": "Sampling temperature of the generated pieces."})
     seed: int = field(default=0, metadata={"help": "Seed of the generated pieces."})
@@ -417,7 +422,7 @@ class EvaluateConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.samples < 0 or self.tracks < 1 or self.batch_size < 1:
+        if self.samples < 0 or self.free_samples < 0 or self.tracks < 1 or self.batch_size < 1:
             msg = f"--samples must be >= 0, --tracks and --batch-size >= 1; got {self.samples}, {self.tracks}, {self.batch_size}"
             raise ValueError(msg)
         if (self.bars is not None and self.bars < 1) or (self.max_windows is not None and self.max_windows < 1):

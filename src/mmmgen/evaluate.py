@@ -414,6 +414,52 @@ def generate_pieces(generator, samples: int, tracks: int, n_bars: int, sampling=
                    "validity": valid / total if total else math.nan, "failures": dict(failures)}
 
 
+def free_pieces(model, tokenizer, samples: int, tracks: int, n_bars: int, grid: int = 12, genres=None,
+                temperature: float = 0.85, seed: int = 0, max_new_tokens: int = 1024) -> dict:
+    """Validity of tracks written the tutorial's way: ``model.generate`` on the whole text so far,
+    sampling until ``TRACK_END`` (or ``max_new_tokens``), without grammar constraints.
+
+    Returns the same counts as ``generate_pieces``' validity.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from mmmgen.generate import Song
+
+    eos = tokenizer.convert_tokens_to_ids(V.TRACK_END)
+    context = model.config.n_positions
+    device = next(model.parameters()).device
+    failures, valid = Counter(), 0
+    with tqdm(total=samples * tracks, desc="generating (unconstrained)", unit="track", disable=None, file=sys.stderr) as bar:
+        for i in range(samples):
+            genre = random.Random(seed + i).choice(genres) if genres else V.OTHER_GENRE
+            header = text = Song(genre=genre, n_bars=n_bars).header
+            torch.manual_seed(seed + i)
+            for _ in range(tracks):
+                ids = tokenizer(f"{text} {V.TRACK_START}", add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
+                cap = min(max_new_tokens, context - ids.shape[1])
+                problem = "no room left in the context" if cap <= 0 else None
+                if problem is None:
+                    with torch.inference_mode():
+                        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=cap, do_sample=True,
+                                             temperature=temperature, top_k=0, eos_token_id=eos, pad_token_id=tokenizer.pad_token_id)
+                    words = tokenizer.convert_ids_to_tokens(out[0, ids.shape[1]:].tolist())
+                    track = " ".join([V.TRACK_START, *words])
+                    if words and words[-1] == V.TRACK_END:
+                        problem = track_problem(header, track, n_bars, grid)
+                    else:
+                        problem = f"no TRACK_END within {cap} words"
+                        track += f" {V.TRACK_END}"
+                    text = f"{text} {track}"
+                valid += problem is None
+                if problem:
+                    failures[problem] += 1
+                bar.update()
+    total = samples * tracks
+    return {"pieces": samples, "tracks": total, "valid_tracks": valid,
+            "validity": valid / total if total else math.nan, "failures": dict(failures)}
+
+
 # --- the whole evaluation ----------------------------------------------------------------------
 def _load_model(model: str | None):
     from mmmgen.generate import GenerationError, find_run
@@ -481,7 +527,11 @@ def evaluate(cfg: EvaluateConfig) -> dict:
         songs, results["validity"] = generate_pieces(generator, cfg.samples, cfg.tracks, n_bars, sampling)
         generated = [text_notes(s.text, grid, s.n_bars) for s in songs]
         results["statistics"] = compare_sets(generated, [text_notes(t, grid) for t in reference.texts])
-    results["settings"] = {"samples": cfg.samples, "tracks": cfg.tracks, "bars": n_bars, "temperature": cfg.temperature,
+    if cfg.free_samples:
+        genres = [g for g in settings.get("genre_labels", []) if g != V.OTHER_GENRE] or None
+        results["free_validity"] = free_pieces(model, tokenizer, cfg.free_samples, cfg.tracks, n_bars, grid, genres,
+                                               cfg.temperature, cfg.seed)
+    results["settings"] = {"samples": cfg.samples, "free_samples": cfg.free_samples, "tracks": cfg.tracks, "bars": n_bars, "temperature": cfg.temperature,
                            "seed": cfg.seed, "batch_size": cfg.batch_size, "max_windows": cfg.max_windows}
     if cfg.out:
         write_json(results, cfg.out)
@@ -521,6 +571,10 @@ def _rows(results: dict) -> tuple[list[tuple[str, str]], list[tuple[str, str, st
     if "validity" in results:
         v = results["validity"]
         rows.append(("valid tracks", f"{v['valid_tracks']}/{v['tracks']} ({_num(100 * v['validity'], '.1f')}%)"))
+    if "free_validity" in results:
+        v = results["free_validity"]
+        rows.append(("valid tracks, unconstrained (tutorial's way)",
+                     f"{v['valid_tracks']}/{v['tracks']} ({_num(100 * v['validity'], '.1f')}%)"))
     features = []
     if "statistics" in results:
         for name, f in results["statistics"]["features"].items():
