@@ -344,8 +344,8 @@ def test_time_schedule_warms_up_then_decays_to_zero():
 
 
 def test_max_minutes_stops_training_on_the_clock(tiny_dataset, tiny_tokenizer, tmp_path):
-    cfg = debug_config(tiny_dataset, tiny_tokenizer, tmp_path / "run", max_steps=100_000, max_minutes=0.1,
-                       eval_steps=100_000, save_steps=100_000, warmup_ratio=0.2, sample_tracks=0)
+    cfg = debug_config(tiny_dataset, tiny_tokenizer, tmp_path / "run", max_steps=100_000, max_minutes=0.15,
+                       eval_steps=100_000, save_steps=100_000, warmup_ratio=0.5, sample_tracks=0)
     from transformers import TrainerCallback
 
     rates = []
@@ -359,7 +359,7 @@ def test_max_minutes_stops_training_on_the_clock(tiny_dataset, tiny_tokenizer, t
         run = train(cfg, callbacks=[Rates()])
     metrics = json.loads((run / "metrics.json").read_text())
     assert 1 <= metrics["steps"] < 100_000 and time.time() - start < 60
-    assert 6 <= metrics["train_runtime_total"] <= 30
+    assert 9 <= metrics["train_runtime_total"] <= 40
     peak = int(np.argmax(rates))  # warmup to the peak rate, then decay towards 0 by the end of the budget
     assert 0 < peak < len(rates) - 1 and rates[peak] <= cfg.learning_rate
     assert rates[0] < 0.9 * rates[peak] and rates[-1] < 0.2 * rates[peak]

@@ -366,8 +366,10 @@ def sample_piece(model, tokenizer, genre: str = V.OTHER_GENRE, time_signature: s
 
 
 def _make_callbacks():
-    """``SampleCallback`` (a piece at each evaluation) and ``ClockCallback`` (training time over resumes)."""
+    """``SampleCallback`` (a piece at each evaluation), ``ClockCallback`` (training time over resumes, the
+    ``--max-minutes`` stop) and ``TimeProgressCallback`` (a progress bar over the time budget)."""
     from transformers import TrainerCallback
+    from transformers.trainer_callback import ProgressCallback
 
     class SampleCallback(TrainerCallback):
         """At each evaluation, write a sample to ``RUN/samples/step-N.{txt,mid,wav}`` and log it."""
@@ -451,7 +453,28 @@ def _make_callbacks():
                 folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
                 (folder / CLOCK_NAME).write_text(json.dumps({"train_seconds": round(self.total, 3)}))
 
-    return SampleCallback, ClockCallback
+    class TimeProgressCallback(ProgressCallback):
+        """With ``--max-minutes``: the progress bar and its ETA count training time, not steps."""
+
+        def __init__(self, clock):
+            super().__init__()
+            self.clock = clock
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            from tqdm.auto import tqdm
+
+            if state.is_world_process_zero:
+                self.training_bar = tqdm(total=round(self.clock.budget_s), unit="s", dynamic_ncols=True, desc="training",
+                                         initial=min(round(self.clock.total), round(self.clock.budget_s)))
+            self.current_step = 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.is_world_process_zero and self.training_bar is not None:
+                self.training_bar.n = min(round(self.clock.total), self.training_bar.total)
+                self.training_bar.set_postfix(step=state.global_step, refresh=False)
+                self.training_bar.refresh()
+
+    return SampleCallback, ClockCallback, TimeProgressCallback
 
 
 # --- checkpoints -------------------------------------------------------------------------------
@@ -747,7 +770,7 @@ def _build_trainer(cfg, args, model, tokenizer, data, settings, run, main, resum
         tb = TensorBoardCallback(tb_writer=writer)
         tb.logging_dir = str(run / "logs")
         callbacks.append(tb)
-    sample_cb, clock_cb = _make_callbacks()
+    sample_cb, clock_cb, time_progress_cb = _make_callbacks()
     clock = clock_cb(resume_from, cfg.max_minutes * 60 if cfg.max_minutes else None)
     callbacks += [sample_cb(run, tokenizer, settings, cfg, writer), clock]
     trainer = _make_trainer_class()(
@@ -756,7 +779,11 @@ def _build_trainer(cfg, args, model, tokenizer, data, settings, run, main, resum
     )
     trainer.note_ids = tuple(note_on_ids(tokenizer))
     if cfg.max_minutes:
+        from transformers.trainer_callback import ProgressCallback
+
         trainer.budget = (cfg.max_minutes * 60, cfg.warmup_ratio, clock)
+        if trainer.pop_callback(ProgressCallback) is not None:
+            trainer.add_callback(time_progress_cb(clock))
     return trainer
 
 
