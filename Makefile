@@ -16,7 +16,7 @@ DEMO_STEPS ?= 400
 MODEL_SAMPLE ?= 1000
 MODEL_RUN ?= runs/default
 MODEL_MINUTES ?= 60
-COMPARE_MINUTES ?= 15
+COMPARE_MINUTES ?= 12
 SHIPPED := src/mmmgen/resources/default_model
 MMMGEN := $(VENV)/bin/mmmgen
 .PHONY: setup demo model compare test test-slow test-all bench lint clean
@@ -44,15 +44,19 @@ model: setup             ## reproduce the shipped default model: all collections
 	$(MMMGEN) evaluate --model $(MODEL_RUN) --dataset $(DATA)/model/dataset --samples 16 --write-card
 	$(PY) scripts/ship_model.py $(MODEL_RUN) $(SHIPPED)
 
-compare: setup           ## the model card's comparison: mmmgen's recipe vs the tutorial's, same corpus, same wall time
+compare: setup           ## the model card's comparison: the tutorial's recipe vs mmmgen's, same corpus, same wall time (run concurrently, one core each)
 	$(MMMGEN) prepare $(DATA)/corpus $(DATA)/tutorial/dataset --genres $(DATA)/corpus/genres.csv --grid 4
 	$(MMMGEN) tokenizer $(DATA)/tutorial/dataset $(DATA)/tutorial/tokenizer
-	$(MMMGEN) train --config configs/tutorial-recipe.yaml --dataset $(DATA)/tutorial/dataset \
-		--tokenizer $(DATA)/tutorial/tokenizer --output-dir runs/compare-tutorial --max-minutes $(COMPARE_MINUTES) --resume
-	$(MMMGEN) train --config configs/default-model.yaml --dataset $(DATA)/model/dataset \
-		--tokenizer $(DATA)/model/tokenizer --output-dir runs/compare-mmmgen --max-minutes $(COMPARE_MINUTES) --resume
-	$(MMMGEN) evaluate --model runs/compare-tutorial --dataset $(DATA)/tutorial/dataset --samples 16 --out runs/compare-tutorial/evaluation.json
-	$(MMMGEN) evaluate --model runs/compare-mmmgen --dataset $(DATA)/model/dataset --samples 16 --out runs/compare-mmmgen/evaluation.json
+	$(MMMGEN) prepare $(DATA)/corpus $(DATA)/compare/dataset --genres $(DATA)/corpus/genres.csv
+	$(MMMGEN) tokenizer $(DATA)/compare/dataset $(DATA)/compare/tokenizer
+	OMP_NUM_THREADS=1 $(MMMGEN) train --config configs/tutorial-recipe.yaml --dataset $(DATA)/tutorial/dataset \
+		--tokenizer $(DATA)/tutorial/tokenizer --output-dir runs/compare-tutorial --max-minutes $(COMPARE_MINUTES) --max-eval-windows 300 --resume --report-to none & \
+	OMP_NUM_THREADS=1 $(MMMGEN) train --config configs/default-model.yaml --dataset $(DATA)/compare/dataset \
+		--tokenizer $(DATA)/compare/tokenizer --output-dir runs/compare-mmmgen --max-minutes $(COMPARE_MINUTES) --max-eval-windows 300 --resume --report-to none & \
+	wait
+	for r in tutorial mmmgen; do d=$$([ $$r = tutorial ] && echo tutorial || echo compare); \
+		$(MMMGEN) evaluate --model runs/compare-$$r --dataset $(DATA)/$$d/dataset --samples 8 --free-samples 4 --write-card || exit 1; done
+	$(PY) scripts/compare_card.py runs/compare-tutorial runs/compare-mmmgen $(MODEL_RUN)/README.md $(SHIPPED)/README.md
 
 test: setup              ## the fast test tier
 	$(PY) -m pytest -q

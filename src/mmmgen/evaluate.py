@@ -628,10 +628,15 @@ def write_card(run_dir: str | Path, results: dict) -> Path:
     """
     run = Path(run_dir)
     write_json(results, run / EVALUATION_NAME)
-    card = run / "README.md"
-    text = card.read_text() if card.is_file() else f"# {run.name}\n"
-    section = f"## Evaluation\n\n{format_markdown(results)}\n\n"
-    existing = re.compile(r"^## Evaluation[^\n]*\n.*?(?=^## |\Z)", re.S | re.M)
+    return put_section(run / "README.md", "Evaluation", format_markdown(results))
+
+
+def put_section(card: str | Path, title: str, body: str) -> Path:
+    """Replace the ``## title`` section of a markdown file, or add it before ``## Use`` (or at the end)."""
+    card = Path(card)
+    text = card.read_text() if card.is_file() else f"# {card.parent.name}\n"
+    section = f"## {title}\n\n{body.strip()}\n\n"
+    existing = re.compile(rf"^## {re.escape(title)}[^\n]*\n.*?(?=^## |\Z)", re.S | re.M)
     if existing.search(text):
         text = existing.sub(lambda _: section, text, count=1)
     elif re.search(r"^## Use\b", text, re.M):
