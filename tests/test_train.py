@@ -363,3 +363,20 @@ def test_max_minutes_stops_training_on_the_clock(tiny_dataset, tiny_tokenizer, t
     peak = int(np.argmax(rates))  # warmup to the peak rate, then decay towards 0 by the end of the budget
     assert 0 < peak < len(rates) - 1 and rates[peak] <= cfg.learning_rate
     assert rates[0] < 0.9 * rates[peak] and rates[-1] < 0.2 * rates[peak]
+
+
+def test_ship_run_copies_only_the_final_model(debug_run, tmp_path):
+    from mmmgen.model import RunError, ship_run
+
+    dest = ship_run(debug_run, tmp_path / "shipped")
+    names = {p.name for p in dest.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "mmmgen.json", "README.md", "metrics.json"} <= names
+    assert not {"training_args.bin", "command.txt", "samples", "logs"} & names and not any(n.startswith("checkpoint-") for n in names)
+    model, _, settings = load_run(dest)
+    assert settings["codec"]["bars"] and model.config.n_layer == 2
+    ship_run(debug_run, dest)  # replaces what was there
+    with pytest.raises(RunError, match="over the 0.01 MB limit"):
+        ship_run(debug_run, tmp_path / "too_big", max_mb=0.01)
+    assert not (tmp_path / "too_big").exists()
+    with pytest.raises(RunError):
+        ship_run(tmp_path, tmp_path / "x")
