@@ -375,7 +375,7 @@ def test_ship_run_copies_only_the_final_model(debug_run, tmp_path):
     model, _, settings = load_run(dest)
     assert settings["codec"]["bars"] and model.config.n_layer == 2
     ship_run(debug_run, dest)  # replaces what was there
-    with pytest.raises(RunError, match="over the 0.01 MB limit"):
+    with pytest.raises(RunError, match=r"over the 0\.01 MB limit"):
         ship_run(debug_run, tmp_path / "too_big", max_mb=0.01)
     assert not (tmp_path / "too_big").exists()
     with pytest.raises(RunError):
