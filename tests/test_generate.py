@@ -97,3 +97,27 @@ def test_bad_sampling_settings_are_rejected():
         Sampling(temperature=0)
     with pytest.raises(GenerationError):
         Sampling(top_p=1.5)
+
+
+@pytest.mark.parametrize("activation", ["gelu_new", "gelu_pytorch_tanh"])
+def test_lean_step_gives_the_models_own_logits(activation):
+    from mmmgen.generate import _lean_step, _lean_weights, _LeanCache
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=50, n_positions=64, n_embd=32, n_layer=3, n_head=4, activation_function=activation,
+                        bos_token_id=None, eos_token_id=None)
+    model = GPT2LMHeadModel(config).eval()
+    ids = torch.randint(0, 50, (20,))
+    weights, cache = _lean_weights(model), _LeanCache()
+    got = [_lean_step(weights, cache, ids[:12])]  # a prompt at once, then one word at a time
+    got += [_lean_step(weights, cache, ids[i : i + 1]) for i in range(12, 20)]
+    with torch.no_grad():
+        want = model(ids[None]).logits[0]
+    for k, logits in zip(range(11, 20), got, strict=True):
+        torch.testing.assert_close(logits, want[k], atol=1e-4, rtol=1e-4)
+    cache.crop(-5)  # drop the last 5 words, read them again: the same logits
+    torch.testing.assert_close(_lean_step(weights, cache, ids[15:16]), want[15], atol=1e-4, rtol=1e-4)
+    handle = model.transformer.h[0].register_forward_hook(lambda *a: None)
+    assert _lean_weights(model) is None  # a hook must run: the model's own forward is used
+    handle.remove()
+    assert _lean_weights(model.train()) is None

@@ -371,7 +371,14 @@ def _lean_weights(model):
     if any(m._forward_hooks or m._forward_pre_hooks for m in model.modules()):
         return None
     t = model.transformer
-    return t, list(t.h), model.lm_head.weight
+    layers = [
+        (b.ln_1.weight, b.ln_1.bias, b.ln_1.eps, b.attn.c_attn.weight, b.attn.c_attn.bias, b.attn.scaling,
+         b.attn.c_proj.weight, b.attn.c_proj.bias, b.ln_2.weight, b.ln_2.bias, b.ln_2.eps,
+         b.mlp.c_fc.weight, b.mlp.c_fc.bias, b.mlp.act.forward, b.mlp.c_proj.weight, b.mlp.c_proj.bias)
+        for b in t.h
+    ]  # plain tuples: no nn.Module attribute lookups per word
+    return (t.wte.weight, t.wpe.weight, layers, (t.ln_f.weight, t.ln_f.bias, t.ln_f.eps), model.lm_head.weight,
+            t.h[0].attn.num_heads)
 
 
 def _lean_step(weights, cache: _LeanCache, ids):
@@ -384,32 +391,27 @@ def _lean_step(weights, cache: _LeanCache, ids):
     import torch
     import torch.nn.functional as F
 
-    t, blocks, head = weights
+    wte, wpe, layers, (lnf_w, lnf_b, lnf_eps), head, heads = weights
     n, count = cache.length, ids.shape[0]
-    x = t.wte.weight[ids] + t.wpe.weight[n : n + count]
+    x = wte[ids] + wpe[n : n + count]
     width = x.shape[-1]
-    heads = blocks[0].attn.num_heads
     head_dim = width // heads
-    cache.reserve(n + count, x, len(blocks), heads, head_dim)
+    cache.reserve(n + count, x, len(layers), heads, head_dim)
     mask = None
     if count > 1:  # word i sees the cached words and new words up to itself
         mask = torch.arange(n + count, device=x.device)[None, :] <= torch.arange(n, n + count, device=x.device)[:, None]
-    for i, block in enumerate(blocks):
-        attn, mlp = block.attn, block.mlp
-        h = F.layer_norm(x, (width,), block.ln_1.weight, block.ln_1.bias, block.ln_1.eps)
-        qkv = torch.addmm(attn.c_attn.bias, h, attn.c_attn.weight).view(count, 3, heads, head_dim).permute(1, 2, 0, 3)
-        cache.keys[i, :, n : n + count] = qkv[1]
-        cache.values[i, :, n : n + count] = qkv[2]
-        a = F.scaled_dot_product_attention(
-            qkv[0][None], cache.keys[i, :, : n + count][None], cache.values[i, :, : n + count][None],
-            attn_mask=mask, scale=attn.scaling,
-        )
-        x = x + torch.addmm(attn.c_proj.bias, a[0].transpose(0, 1).reshape(count, width), attn.c_proj.weight)
-        h = F.layer_norm(x, (width,), block.ln_2.weight, block.ln_2.bias, block.ln_2.eps)
-        h = mlp.act.forward(torch.addmm(mlp.c_fc.bias, h, mlp.c_fc.weight))
-        x = x + torch.addmm(mlp.c_proj.bias, h, mlp.c_proj.weight)
+    keys, values, addmm, layer_norm, sdpa = cache.keys, cache.values, torch.addmm, F.layer_norm, F.scaled_dot_product_attention
+    for i, (ln1_w, ln1_b, eps1, qkv_w, qkv_b, scale, out_w, out_b, ln2_w, ln2_b, eps2, fc_w, fc_b, act, proj_w, proj_b) in enumerate(layers):
+        h = layer_norm(x, (width,), ln1_w, ln1_b, eps1)
+        qkv = addmm(qkv_b, h, qkv_w).view(count, 3, heads, head_dim).permute(1, 2, 0, 3)
+        keys[i, :, n : n + count] = qkv[1]
+        values[i, :, n : n + count] = qkv[2]
+        a = sdpa(qkv[0][None], keys[i, :, : n + count][None], values[i, :, : n + count][None], attn_mask=mask, scale=scale)
+        x = x + addmm(out_b, a[0].transpose(0, 1).reshape(count, width), out_w)
+        h = act(addmm(fc_b, layer_norm(x, (width,), ln2_w, ln2_b, eps2), fc_w))
+        x = x + addmm(proj_b, h, proj_w)
     cache.length = n + count
-    return F.linear(F.layer_norm(x[-1:], (width,), t.ln_f.weight, t.ln_f.bias, t.ln_f.eps), head)[0]
+    return F.linear(layer_norm(x[-1:], (width,), lnf_w, lnf_b, lnf_eps), head)[0]
 
 
 _THREADS_LOCK = threading.Lock()
