@@ -84,23 +84,13 @@ def run_model(run_dir: Path):
 
 # --- the two ways ----------------------------------------------------------------------------
 def track_problem(header: str, track: str, n_bars: int, grid: int) -> str | None:
-    """Why a generated track is not valid, or None when it is."""
+    """Why a generated track is not valid, or None when it is (``mmmgen evaluate``'s rule)."""
     from mmmgen import vocab as V
-    from mmmgen.codec import text_to_piece
+    from mmmgen.evaluate import track_problem as problem
 
     if not track.endswith(V.TRACK_END):
         return "no TRACK_END (hit the cap)"
-    try:
-        piece = text_to_piece(f"{header} {track}", grid, strict=True)
-    except Exception as exc:  # MMMDecodeError, or anything else a broken text raises
-        return f"does not parse ({type(exc).__name__})"
-    if len(piece.tracks) != 1:
-        return "not one track"
-    if piece.tracks[0].n_bars != n_bars:
-        return "wrong bar count"
-    if not piece.tracks[0].notes:
-        return "no notes"
-    return None
+    return problem(header, track, n_bars, grid)
 
 
 def ours(model, tokenizer, grid: int, genre: str, args, seed: int) -> dict:
