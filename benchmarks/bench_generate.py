@@ -33,13 +33,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
+
+import _env  # benchmarks/_env.py: hardware, versions and git state of a run
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -251,53 +250,12 @@ def summarize(rows: list[dict]) -> dict:
 
 
 # --- environment -------------------------------------------------------------------------------
-def _version(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip()
-
-
 def environment() -> dict:
     import torch
 
-    dirty = _git("diff", "--name-only", "HEAD", "--", "src")
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "hardware": {
-            "cpu": _cpu_model(),
-            "logical_cores": os.cpu_count(),
-            "gpu": gpu,
-            "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-        },
-        "torch_threads": torch.get_num_threads(),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "versions": {p: _version(p) for p in ("mmmgen", "torch", "transformers", "numpy")},
-        "git_commit": _git("rev-parse", "--short", "HEAD"),
-        "src_modified_tracked_files": dirty.splitlines() if dirty else [],
-    }
+    return {**_env.environment(("mmmgen", "torch", "transformers", "numpy"), gpu=gpu),
+            "torch_threads": torch.get_num_threads()}
 
 
 # --- reporting ---------------------------------------------------------------------------------

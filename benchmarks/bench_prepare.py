@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
+
+import _env  # benchmarks/_env.py: hardware, versions and git state of a run
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -313,56 +311,11 @@ def run_methods(methods: list[str], files: list[str], repeat: int) -> dict[str, 
 
 
 # --- environment -------------------------------------------------------------------------------
-def _version(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip()
-
-
 def environment() -> dict:
     import psutil
 
-    dirty = _git("diff", "--name-only", "HEAD", "--", "src")  # tracked files edited since HEAD
-    return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "hardware": {
-            "cpu": _cpu_model(),
-            "logical_cores": os.cpu_count(),
-            "physical_cores": psutil.cpu_count(logical=False),
-            "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()]
-            if hasattr(os, "getloadavg")
-            else None,
-        },
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "versions": {p: _version(p) for p in ("mmmgen", "symusic", "miditok", "numpy")},
-        "git_commit": _git("rev-parse", "--short", "HEAD"),
-        "src_modified_tracked_files": dirty.splitlines() if dirty else [],
-    }
+    return _env.environment(("mmmgen", "symusic", "miditok", "numpy"), physical_cores=psutil.cpu_count(logical=False),
+                            ram_gib=round(psutil.virtual_memory().total / 2**30, 1))
 
 
 # --- reporting ---------------------------------------------------------------------------------

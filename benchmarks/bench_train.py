@@ -37,6 +37,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import _env  # benchmarks/_env.py: hardware, versions and git state of a run
+
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
 TARGET_RATIO = 3.0
@@ -255,16 +257,8 @@ def versions() -> dict:
 def hardware() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, {gpu}"
+    return f"{_env.cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, {gpu}"
 
 
 NOTES = """Other processes shared the 2 cores during these runs (load average above), so absolute
