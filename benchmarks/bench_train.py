@@ -157,13 +157,6 @@ def _train_args(out: Path, cfg, max_steps: int, precision: str):
     )
 
 
-def tutorial_padding(lengths, batch: int, seed: int = 0) -> float:
-    """Padding share of per-window batches padded to their longest window (one shuffled epoch)."""
-    from mmmgen.train import batch_padding_fraction
-
-    return batch_padding_fraction(lengths, batch, seed)
-
-
 def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context: int | None, batch: int | None,
             peak: float, seed: int = 42) -> dict:
     """The tutorial's recipe and mmmgen's on the same model, data and token budget."""
@@ -178,6 +171,7 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
     from mmmgen.train import (
         PackedCollator,
         _make_trainer_class,
+        batch_padding_fraction,
         build_datasets,
         evaluate_blocks,
         loss_metrics,
@@ -220,7 +214,7 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
     enc = split.map(lambda b: tok(b["text"], truncation=True, max_length=cfg.context_length), batched=True,
                     remove_columns=split.column_names, keep_in_memory=True)
     lengths = np.asarray([len(x) for x in enc["input_ids"]])
-    tut_pad = tutorial_padding(lengths, cfg.batch_size, cfg.seed)
+    tut_pad = batch_padding_fraction(lengths, cfg.batch_size, cfg.seed)  # per-window batches padded to their longest
     torch.manual_seed(cfg.seed)
     tutorial_cfg = gpt2_config(cfg, len(tok), tok.pad_token_id)
     tutorial_cfg.attn_pdrop = tutorial_cfg.resid_pdrop = tutorial_cfg.embd_pdrop = 0.1  # GPT-2 defaults

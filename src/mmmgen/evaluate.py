@@ -502,7 +502,7 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     """
     import torch
 
-    from mmmgen.generate import Generator, Sampling
+    from mmmgen.generate import Sampling, generator_for, run_genres
 
     if bool(cfg.dataset) == bool(cfg.midi):
         msg = "pass exactly one of --dataset D (its test split is evaluated) or --midi DIR (a folder of MIDI files)"
@@ -521,16 +521,14 @@ def evaluate(cfg: EvaluateConfig) -> dict:
                "likelihood": likelihood(model, tokenizer, reference.split, cfg.batch_size)}
     n_bars = cfg.bars or codec.get("bars", 8)
     if cfg.samples:
-        generator = Generator(model, tokenizer, grid=grid, density_levels=codec.get("density_levels", 10),
-                              genres=[g for g in settings.get("genre_labels", []) if g != V.OTHER_GENRE] or None)
+        generator = generator_for(model, tokenizer, settings)
         sampling = Sampling(temperature=cfg.temperature, seed=cfg.seed)
         songs, results["validity"] = generate_pieces(generator, cfg.samples, cfg.tracks, n_bars, sampling)
         generated = [text_notes(s.text, grid, s.n_bars) for s in songs]
         results["statistics"] = compare_sets(generated, [text_notes(t, grid) for t in reference.texts])
     if cfg.free_samples:
-        genres = [g for g in settings.get("genre_labels", []) if g != V.OTHER_GENRE] or None
-        results["free_validity"] = free_pieces(model, tokenizer, cfg.free_samples, cfg.tracks, n_bars, grid, genres,
-                                               cfg.temperature, cfg.seed)
+        results["free_validity"] = free_pieces(model, tokenizer, cfg.free_samples, cfg.tracks, n_bars, grid,
+                                               run_genres(settings), cfg.temperature, cfg.seed)
     results["settings"] = {"samples": cfg.samples, "free_samples": cfg.free_samples, "tracks": cfg.tracks, "bars": n_bars, "temperature": cfg.temperature,
                            "seed": cfg.seed, "batch_size": cfg.batch_size, "max_windows": cfg.max_windows}
     if cfg.out:

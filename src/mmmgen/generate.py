@@ -531,17 +531,24 @@ def instrument_label(program: int, is_drum: bool) -> str:
 
 
 # --- whole pieces, prompts and run folders (used by the CLI and the app) ----------------------
+def run_genres(settings: dict) -> list[str] | None:
+    """The genres a run was trained on (``mmmgen.json``), without the catch-all OTHER; None if none."""
+    return [g for g in settings.get("genre_labels", []) if g != V.OTHER_GENRE] or None
+
+
+def generator_for(model, tokenizer, settings: dict) -> Generator:
+    """A ``Generator`` that writes the words of a run's settings (grid, density levels, genres)."""
+    codec = settings.get("codec", {})
+    return Generator(model, tokenizer, grid=codec.get("grid", 12), density_levels=codec.get("density_levels", 10),
+                     genres=run_genres(settings))
+
+
 def generator_from_run(run_dir) -> tuple[Generator, dict]:
     """A ``Generator`` over a trained run folder, and the run's settings (``mmmgen.json``)."""
     from mmmgen.model import load_run
 
     model, tokenizer, settings = load_run(run_dir)
-    codec = settings.get("codec", {})
-    generator = Generator(
-        model, tokenizer, grid=codec.get("grid", 12), density_levels=codec.get("density_levels", 10),
-        genres=[g for g in settings.get("genre_labels", []) if g != V.OTHER_GENRE] or None,
-    )
-    return generator, settings
+    return generator_for(model, tokenizer, settings), settings
 
 
 def default_model_dir():

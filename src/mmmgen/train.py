@@ -310,16 +310,16 @@ def _make_trainer_class():
 
     class MMMTrainer(Trainer):
         note_ids: tuple[int, ...] = ()
-        budget: tuple | None = None  # (seconds, warmup ratio, clock): learning rate over wall time
+        budget: tuple | None = None  # (warmup ratio, ClockCallback with budget_s): learning rate over wall time
 
         def create_scheduler(self, num_training_steps: int, optimizer=None):
             if self.budget is None:
                 return super().create_scheduler(num_training_steps, optimizer)
             from torch.optim.lr_scheduler import LambdaLR
 
-            seconds, warmup, clock = self.budget
+            warmup, clock = self.budget
             if self.lr_scheduler is None:
-                self.lr_scheduler = LambdaLR(optimizer or self.optimizer, lambda _: time_schedule(clock.total / seconds, warmup))
+                self.lr_scheduler = LambdaLR(optimizer or self.optimizer, lambda _: time_schedule(clock.total / clock.budget_s, warmup))
             return self.lr_scheduler
 
         def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
@@ -781,7 +781,7 @@ def _build_trainer(cfg, args, model, tokenizer, data, settings, run, main, resum
     if cfg.max_minutes:
         from transformers.trainer_callback import ProgressCallback
 
-        trainer.budget = (cfg.max_minutes * 60, cfg.warmup_ratio, clock)
+        trainer.budget = (cfg.warmup_ratio, clock)
         if trainer.pop_callback(ProgressCallback) is not None:
             trainer.add_callback(time_progress_cb(clock))
     return trainer
