@@ -120,3 +120,51 @@ def test_random_walks_through_allowed_words_are_valid_tracks(seed):
     piece = text_to_piece(text, strict=True)
     (track,) = piece.tracks
     assert track.n_bars == n_bars and track.notes and track.program == seed
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_the_one_pass_mask_is_the_conjunction_of_the_rules(seed):
+    """``allowed`` (built in one pass) equals the rules and-ed one by one, in every state of random walks:
+    forced or excluded instruments (some missing from the vocabulary), forced densities (some missing),
+    runaway bars past the word budget, empty last bars, fills with held notes."""
+    rng = np.random.default_rng(1000 + seed)
+    meter = [(4, 4), (3, 4), (6, 8), (5, 4), (2, 2), (7, 8)][seed % 6]
+    instruments = [None, [(seed, False)], [(1, False), (0, True)], [(seed, True)], []][seed % 5]  # (seed, True): no such word
+    density = [None, 2, 50][seed % 3]  # DENSITY=50 is not a word
+    spec = C.TrackSpec(n_bars=int(rng.integers(1, 4)), time_signature=meter, instruments=instruments, density=density,
+                       max_words_per_bar=int(rng.integers(2, 30)))
+    if seed % 4 == 3:
+        s = C.TrackState.for_fill(C.TrackSpec(time_signature=meter, max_words_per_bar=spec.max_words_per_bar),
+                                  {int(p) for p in rng.integers(30, 90, 3)})
+    else:
+        s = C.TrackState(spec)
+    for _ in range(400):
+        fast = C.allowed(s, TABLE)
+        assert np.array_equal(fast, C.conjunction(s, TABLE)), (s, allowed_words(fast ^ C.conjunction(s, TABLE)))
+        options = np.flatnonzero(fast)
+        if s.phase == C.DONE or not len(options):
+            break
+        word = WORDS[int(rng.choice(options))]
+        if rng.random() < 0.3 and any(w.startswith(V.TIME_DELTA) for w in allowed_words(fast)):  # reach full bars sooner
+            word = max((w for w in allowed_words(fast) if w.startswith(V.TIME_DELTA)), key=lambda w: len(w))
+        s.step(word)
+
+
+def test_the_one_pass_mask_with_words_missing_from_the_vocabulary():
+    """Pitches, holds and time steps without a word (id -1) are left out, as the rules do."""
+    vocab = {w: i for i, w in enumerate(w for w in VOCAB if w not in {"NOTE_ON=61", "NOTE_OFF=60", "NOTE_HOLD=60", "TIME_DELTA=1"})}
+    table = C.VocabTable.from_vocab(vocab)
+    s = state("INST=0", "DENSITY=0", "BAR_START", "NOTE_ON=60", "TIME_DELTA=16", "BAR_END", "BAR_START", n_bars=3)
+    for word in ["", "NOTE_ON=62", "TIME_DELTA=2"]:
+        if word:
+            s.step(word)
+        assert np.array_equal(C.allowed(s, table), C.conjunction(s, table))
+    assert C.allowed(s, table).sum() > 0
+
+
+def test_the_one_pass_mask_in_a_runaway_empty_last_bar():
+    """Past the budget, an empty track's last bar may still start a note (and nothing else but closing)."""
+    s = state("INST=0", "DENSITY=0", "BAR_START", "TIME_DELTA=1", "TIME_DELTA=1", n_bars=1, max_words_per_bar=2)
+    fast = C.allowed(s, TABLE)
+    assert np.array_equal(fast, C.conjunction(s, TABLE))
+    assert kinds(allowed_words(fast)) == {V.NOTE_ON}  # BAR_END needs a note first; no time, no holds

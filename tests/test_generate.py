@@ -101,7 +101,7 @@ def test_bad_sampling_settings_are_rejected():
 
 @pytest.mark.parametrize("activation", ["gelu_new", "gelu_pytorch_tanh"])
 def test_lean_step_gives_the_models_own_logits(activation):
-    from mmmgen.generate import _lean_step, _lean_weights, _LeanCache
+    from mmmgen.generate import _lean_step, _lean_step_words, _lean_weights, _LeanCache
 
     torch.manual_seed(0)
     config = GPT2Config(vocab_size=50, n_positions=64, n_embd=32, n_layer=3, n_head=4, activation_function=activation,
@@ -117,7 +117,60 @@ def test_lean_step_gives_the_models_own_logits(activation):
         torch.testing.assert_close(logits, want[k], atol=1e-4, rtol=1e-4)
     cache.crop(-5)  # drop the last 5 words, read them again: the same logits
     torch.testing.assert_close(_lean_step(weights, cache, ids[15:16]), want[15], atol=1e-4, rtol=1e-4)
+    chunked, one = _LeanCache(), _LeanCache()  # a few words a call (forced words) as one at a time
+    _lean_step(weights, chunked, ids[:4])
+    _lean_step(weights, one, ids[:4])
+    for start, stop in [(4, 6), (6, 9), (9, 10), (10, 12), (12, 15), (15, 17), (17, 20)]:
+        got = _lean_step_words(weights, chunked, ids[start:stop].tolist())
+        alone = [_lean_step_words(weights, one, [int(i)]) for i in ids[start:stop]][-1]
+        torch.testing.assert_close(got, alone, atol=1e-6, rtol=1e-6)  # bit for bit with MKL here
+        torch.testing.assert_close(got, want[stop - 1], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(chunked.kv[:, :, :, :20], one.kv[:, :, :, :20], atol=1e-6, rtol=1e-6)
     handle = model.transformer.h[0].register_forward_hook(lambda *a: None)
     assert _lean_weights(model) is None  # a hook must run: the model's own forward is used
     handle.remove()
     assert _lean_weights(model.train()) is None
+
+
+def test_forced_words_read_later_give_the_same_song(untrained, monkeypatch):
+    """Words the grammar forces are read with the next word (``_CHUNK``): the same words as one at a time."""
+    import mmmgen.generate as G
+
+    def song(chunk, seed):
+        monkeypatch.setattr(G, "_CHUNK", chunk)
+        gen = Generator(*untrained)
+        s = gen.start("POP", n_bars=3, instrument=(0, False), density=1, sampling=Sampling(seed=seed))
+        s = gen.add_track(s, density=2, sampling=Sampling(seed=seed + 1, top_k=30))
+        return gen.add_track(s, new_instrument=True, sampling=Sampling(seed=seed + 2, top_p=0.9)), gen._cache.ids
+
+    for seed in range(3):
+        assert song(3, seed) == song(1, seed)  # the songs and the words whose keys/values are cached
+
+
+def test_draw_takes_the_words_multinomial_takes():
+    """``_draw`` samples as ``torch.multinomial`` did (same seed, same words, same generator state after)."""
+    import numpy as np
+
+    from mmmgen.generate import _draw
+
+    def reference(logits, banned, sampling, gen):  # _draw before it inlined multinomial's one-sample path
+        logits = logits.masked_fill(torch.from_numpy(banned), float("-inf")).div_(sampling.temperature)
+        if sampling.top_k:
+            kth = torch.topk(logits, min(sampling.top_k, logits.numel())).values[-1]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = torch.softmax(logits, -1)
+        if sampling.top_p < 1:
+            sorted_p, order = torch.sort(probs, descending=True)
+            keep = torch.cumsum(sorted_p, 0) - sorted_p < sampling.top_p
+            probs = torch.zeros_like(probs).scatter(0, order, sorted_p * keep)
+        return int(torch.multinomial(probs, 1, generator=gen))
+
+    rng = np.random.default_rng(0)
+    a, b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    for k in range(300):
+        logits = torch.randn(200) * float(rng.uniform(0.1, 8))
+        banned = rng.random(200) < rng.uniform(0, 0.99)
+        banned[rng.integers(200)] = False
+        sampling = Sampling(temperature=float(rng.uniform(0.3, 2)), top_k=[0, 1, 5, 50][k % 4], top_p=[1.0, 0.9, 0.5][k % 3])
+        assert _draw(logits, banned, sampling, a) == reference(logits, banned, sampling, b)
+    assert torch.equal(a.get_state(), b.get_state())
