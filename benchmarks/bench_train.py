@@ -12,8 +12,9 @@ Three parts, each optional:
 * ``recipes`` -- the same model on the same data for the same number of useful (non-padding)
   tokens, in one run: the tutorial's exact recipe (per-window truncation at the context length,
   ``DataCollatorForLanguageModeling(mlm=False)`` dynamic padding, GPT-2's dropouts, fp32, HF
-  ``Trainer``) against ``mmmgen.train``'s (whole windows packed into blocks, attention kept
-  inside windows, attention dropout 0, precision ``auto``). Reports useful tokens/s, the
+  ``Trainer``) against ``mmmgen.train``'s (``--batching buckets``: windows of similar length side
+  by side, no attention mask; or ``blocks``: whole windows packed, block-diagonal attention;
+  attention dropout 0, precision ``auto``). Reports useful tokens/s, the
   padding fraction, achieved FLOP/s against the peak, and the test loss per note (summed NLL of
   each window over its notes) of both models, evaluated the same way.
 
@@ -34,6 +35,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -99,7 +101,8 @@ def micro(shape: dict, rounds: int = 3, steps: int = 2, tokens_per_step: int = 4
           slow: float = 100.0) -> list[dict]:
     """Tokens/s of one training step per variant; interleaved rounds, best round kept."""
     variants = {
-        "fp32, packed 1024 (mmmgen on this CPU)": dict(ctx=1024, bf16=False, attn_drop=0.0, packed=True),
+        "fp32, buckets: rows of 400 (mmmgen on this CPU)": dict(ctx=400, bf16=False, attn_drop=0.0, packed=False),
+        "fp32, packed 1024": dict(ctx=1024, bf16=False, attn_drop=0.0, packed=True),
         "fp32, attention across windows 1024": dict(ctx=1024, bf16=False, attn_drop=0.0, packed=False),
         "fp32, packed 1024, GPT-2's gelu_new (unfused)": dict(ctx=1024, bf16=False, attn_drop=0.0, packed=True, activation="gelu_new"),
         "fp32, packed 1024, attention dropout 0.1": dict(ctx=1024, bf16=False, attn_drop=0.1, packed=True),
@@ -145,11 +148,12 @@ class _TokenBudget:
         return Stop()
 
 
-def _train_args(out: Path, cfg, max_steps: int, precision: str):
+def _train_args(out: Path, cfg, max_steps: int, precision: str, batch_size: int, accumulate: int = 1):
     from transformers import TrainingArguments
 
     return TrainingArguments(
-        output_dir=str(out), per_device_train_batch_size=cfg.batch_size, max_steps=max_steps,
+        output_dir=str(out), per_device_train_batch_size=batch_size, max_steps=max_steps,
+        gradient_accumulation_steps=accumulate,
         learning_rate=cfg.learning_rate, lr_scheduler_type="cosine", warmup_steps=cfg.warmup_ratio,
         weight_decay=cfg.weight_decay, save_strategy="no", eval_strategy="no", logging_steps=10, report_to="none",
         seed=cfg.seed, include_num_input_tokens_seen="non_padding", bf16=precision == "bf16",
@@ -158,7 +162,8 @@ def _train_args(out: Path, cfg, max_steps: int, precision: str):
 
 
 def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context: int | None, batch: int | None,
-            peak: float, seed: int = 42) -> dict:
+            peak: float, seed: int = 42, batching: str = "single", buckets_per_step: int = 4,
+            dropout: float | None = None) -> dict:
     """The tutorial's recipe and mmmgen's on the same model, data and token budget."""
     import numpy as np
     import torch
@@ -169,39 +174,52 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
     from mmmgen.model import build_model, flops_per_token, gpt2_config
     from mmmgen.tokenizer import load_tokenizer
     from mmmgen.train import (
-        PackedCollator,
         _make_trainer_class,
         batch_padding_fraction,
         build_datasets,
         evaluate_blocks,
         loss_metrics,
+        make_collator,
         note_on_ids,
         resolve_precision,
     )
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    overrides = {k: v for k, v in {"context_length": context, "batch_size": batch}.items() if v}
+    overrides = {k: v for k, v in {"context_length": context, "batch_size": batch, "dropout": dropout}.items() if v is not None}
     cfg = TrainConfig(dataset=dataset, tokenizer=tokenizer_dir, output_dir=str(tmp / "ours"), preset=preset,
-                      max_cut=1.0, seed=seed, **overrides)
+                      max_cut=1.0, seed=seed, batching=batching,
+                      buckets_per_step=buckets_per_step, **overrides)
     tok = load_tokenizer(tokenizer_dir)
-    data = build_datasets(cfg, tok)
-    collator = PackedCollator(tok.pad_token_id)
+    # the tutorial's data: per-window truncation at the context length
+    split = load_from_disk(dataset)["train"]
+    enc = split.map(lambda b: tok(b["text"], truncation=True, max_length=cfg.context_length), batched=True,
+                    remove_columns=split.column_names, keep_in_memory=True)
+    lengths = np.asarray([len(x) for x in enc["input_ids"]])
+    tutorial_windows = cfg.batch_size  # the preset's batch: windows per step in the tutorial's recipe
+    # mmmgen with as many useful tokens per step as the tutorial (so both take about the same steps)
+    ours_cfg = replace(cfg, batch_size=max(1, round(tutorial_windows * lengths.mean() / cfg.context_length)))
+    data = build_datasets(ours_cfg, tok)
+    collator = make_collator(ours_cfg.batching, tok.pad_token_id)
+    per_device = 1 if ours_cfg.batching in ("single", "buckets") else ours_cfg.batch_size
     notes = note_on_ids(tok)
     fpt = flops_per_token(cfg.n_layer, cfg.n_embd, len(tok), cfg.context_length)
     results = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load": round(os.getloadavg()[0], 2),
-               "seed": seed,
-               "preset": preset, "context_length": cfg.context_length, "batch_size": cfg.batch_size,
+               "seed": seed, "batching": ours_cfg.batching, "buckets_per_step": buckets_per_step,
+               "mmmgen_dropout": ours_cfg.dropout,
+               "preset": preset, "context_length": cfg.context_length, "batch_size": tutorial_windows,
+               "mmmgen_batch_size": ours_cfg.batch_size,
                "n_layer": cfg.n_layer, "n_embd": cfg.n_embd, "n_head": cfg.n_head, "token_budget": budget}
 
-    def run(name, model, args_precision, train_ds, coll, steps):
-        trainer = _make_trainer_class()(model=model, args=_train_args(tmp / name, cfg, steps, args_precision),
+    def run(name, model, args_precision, train_ds, coll, steps, batch_size, accumulate=1):
+        trainer = _make_trainer_class()(model=model, args=_train_args(tmp / name, cfg, steps, args_precision, batch_size,
+                                                                      accumulate),
                                         train_dataset=train_ds, data_collator=coll, processing_class=tok,
                                         callbacks=[_TokenBudget(budget)])
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
         model.eval()
-        sums = evaluate_blocks(model, data.test, collator, 4, notes)
+        sums = evaluate_blocks(model, data.test, collator, per_device, notes)  # both models scored alike
         useful = trainer.state.num_input_tokens_seen
         return {"seconds": round(seconds, 1), "useful_tokens": int(useful), "steps": trainer.state.global_step,
                 "useful_tokens_per_s": round(useful / seconds, 1),
@@ -210,29 +228,24 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
                 **{k: round(v, 4) for k, v in loss_metrics(sums, "test").items()}}
 
     # the tutorial: per-window truncation, dynamic padding, GPT-2 dropouts, fp32
-    split = load_from_disk(dataset)["train"]
-    enc = split.map(lambda b: tok(b["text"], truncation=True, max_length=cfg.context_length), batched=True,
-                    remove_columns=split.column_names, keep_in_memory=True)
-    lengths = np.asarray([len(x) for x in enc["input_ids"]])
-    tut_pad = batch_padding_fraction(lengths, cfg.batch_size, cfg.seed)  # per-window batches padded to their longest
+    tut_pad = batch_padding_fraction(lengths, tutorial_windows, cfg.seed)  # per-window batches padded to their longest
     torch.manual_seed(cfg.seed)
     tutorial_cfg = gpt2_config(cfg, len(tok), tok.pad_token_id)
     tutorial_cfg.attn_pdrop = tutorial_cfg.resid_pdrop = tutorial_cfg.embd_pdrop = 0.1  # GPT-2 defaults
     tutorial_cfg.activation_function = "gelu_new"
-    tutorial_steps = math.ceil(budget / (cfg.batch_size * lengths.mean()))
+    tutorial_steps = math.ceil(budget / (tutorial_windows * lengths.mean()))
     results["tutorial"] = {"padding_fraction": round(tut_pad, 4), "precision": "fp32",
                            **run("tutorial", GPT2LMHeadModel(tutorial_cfg), "fp32", enc,
-                                 DataCollatorForLanguageModeling(tok, mlm=False), tutorial_steps)}
-    # mmmgen, with as many tokens per step as the tutorial (so both take the same number of steps)
+                                 DataCollatorForLanguageModeling(tok, mlm=False), tutorial_steps, tutorial_windows)}
     precision = resolve_precision(cfg.precision)
     torch.manual_seed(cfg.seed)
-    pad = data.stats["train"]["padding_fraction"]
-    block_tokens = cfg.context_length * (1 - pad)
-    cfg.batch_size = max(1, round(cfg.batch_size * lengths.mean() / block_tokens))
-    results["mmmgen_batch_size"] = cfg.batch_size
-    ours_steps = math.ceil(budget / (cfg.batch_size * block_tokens))
-    results["mmmgen"] = {"padding_fraction": pad, "precision": precision,
-                         **run("ours", build_model(cfg, len(tok), tok), precision, data.train, collator, ours_steps)}
+    # single: the tutorial's windows per step exactly (its random batches, unpadded)
+    accumulate = {"single": tutorial_windows, "buckets": ours_cfg.buckets_per_step}.get(ours_cfg.batching, 1)
+    step_tokens = data.stats["train"]["tokens"] / len(data.train) * per_device * accumulate
+    ours_steps = math.ceil(budget / step_tokens)
+    results["mmmgen"] = {"padding_fraction": data.stats["train"]["padding_fraction"], "precision": precision,
+                         **run("ours", build_model(ours_cfg, len(tok), tok), precision, data.train, collator, ours_steps,
+                               per_device, accumulate)}
     results["speedup_useful_tokens_per_s"] = round(
         results["mmmgen"]["useful_tokens_per_s"] / results["tutorial"]["useful_tokens_per_s"], 2)
     return results
@@ -255,13 +268,16 @@ def hardware() -> str:
     return f"{_env.cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, {gpu}"
 
 
-NOTES = """Other processes shared the 2 cores during these runs (load average above), so absolute
+NOTES = """Other processes may share the 2 cores during these runs (load average above), so absolute
 tokens/s move by up to 2x between runs; the micro variants are interleaved, so their ratios hold
 better than their absolute values. Recipes: the same GPT-2 shape, data and useful-token budget;
 the tutorial's recipe pads each batch to its longest window and keeps GPT-2's dropouts (attention
-dropout 0.1 takes SDPA off its fused kernel); mmmgen packs whole windows into blocks (attention
-kept inside windows by position-id restarts), attention dropout 0, fused tanh-GELU, fp32 here
-because this CPU has no native bf16 (a bf16 matmul runs ~100x slower than fp32)."""
+dropout 0.1 takes SDPA off its fused kernel); mmmgen (`--batching buckets`, the default) puts
+windows of similar length side by side, one row each, about batch x context tokens per step,
+padded by a few tokens and without an attention mask (the fused causal kernel over each window's
+own length); `--batching blocks` packs whole windows end to end into context-length rows with a
+block-diagonal mask. Attention dropout 0, fused tanh-GELU, fp32 here because this CPU has no
+native bf16 (a bf16 matmul runs ~100x slower than fp32)."""
 
 
 def render(results: dict) -> str:
@@ -279,7 +295,8 @@ def render(results: dict) -> str:
         lines.append("")
     for label, r in results.get("recipes", {}).items():
         lines += [f"## Recipes on `{label}`: tutorial vs mmmgen ({r['n_layer']}x{r['n_embd']}, {r['n_head']} heads, "
-                  f"context {r['context_length']}, batch {r['batch_size']} windows / {r.get('mmmgen_batch_size')} blocks, "
+                  f"context {r['context_length']}, batch {r['batch_size']} windows / mmmgen {r.get('batching', 'blocks')} of "
+                  f"{r.get('mmmgen_batch_size')} x {r['context_length']} tokens, "
                   f"{r['token_budget']:,} useful tokens; measured {r.get('when', '')}, load {r.get('load', '')})", "",
                   "| recipe | precision | padding | useful tokens/s | useful GFLOP/s | of peak | test loss | loss/note |",
                   "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -303,6 +320,10 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=None, help="Override the preset's batch size.")
     p.add_argument("--tokens", type=int, default=100_000, help="Useful tokens each recipe trains on.")
     p.add_argument("--seed", type=int, default=42, help="Seed of both recipes (initial weights, data order).")
+    p.add_argument("--batching", default="single", choices=["single", "buckets", "blocks"],
+                   help="mmmgen's --batching way in 'recipes'.")
+    p.add_argument("--buckets-per-step", type=int, default=4, help="mmmgen's --buckets-per-step in 'recipes'.")
+    p.add_argument("--dropout", type=float, default=None, help="mmmgen's residual/embedding dropout (default: train's).")
     p.add_argument("--label", default=None, help="Name of the dataset in the results (default: its folder name).")
     p.add_argument("--compile", action="store_true", help="Also time torch.compile in 'micro' (slow to compile).")
     p.add_argument("--out", default=str(RESULTS_DIR / "train.json"), help="Results JSON (a .md is written beside it).")
@@ -330,7 +351,8 @@ def main(argv=None) -> int:
         peak = results.get("peak", {}).get("fp32", 0.0)
         label = a.label or Path(a.dataset).name
         results.setdefault("recipes", {})[label] = recipes(a.dataset, a.tokenizer, a.preset, a.tokens, a.context_length,
-                                                           a.batch_size, peak, a.seed)
+                                                           a.batch_size, peak, a.seed, a.batching,
+                                                           a.buckets_per_step, a.dropout)
         print(json.dumps(results["recipes"][label], indent=1), flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

@@ -39,12 +39,19 @@ def _f(x, fmt: str) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
 
 
+def _batches(config: dict) -> str:
+    """How a run filled its steps (``--batching``; runs from before it had only ``packing``)."""
+    way = config.get("batching") or ("blocks" if config.get("packing", True) else "windows")
+    return {"buckets": "length buckets, one row per window", "blocks": "packed blocks",
+            "windows": "one window per example, padded"}.get(way, way)
+
+
 def table(runs: dict[str, dict]) -> str:
     cols = list(runs)
     rows = [
         ("tokenization", lambda r: f"grid {r['codec'].get('grid')} steps/quarter"),
         ("model", lambda r: f"{r['config']['n_layer']}x{r['config']['n_embd']}, context {r['config']['context_length']}, {r['metrics']['params'] / 1e6:.1f} M params"),
-        ("batches", lambda r: f"{'packed blocks' if r['config'].get('packing', True) else 'one window per example, padded'}, "
+        ("batches", lambda r: f"{_batches(r['config'])}, "
                               f"attention dropout {r['config'].get('attention_dropout')}"),
         ("training time (min)", lambda r: _f(r["metrics"].get("train_runtime_total", 0) / 60, ".1f")),
         ("steps / tokens trained on", lambda r: f"{r['metrics']['steps']:,} / {r['metrics']['train_tokens']:,}"),

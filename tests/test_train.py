@@ -23,11 +23,14 @@ from mmmgen.model import count_params, load_run, preset_config, size_report
 from mmmgen.tokenizer import TokenizerError
 from mmmgen.train import (
     PackedCollator,
+    RowCollator,
     TrainError,
+    bucket_windows,
     checkpoint_is_complete,
     pack_windows,
     padding_fraction,
     resume_checkpoint,
+    rows_padding_fraction,
     train,
 )
 
@@ -71,6 +74,113 @@ def test_packed_block_computes_exactly_its_windows_one_by_one():
         alone_b = model(input_ids=b[None]).logits[0]
     torch.testing.assert_close(packed[:7], alone_a, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(packed[7:16], alone_b, atol=1e-4, rtol=1e-4)
+
+
+def test_bucket_windows_groups_similar_lengths_within_a_step():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(20, 900, size=2000)
+    lengths[:3] = 1500  # longer than the context: cut to it
+    groups = bucket_windows(lengths, capacity=4096, context=1024, seed=1)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))  # each window once
+    width = [-(-int(min(lengths[g].max(), 1024)) // 8) * 8 for g in groups]
+    assert all(len(g) * w <= 4096 for g, w in zip(groups, width, strict=True))
+    assert np.mean([len(g) * w for g, w in zip(groups, width, strict=True)]) > 0.85 * 4096  # steps stay full
+    assert rows_padding_fraction(lengths, groups, 1024) < 0.02  # vs ~45% for random batches of 8
+    assert bucket_windows(lengths, 4096, 1024, seed=1) == groups  # deterministic
+    other = bucket_windows(lengths, 4096, 1024, seed=2)
+    assert other != groups and sorted(map(len, other)) == sorted(map(len, groups))  # ties drawn by the seed
+    assert bucket_windows([0, 5], 64, 64) == [[1]]  # an empty window is no row
+
+
+def test_row_collator_rows_compute_exactly_their_windows_alone():
+    """Right padding and no attention mask: the causal mask hides the padding from every real word."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    batch = RowCollator(pad_id=3)([{"windows": [np.array([10, 11, 12]), np.array([20, 21])]}])
+    assert batch["input_ids"].tolist() == [[10, 11, 12, 3, 3, 3, 3, 3], [20, 21, 3, 3, 3, 3, 3, 3]]
+    assert batch["labels"][1].tolist() == [20, 21, *[-100] * 6]
+    assert batch["position_ids"][1].tolist() == list(range(8))
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=64, n_layer=2, n_embd=32, n_head=2)).eval()
+    a, b = torch.randint(5, 50, (7,)), torch.randint(5, 50, (13,))
+    batch = RowCollator(pad_id=0)([{"windows": [a.numpy(), b.numpy()]}])
+    with torch.no_grad():
+        rows = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False,
+                     labels=batch["labels"])
+        alone = [model(input_ids=w[None], labels=w[None]) for w in (a, b)]
+    torch.testing.assert_close(rows.logits[0, :7], alone[0].logits[0], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(rows.logits[1, :13], alone[1].logits[0], atol=1e-4, rtol=1e-4)
+    per_token = (alone[0].loss * 6 + alone[1].loss * 12) / 18  # the step's loss: mean over predicted words
+    torch.testing.assert_close(rows.loss, per_token, atol=1e-5, rtol=1e-5)
+
+
+def test_single_batching_steps_hold_the_tutorials_windows_unpadded(tiny_dataset, tiny_tokenizer):
+    from mmmgen.tokenizer import load_tokenizer
+    from mmmgen.train import build_datasets, training_arguments, windows_per_step
+
+    tok = load_tokenizer(tiny_tokenizer)
+    cfg = debug_config(tiny_dataset, tiny_tokenizer, "unused")
+    assert cfg.batching == "single"  # the default
+    data = build_datasets(cfg, tok)
+    s = data.stats["train"]
+    assert len(data.train) == s["windows"] and all(len(b) == 1 for b in data.train.blocks) and s["padding_fraction"] == 0
+    mean = s["tokens"] / s["windows"]
+    assert s["windows_per_step"] == windows_per_step(cfg, mean) == round(cfg.batch_size * cfg.context_length / mean)
+    batch = RowCollator(tok.pad_token_id, multiple=1)([data.train[0]])
+    assert (batch["input_ids"] != tok.pad_token_id).all()  # one window, no padding
+    assert data.stats["test"]["padding_fraction"] < 0.1  # evaluated on buckets
+    args = training_arguments(cfg, Path("unused"), "fp32")
+    assert args.per_device_train_batch_size == 1
+
+
+def test_single_batching_step_loss_is_the_padded_batch_loss(debug_run, tiny_dataset, tiny_tokenizer):
+    """Accumulating one-window passes gives the gradient of the tutorial's padded batch of the same windows."""
+    from transformers import DataCollatorForLanguageModeling
+
+    from mmmgen.tokenizer import load_tokenizer
+    from mmmgen.train import build_datasets
+
+    tok = load_tokenizer(tiny_tokenizer)
+    data = build_datasets(debug_config(tiny_dataset, tiny_tokenizer, "unused"), tok)
+    model, _, _ = load_run(debug_run)
+    model.train()
+    model.config.resid_pdrop = model.config.embd_pdrop = 0.0
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    windows = [data.train[i]["windows"][0] for i in range(4)]
+    padded = DataCollatorForLanguageModeling(tok, mlm=False)([{"input_ids": list(map(int, w))} for w in windows])
+    model(**padded).loss.backward()
+    want = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    total = sum(len(w) - 1 for w in windows)
+    coll = RowCollator(tok.pad_token_id, multiple=1)
+    for w in windows:  # what Trainer's accumulation does: each pass's summed loss over the step's tokens
+        b = coll([{"windows": [w]}])
+        model(input_ids=b["input_ids"], labels=b["labels"], num_items_in_batch=total).loss.backward()
+    for p, g in zip(model.parameters(), want, strict=True):
+        torch.testing.assert_close(p.grad, g, atol=1e-5, rtol=1e-4)
+
+
+def test_batching_ways_score_the_same_windows_alike(tiny_dataset, tiny_tokenizer):
+    from mmmgen.model import build_model
+    from mmmgen.tokenizer import load_tokenizer
+    from mmmgen.train import build_datasets, evaluate_blocks, loss_metrics, make_collator, note_on_ids
+
+    tok = load_tokenizer(tiny_tokenizer)
+    torch.manual_seed(0)
+    model = build_model(debug_config(tiny_dataset, tiny_tokenizer, "unused"), len(tok), tok).eval()
+    scores = {}
+    for way in ("single", "buckets", "blocks", "windows"):
+        cfg = debug_config(tiny_dataset, tiny_tokenizer, "unused", batching=way)
+        data = build_datasets(cfg, tok)
+        assert data.stats["test"]["batching"] == way
+        scores[way] = loss_metrics(evaluate_blocks(model, data.test, make_collator(way, tok.pad_token_id), 2, note_on_ids(tok)))
+    for way in ("single", "blocks", "windows"):
+        assert scores[way]["eval_loss_per_note"] == pytest.approx(scores["buckets"]["eval_loss_per_note"], rel=1e-4)
+    assert TrainConfig(dataset="d", tokenizer="t", output_dir="o", packing=False).batching == "windows"
+    with pytest.raises(ValueError, match="--batching must be one of"):
+        TrainConfig(dataset="d", tokenizer="t", output_dir="o", batching="sorted")
 
 
 # --- presets and flags ---------------------------------------------------------------------------
@@ -319,7 +429,7 @@ def test_no_packing_is_the_tutorials_one_window_per_example(tiny_dataset, tiny_t
     from mmmgen.train import batch_padding_fraction, build_datasets
 
     tok = load_tokenizer(tiny_tokenizer)
-    packed = build_datasets(debug_config(tiny_dataset, tiny_tokenizer, "unused"), tok)
+    packed = build_datasets(debug_config(tiny_dataset, tiny_tokenizer, "unused", batching="blocks"), tok)
     cfg = debug_config(tiny_dataset, tiny_tokenizer, "unused", packing=False)
     single = build_datasets(cfg, tok)
     assert all(len(b) == 1 for b in single.train.blocks)

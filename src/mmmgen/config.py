@@ -121,6 +121,7 @@ PRESETS: dict[str, dict] = {
         "sample_max_tokens": 48,
     },
 }
+BATCHING = ("single", "buckets", "blocks", "windows")  # TrainConfig.batching, see train.build_datasets
 # What a preset leaves unset (the tutorial's values where it had one).
 TRAIN_DEFAULTS: dict = {
     "gradient_accumulation_steps": 1,
@@ -168,7 +169,8 @@ class TrainConfig(ModelConfig):
                           "warmup and cosine decay of the learning rate spread over the budget instead of the steps."},
     )
     batch_size: int | None = field(
-        default=None, metadata={"help": "Blocks per step over ALL processes (split across data-parallel workers)."}
+        default=None, metadata={"help": "Per step over ALL processes (split across data-parallel workers): --context-length "
+                                  "blocks of tokens (single, buckets, blocks), or windows with --batching windows."}
     )
     gradient_accumulation_steps: int | None = field(default=None, metadata={"help": "Micro-batches per optimizer step."})
     learning_rate: float | None = field(default=None, metadata={"help": "Peak learning rate (cosine schedule; tutorial 5e-4)."})
@@ -202,10 +204,24 @@ class TrainConfig(ModelConfig):
     sample_temperature: float = field(default=0.75, metadata={"help": "Sampling temperature of evaluation samples."})
     sample_audio: bool = field(default=True, metadata={"help": "Render evaluation samples to WAV and log them as audio."})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
+    batching: str = field(
+        default="single",
+        metadata={"help": "How windows fill a step. single: one window per forward pass, a step accumulates about "
+                          "--batch-size x --context-length tokens of random windows (the tutorial's batches without their "
+                          "padding; fastest on CPU). buckets: windows of similar length side by side, one row each "
+                          "(--buckets-per-step; for GPUs, where one window is too little work). blocks: whole windows "
+                          "packed end to end into --context-length rows, attention kept inside windows by a "
+                          "block-diagonal mask. windows: the tutorial's --batch-size windows per step, padded to the "
+                          "longest.", "choices": list(BATCHING)},
+    )
+    buckets_per_step: int = field(
+        default=4,
+        metadata={"help": "With --batching buckets: a step accumulates gradients over this many buckets (of about "
+                          "batch x context / N tokens each, drawn at random), so it sees windows of several lengths; "
+                          "1 makes each step one length band (fastest, but learns worse early on)."},
+    )
     packing: bool = field(
-        default=True,
-        metadata={"help": "Pack whole windows into --context-length blocks (no padding). --no-packing: one window per example, "
-                          "each batch padded to its longest window (the tutorial's DataCollatorForLanguageModeling)."},
+        default=True, metadata={"help": "--no-packing: the same as --batching windows (the tutorial's one window per example)."}
     )
 
     def __post_init__(self) -> None:
@@ -219,7 +235,7 @@ class TrainConfig(ModelConfig):
             if not getattr(self, name):
                 msg = f"--{name.replace('_', '-')} is required"
                 raise ValueError(msg)
-        positive = ("n_layer", "n_head", "n_embd", "context_length", "batch_size", "gradient_accumulation_steps",
+        positive = ("n_layer", "n_head", "n_embd", "context_length", "batch_size", "gradient_accumulation_steps", "buckets_per_step",
                     "eval_steps", "save_steps", "logging_steps")
         for name in positive:
             if getattr(self, name) < 1:
@@ -236,6 +252,11 @@ class TrainConfig(ModelConfig):
             raise ValueError(msg)
         if not 0 <= self.warmup_ratio < 1 or not 0 <= self.max_cut <= 1:
             msg = f"--warmup-ratio must be in [0, 1) and --max-cut in [0, 1], got {self.warmup_ratio}, {self.max_cut}"
+            raise ValueError(msg)
+        if not self.packing:
+            self.batching = "windows"
+        if self.batching not in BATCHING:
+            msg = f"--batching must be one of {', '.join(BATCHING)}, got {self.batching!r}"
             raise ValueError(msg)
         if self.report_to not in ("none", "tensorboard", "wandb"):
             msg = f"--report-to must be none, tensorboard or wandb, got {self.report_to!r}"

@@ -1,13 +1,25 @@
 """GPT-2 training on MMM windows: ``train(cfg) -> run_dir``.
 
-Windows are packed whole into blocks of ``context_length`` tokens (``pack_windows``): no compute
-goes to padding beyond the last few percent of a block. Windows are independent pieces, so
-attention does NOT cross them: each window restarts its position ids at 0 and transformers turns
-the resets into a block-diagonal causal mask. A packed block thus trains exactly as its windows
-would one by one (as in the tutorial), and a window never sees the end of an unrelated piece.
-The cost is an explicit attention mask instead of the fused causal kernel (measured in
-``benchmarks/bench_train.py``). The first token of each window (``PIECE_START``) is not
-predicted from the previous window.
+No compute goes to padding (``--batching``, measured in ``benchmarks/bench_train.py``):
+
+* ``single`` (default): one window per forward pass, and a step accumulates the gradients of
+  about ``batch_size x context_length`` tokens of random windows (``windows_per_step``): the
+  tutorial's random batches without their padding, attention on the fused causal kernel over
+  the window's own length. Transformers weighs the accumulated losses by their tokens, so a step
+  computes exactly the loss of the tutorial's batch of the same windows.
+* ``buckets`` (``bucket_windows``): windows of similar length side by side, one row each,
+  right-padded to the longest of them (a few tokens). Padding only follows a window's last word,
+  so the causal mask already hides it: no attention mask. A step accumulates
+  ``buckets_per_step`` buckets drawn at random (length-sorted steps learn worse early on).
+  Bigger matrices than ``single``: for GPUs.
+* ``blocks`` (``pack_windows``): whole windows packed end to end into ``context_length`` rows.
+  Windows are independent pieces, so attention does NOT cross them: each window restarts its
+  position ids at 0 and transformers turns the resets into a block-diagonal causal mask (an
+  explicit mask, slower than the fused kernel).
+* ``windows``: the tutorial's one window per example, each batch padded to its longest.
+
+Every way trains each window exactly as it would alone (as in the tutorial): the same loss,
+the first token (``PIECE_START``) not predicted.
 
 The run folder explains itself: ``train_config.yaml``, ``command.txt``, ``versions.json``, the
 tokenizer, ``mmmgen.json`` (codec settings for generation), ``checkpoint-N/`` (safetensors),
@@ -42,6 +54,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 CLOCK_NAME = "mmmgen_clock.json"
+GROUP_NAMES = {"single": "windows, one per forward pass", "buckets": "length buckets", "blocks": "packed blocks",
+               "windows": "one-window examples"}
 
 
 class TrainError(MMMGenError):
@@ -81,6 +95,42 @@ def pack_windows(lengths, capacity: int, seed: int = 0) -> list[list[int]]:
             space -= size
         blocks.append(block)
     return blocks
+
+
+def bucket_windows(lengths, capacity: int, context: int, seed: int = 0, multiple: int = 8) -> list[list[int]]:
+    """Group windows of similar length so that each group, one row per window padded to its
+    longest (rounded up to ``multiple``), holds at most ``capacity`` tokens.
+
+    Windows are sorted by length (``seed`` shuffles equal lengths, so a group draws from all
+    pieces of its length) and cut into groups in that order; windows longer than ``context`` are
+    cut to it. Returns window indices per group (a group is one training step's rows per process).
+    """
+    lengths = np.minimum(np.asarray(lengths, dtype=np.int64), context)
+    rng = np.random.default_rng(seed)
+    order = np.lexsort((rng.random(len(lengths)), lengths))
+    groups, group = [], []
+    for i in order:
+        if lengths[i] == 0:
+            continue
+        width = -(-int(lengths[i]) // multiple) * multiple
+        if group and (len(group) + 1) * width > capacity:
+            groups.append(group)
+            group = []
+        group.append(int(i))
+    if group:
+        groups.append(group)
+    return groups
+
+
+def rows_padding_fraction(lengths, groups: list[list[int]], context: int, multiple: int = 8) -> float:
+    """Share of padding when each group becomes rows padded to its longest window (``RowCollator``)."""
+    lengths = np.minimum(np.asarray(lengths, dtype=np.int64), context)
+    used = padded = 0
+    for g in groups:
+        chunk = lengths[g]
+        used += int(chunk.sum())
+        padded += len(g) * -(-int(chunk.max()) // multiple) * multiple
+    return 1.0 - used / max(1, padded)
 
 
 def padding_fraction(lengths, blocks: list[list[int]], capacity: int) -> float:
@@ -154,6 +204,47 @@ class PackedCollator:
         return {"input_ids": ids, "labels": labels, "position_ids": pos}
 
 
+@dataclass
+class RowCollator:
+    """Groups -> one row per window (``input_ids``, ``labels``, ``position_ids``), right-padded to
+    the longest window (a multiple of 8).
+
+    Padding only follows each window's last word, where the causal mask already hides it from
+    every real word: no attention mask is needed, and transformers keeps the fused causal kernel
+    (position ids are plain ``0..n``). Items of a batch are stacked, so give it one group per step
+    (``bucket_windows`` sizes groups to a step).
+    """
+
+    pad_id: int
+    multiple: int = 8
+
+    def __call__(self, items: list[dict]) -> dict:
+        import torch
+
+        windows = [w for item in items for w in item["windows"]]
+        width = -(-max(len(w) for w in windows) // self.multiple) * self.multiple
+        ids = torch.full((len(windows), width), self.pad_id, dtype=torch.long)
+        labels = torch.full_like(ids, -100)
+        for r, w in enumerate(windows):
+            t = torch.as_tensor(w, dtype=torch.long)
+            ids[r, : len(t)] = t
+            labels[r, : len(t)] = t  # the model shifts: a row's first token is never a target
+        pos = torch.arange(width).expand(len(windows), -1)
+        return {"input_ids": ids, "labels": labels, "position_ids": pos}
+
+
+def make_collator(batching: str, pad_id: int):
+    """The collator of a ``--batching`` way (``single`` evaluates on buckets: ``RowCollator`` too)."""
+    if batching == "single":
+        return RowCollator(pad_id, multiple=1)  # one window: no padding at all
+    return RowCollator(pad_id) if batching == "buckets" else PackedCollator(pad_id)
+
+
+def windows_per_step(cfg: TrainConfig, mean_length: float) -> int:
+    """``--batching single``: windows a step accumulates over all processes (about batch x context tokens)."""
+    return max(1, round(cfg.batch_size * cfg.context_length / max(mean_length, 1.0)))
+
+
 # --- data --------------------------------------------------------------------------------------
 @dataclass
 class TrainData:
@@ -193,8 +284,10 @@ def _unknown_words(texts: list[str], tokenizer, limit: int = 5) -> list[str]:
     return found[:limit]
 
 
-def build_datasets(cfg: TrainConfig, tokenizer, cache_dir: str | Path | None = None) -> TrainData:
-    """Tokenize, check and pack both splits of a prepared dataset.
+def build_datasets(cfg: TrainConfig, tokenizer, cache_dir: str | Path | None = None, world: int = 1) -> TrainData:
+    """Tokenize, check and group both splits of a prepared dataset (``cfg.batching``).
+
+    ``world``: data-parallel processes (a bucket holds one process's share of a step).
 
     Raises:
         TokenizerError: some training words map to ``[UNK]``.
@@ -237,7 +330,15 @@ def build_datasets(cfg: TrainConfig, tokenizer, cache_dir: str | Path | None = N
             raise TrainError(msg)
         if n_cut:
             log.warning("%d %s windows are longer than %d tokens and are cut", n_cut, name, cfg.context_length)
-        if cfg.packing:
+        if cfg.batching == "single" and name == "train":
+            blocks = [[i] for i in np.flatnonzero(lengths)]
+            padding = 0.0
+        elif cfg.batching in ("single", "buckets"):  # single evaluates on buckets: whole steps at once
+            per_step = cfg.buckets_per_step if cfg.batching == "buckets" and name == "train" else 1
+            capacity = max(1, cfg.batch_size // world) * cfg.context_length // per_step
+            blocks = bucket_windows(lengths, capacity, cfg.context_length, cfg.seed)
+            padding = rows_padding_fraction(lengths, blocks, cfg.context_length)
+        elif cfg.batching == "blocks":
             blocks = pack_windows(lengths, cfg.context_length, cfg.seed)
             padding = padding_fraction(lengths, blocks, cfg.context_length)
         else:  # the tutorial's way: one window per example, batches padded to their longest
@@ -246,9 +347,11 @@ def build_datasets(cfg: TrainConfig, tokenizer, cache_dir: str | Path | None = N
         out[name] = PackedBlocks(tokens, blocks, cfg.context_length)
         stats[name] = {
             "windows": len(lengths), "tokens": int(np.minimum(lengths, cfg.context_length).sum()),
-            "blocks": len(blocks), "cut_windows": n_cut, "packing": cfg.packing,
+            "blocks": len(blocks), "cut_windows": n_cut, "batching": cfg.batching,
             "padding_fraction": round(padding, 4),
         }
+        if cfg.batching == "single" and name == "train":
+            stats[name]["windows_per_step"] = windows_per_step(cfg, float(np.minimum(lengths, cfg.context_length).mean()))
     return TrainData(out["train"], out.get("test"), stats)
 
 
@@ -546,13 +649,13 @@ A GPT-2 trained from scratch by `mmmgen train` on MMM text (multitrack windows o
 
 ## Data
 - dataset: `{settings['dataset']}`
-- train: {stats['train']['windows']:,} windows, {stats['train']['tokens']:,} tokens in {stats['train']['blocks']:,} {'packed blocks' if cfg.packing else 'one-window examples'} (padding {stats['train']['padding_fraction']:.1%})
+- train: {stats['train']['windows']:,} windows, {stats['train']['tokens']:,} tokens in {stats['train']['blocks']:,} {GROUP_NAMES[cfg.batching]} (padding {stats['train']['padding_fraction']:.1%})
 - test: {stats.get('test', {}).get('windows', 0):,} windows
 - genres: {', '.join(settings.get('genre_labels', []))}
 
 ## Model and training
 - n_layer {cfg.n_layer}, n_head {cfg.n_head}, n_embd {cfg.n_embd}, context {cfg.context_length} (preset `{cfg.preset}`)
-- {metrics.get('steps', 0):,} steps, {metrics.get('epochs', 0):.2f} epochs, batch {cfg.batch_size} x {cfg.gradient_accumulation_steps}, lr {cfg.learning_rate:g} cosine, warmup {cfg.warmup_ratio:g}, weight decay {cfg.weight_decay:g}, precision {metrics.get('precision')}
+- {metrics.get('steps', 0):,} steps, {metrics.get('epochs', 0):.2f} epochs, batch {cfg.batch_size}{f" ({stats['train']['windows_per_step']} windows a step)" if 'windows_per_step' in stats['train'] else ''} x {cfg.gradient_accumulation_steps}, lr {cfg.learning_rate:g} cosine, warmup {cfg.warmup_ratio:g}, weight decay {cfg.weight_decay:g}, precision {metrics.get('precision')}
 - {metrics.get('train_tokens', 0):,} tokens trained on in {hours:.2f} h of training
 
 ## Metrics
@@ -623,11 +726,12 @@ def training_arguments(cfg: TrainConfig, run: Path, precision: str, has_eval: bo
             raise TrainError(msg)
         os.environ.setdefault("WANDB_MODE", "offline")
         os.environ.setdefault("WANDB_DIR", str(run))
+    per_device = 1 if cfg.batching in ("single", "buckets") else cfg.batch_size // world  # one window / bucket a pass
     return TrainingArguments(
         output_dir=str(run),
-        per_device_train_batch_size=cfg.batch_size // world,
-        per_device_eval_batch_size=max(1, cfg.batch_size // world),
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        per_device_train_batch_size=per_device,
+        per_device_eval_batch_size=per_device,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps * (cfg.buckets_per_step if cfg.batching == "buckets" else 1),
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps or -1,
         learning_rate=cfg.learning_rate,
@@ -685,7 +789,9 @@ def train(cfg: TrainConfig, callbacks=()) -> Path:
     precision = resolve_precision(cfg.precision)
     args = training_arguments(cfg, run, precision)
     with args.main_process_first(desc="tokenizing"):
-        data = build_datasets(cfg, tokenizer, run / "cache")
+        data = build_datasets(cfg, tokenizer, run / "cache", args.world_size)
+    if cfg.batching == "single":  # a step accumulates its windows' gradients, one window per pass
+        args.gradient_accumulation_steps = cfg.gradient_accumulation_steps * -(-data.stats["train"]["windows_per_step"] // args.world_size)
     if data.test is None:
         log.warning("the dataset has no test split: no evaluation, no samples")
         args.eval_strategy = IntervalStrategy.NO
@@ -693,8 +799,11 @@ def train(cfg: TrainConfig, callbacks=()) -> Path:
     if main:
         _write_run_files(run, cfg, tokenizer, settings, data.stats)
         s = data.stats["train"]
-        log.info("train: %d windows, %d tokens in %d blocks of %d (padding %.1f%%), precision %s", s["windows"],
-                 s["tokens"], s["blocks"], cfg.context_length, 100 * s["padding_fraction"], precision)
+        log.info("train: %d windows, %d tokens in %d %s (padding %.1f%%), precision %s", s["windows"],
+                 s["tokens"], s["blocks"], GROUP_NAMES[cfg.batching], 100 * s["padding_fraction"], precision)
+    if resume_from is not None and (run / "metrics.json").exists() and _finished(resume_from, cfg):
+        log.info("%s already finished (%s): nothing left to train", run, resume_from.name)
+        return run
     set_seed(cfg.seed)  # the initial weights depend on the seed alone
     model = build_model(cfg, len(tokenizer), tokenizer)
     trainer = _build_trainer(cfg, args, model, tokenizer, data, settings, run, main, resume_from)
@@ -720,6 +829,26 @@ def train(cfg: TrainConfig, callbacks=()) -> Path:
         (run / "README.md").write_text(_model_card(cfg, metrics, data.stats, settings))
         shutil.rmtree(run / "cache", ignore_errors=True)
     return run
+
+
+def _finished(checkpoint: Path, cfg: TrainConfig) -> bool:
+    """Whether ``checkpoint`` already reached the run's end (steps, epochs or time budget of ``cfg``).
+
+    Trainer would take one more step when asked to resume a finished run whose last epoch was
+    partial; a finished run is left as it is instead.
+    """
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+        step = int(state["global_step"])
+    except (OSError, ValueError, KeyError):
+        return False
+    if cfg.max_minutes:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            if json.loads((checkpoint / CLOCK_NAME).read_text())["train_seconds"] >= 60 * cfg.max_minutes:
+                return True
+    if cfg.max_steps:
+        return step >= cfg.max_steps
+    return state.get("num_train_epochs") == cfg.epochs and step >= int(state.get("max_steps") or 1 << 62)
 
 
 def _final_eval(trainer) -> dict:
@@ -775,7 +904,7 @@ def _build_trainer(cfg, args, model, tokenizer, data, settings, run, main, resum
     callbacks += [sample_cb(run, tokenizer, settings, cfg, writer), clock]
     trainer = _make_trainer_class()(
         model=model, args=args, train_dataset=data.train, eval_dataset=data.test,
-        data_collator=PackedCollator(tokenizer.pad_token_id), processing_class=tokenizer, callbacks=callbacks,
+        data_collator=make_collator(cfg.batching, tokenizer.pad_token_id), processing_class=tokenizer, callbacks=callbacks,
     )
     trainer.note_ids = tuple(note_on_ids(tokenizer))
     if cfg.max_minutes:
