@@ -5,9 +5,10 @@ Three parts, each optional:
 * ``peak``    -- the machine's matmul peak (fp32 and bf16 ``torch.mm``, best of several sizes):
   the yardstick for achieved FLOP/s.
 * ``micro``   -- one training step (forward, backward, AdamW) of the same GPT-2 on random tokens
-  under each choice ``mmmgen train`` makes on CPU: fp32 vs bf16 autocast, attention dropout 0.1
-  vs 0, windows kept apart (block-diagonal mask) vs attention across windows, context 512 / 1024
-  / 2048 at equal tokens per step, ``torch.compile``. Variants are interleaved round by round and
+  under each choice ``mmmgen train`` makes on CPU: one window per pass with accumulation
+  (``single``) vs rows side by side (``buckets``) vs packed blocks, fp32 vs bf16 autocast,
+  attention dropout 0.1 vs 0, windows kept apart (block-diagonal mask) vs attention across
+  windows, context 512 / 1024 / 2048 at equal tokens per step, ``torch.compile``. Variants are interleaved round by round and
   the best round counts, so load from other processes hurts every variant alike.
 * ``recipes`` -- the same model on the same data for the same number of useful (non-padding)
   tokens, in one run: the tutorial's exact recipe (per-window truncation at the context length,
@@ -70,7 +71,7 @@ def matmul_peak(dtype_name: str = "float32", seconds: float = 1.5) -> float:
 
 # --- micro -------------------------------------------------------------------------------------
 def _step_fn(shape: dict, ctx: int, batch: int, bf16: bool, attn_drop: float, packed: bool, compile_: bool,
-             window: int = 400, activation: str = "gelu_pytorch_tanh"):
+             window: int = 400, activation: str = "gelu_pytorch_tanh", accumulate: int = 1):
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -88,9 +89,10 @@ def _step_fn(shape: dict, ctx: int, batch: int, bf16: bool, attn_drop: float, pa
         kwargs["position_ids"] = (torch.arange(ctx) % window).expand(batch, -1)
 
     def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = fwd(input_ids=ids, labels=ids, use_cache=False, **kwargs).loss
-        loss.backward()
+        for _ in range(accumulate):  # one optimizer step over `accumulate` passes (--batching single)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = fwd(input_ids=ids, labels=ids, use_cache=False, **kwargs).loss
+            (loss / accumulate).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
@@ -101,7 +103,9 @@ def micro(shape: dict, rounds: int = 3, steps: int = 2, tokens_per_step: int = 4
           slow: float = 100.0) -> list[dict]:
     """Tokens/s of one training step per variant; interleaved rounds, best round kept."""
     variants = {
-        "fp32, buckets: rows of 400 (mmmgen on this CPU)": dict(ctx=400, bf16=False, attn_drop=0.0, packed=False),
+        "fp32, single: one 400-token window a pass, 10 a step (mmmgen)": dict(ctx=400, bf16=False, attn_drop=0.0,
+                                                                              packed=False, accumulate=10),
+        "fp32, buckets: 10 rows of 400": dict(ctx=400, bf16=False, attn_drop=0.0, packed=False),
         "fp32, packed 1024": dict(ctx=1024, bf16=False, attn_drop=0.0, packed=True),
         "fp32, attention across windows 1024": dict(ctx=1024, bf16=False, attn_drop=0.0, packed=False),
         "fp32, packed 1024, GPT-2's gelu_new (unfused)": dict(ctx=1024, bf16=False, attn_drop=0.0, packed=True, activation="gelu_new"),
@@ -117,8 +121,9 @@ def micro(shape: dict, rounds: int = 3, steps: int = 2, tokens_per_step: int = 4
     fns = {}
     for name, v in variants.items():
         v = {"compile_": False, **v}
-        batch = max(1, tokens_per_step // v["ctx"])
-        fns[name] = (_step_fn(shape, batch=batch, **v), batch * v["ctx"])
+        accumulate = v.get("accumulate", 1)
+        batch = max(1, tokens_per_step // (v["ctx"] * accumulate))
+        fns[name] = (_step_fn(shape, batch=batch, **v), batch * v["ctx"] * accumulate)
         fns[name][0]()  # warm-up (and compile)
     best = dict.fromkeys(fns, 0.0)
     for r in range(rounds):
@@ -280,6 +285,16 @@ block-diagonal mask. Attention dropout 0, fused tanh-GELU, fp32 here because thi
 native bf16 (a bf16 matmul runs ~100x slower than fp32)."""
 
 
+def _ours(r: dict) -> str:
+    """mmmgen's batches in a recipes entry (entries before --batching packed blocks)."""
+    way = r.get("batching", "blocks")
+    if way == "single":
+        return f"mmmgen single: the same {r['batch_size']} windows a step, one per pass"
+    if way == "buckets":
+        return f"mmmgen buckets of {r.get('mmmgen_batch_size')} x {r['context_length']} tokens, {r.get('buckets_per_step')} a step"
+    return f"mmmgen {r.get('mmmgen_batch_size')} packed blocks"
+
+
 def render(results: dict) -> str:
     lines = ["# Training throughput (`benchmarks/bench_train.py`)", "",
              f"Measured {results['when']} on {results['hardware']}.",
@@ -295,8 +310,7 @@ def render(results: dict) -> str:
         lines.append("")
     for label, r in results.get("recipes", {}).items():
         lines += [f"## Recipes on `{label}`: tutorial vs mmmgen ({r['n_layer']}x{r['n_embd']}, {r['n_head']} heads, "
-                  f"context {r['context_length']}, batch {r['batch_size']} windows / mmmgen {r.get('batching', 'blocks')} of "
-                  f"{r.get('mmmgen_batch_size')} x {r['context_length']} tokens, "
+                  f"context {r['context_length']}, batch {r['batch_size']} windows / {_ours(r)}, "
                   f"{r['token_budget']:,} useful tokens; measured {r.get('when', '')}, load {r.get('load', '')})", "",
                   "| recipe | precision | padding | useful tokens/s | useful GFLOP/s | of peak | test loss | loss/note |",
                   "|---|---|---:|---:|---:|---:|---:|---:|"]

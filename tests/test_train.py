@@ -120,7 +120,8 @@ def test_single_batching_steps_hold_the_tutorials_windows_unpadded(tiny_dataset,
 
     tok = load_tokenizer(tiny_tokenizer)
     cfg = debug_config(tiny_dataset, tiny_tokenizer, "unused")
-    assert cfg.batching == "single"  # the default
+    assert cfg.batching == ("buckets" if torch.cuda.is_available() else "single")  # auto, the default
+    cfg = debug_config(tiny_dataset, tiny_tokenizer, "unused", batching="single")
     data = build_datasets(cfg, tok)
     s = data.stats["train"]
     assert len(data.train) == s["windows"] and all(len(b) == 1 for b in data.train.blocks) and s["padding_fraction"] == 0
@@ -209,6 +210,10 @@ def test_flags_and_yaml(tmp_path):
     assert (cfg.preset, cfg.n_layer, cfg.learning_rate, cfg.context_length) == ("small", 5, 0.002, 256)
     assert (cfg.batch_size, cfg.gradient_accumulation_steps, cfg.max_steps, cfg.resume) == (2, 3, 7, True)
     assert (cfg.report_to, cfg.seed, cfg.epochs, cfg.warmup_ratio, cfg.weight_decay) == ("none", 3, 2.0, 0.1, 0.0)
+    (cfg,), _ = parse_config([*argv, "--batching", "buckets", "--buckets-per-step", "2"], [TrainConfig], "t", "t")
+    assert (cfg.batching, cfg.buckets_per_step) == ("buckets", 2)
+    (cfg,), _ = parse_config([*argv, "--no-packing"], [TrainConfig], "t", "t")
+    assert cfg.batching == "windows"
 
 
 @pytest.mark.parametrize("name", ["debug", "small", "tutorial"])

@@ -121,7 +121,7 @@ PRESETS: dict[str, dict] = {
         "sample_max_tokens": 48,
     },
 }
-BATCHING = ("single", "buckets", "blocks", "windows")  # TrainConfig.batching, see train.build_datasets
+BATCHING = ("auto", "single", "buckets", "blocks", "windows")  # TrainConfig.batching, see train.build_datasets
 # What a preset leaves unset (the tutorial's values where it had one).
 TRAIN_DEFAULTS: dict = {
     "gradient_accumulation_steps": 1,
@@ -205,8 +205,8 @@ class TrainConfig(ModelConfig):
     sample_audio: bool = field(default=True, metadata={"help": "Render evaluation samples to WAV and log them as audio."})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
     batching: str = field(
-        default="single",
-        metadata={"help": "How windows fill a step. single: one window per forward pass, a step accumulates about "
+        default="auto",
+        metadata={"help": "How windows fill a step; auto: single on CPU, buckets on a GPU. single: one window per forward pass, a step accumulates about "
                           "--batch-size x --context-length tokens of random windows (the tutorial's batches without their "
                           "padding; fastest on CPU). buckets: windows of similar length side by side, one row each "
                           "(--buckets-per-step; for GPUs, where one window is too little work). blocks: whole windows "
@@ -255,6 +255,10 @@ class TrainConfig(ModelConfig):
             raise ValueError(msg)
         if not self.packing:
             self.batching = "windows"
+        if self.batching == "auto":  # resolved here, so the run folder records the way it trained
+            import torch
+
+            self.batching = "buckets" if torch.cuda.is_available() else "single"
         if self.batching not in BATCHING:
             msg = f"--batching must be one of {', '.join(BATCHING)}, got {self.batching!r}"
             raise ValueError(msg)
