@@ -168,7 +168,7 @@ def _train_args(out: Path, cfg, max_steps: int, precision: str, batch_size: int,
 
 def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context: int | None, batch: int | None,
             peak: float, seed: int = 42, batching: str = "single", buckets_per_step: int = 4,
-            dropout: float | None = None) -> dict:
+            dropout: float | None = None, attention_dropout: float | None = None) -> dict:
     """The tutorial's recipe and mmmgen's on the same model, data and token budget."""
     import numpy as np
     import torch
@@ -190,7 +190,8 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
     )
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
-    overrides = {k: v for k, v in {"context_length": context, "batch_size": batch, "dropout": dropout}.items() if v is not None}
+    overrides = {k: v for k, v in {"context_length": context, "batch_size": batch, "dropout": dropout,
+                                    "attention_dropout": attention_dropout}.items() if v is not None}
     cfg = TrainConfig(dataset=dataset, tokenizer=tokenizer_dir, output_dir=str(tmp / "ours"), preset=preset,
                       max_cut=1.0, seed=seed, batching=batching,
                       buckets_per_step=buckets_per_step, **overrides)
@@ -210,7 +211,7 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
     fpt = flops_per_token(cfg.n_layer, cfg.n_embd, len(tok), cfg.context_length)
     results = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "load": round(os.getloadavg()[0], 2),
                "seed": seed, "batching": ours_cfg.batching, "buckets_per_step": buckets_per_step,
-               "mmmgen_dropout": ours_cfg.dropout,
+               "mmmgen_dropout": ours_cfg.dropout, "mmmgen_attention_dropout": ours_cfg.attention_dropout,
                "preset": preset, "context_length": cfg.context_length, "batch_size": tutorial_windows,
                "mmmgen_batch_size": ours_cfg.batch_size,
                "n_layer": cfg.n_layer, "n_embd": cfg.n_embd, "n_head": cfg.n_head, "token_budget": budget}
@@ -338,6 +339,7 @@ def main(argv=None) -> int:
                    help="mmmgen's --batching way in 'recipes'.")
     p.add_argument("--buckets-per-step", type=int, default=4, help="mmmgen's --buckets-per-step in 'recipes'.")
     p.add_argument("--dropout", type=float, default=None, help="mmmgen's residual/embedding dropout (default: train's).")
+    p.add_argument("--attention-dropout", type=float, default=None, help="mmmgen's attention dropout (default: train's, 0).")
     p.add_argument("--label", default=None, help="Name of the dataset in the results (default: its folder name).")
     p.add_argument("--compile", action="store_true", help="Also time torch.compile in 'micro' (slow to compile).")
     p.add_argument("--out", default=str(RESULTS_DIR / "train.json"), help="Results JSON (a .md is written beside it).")
@@ -366,7 +368,7 @@ def main(argv=None) -> int:
         label = a.label or Path(a.dataset).name
         results.setdefault("recipes", {})[label] = recipes(a.dataset, a.tokenizer, a.preset, a.tokens, a.context_length,
                                                            a.batch_size, peak, a.seed, a.batching,
-                                                           a.buckets_per_step, a.dropout)
+                                                           a.buckets_per_step, a.dropout, a.attention_dropout)
         print(json.dumps(results["recipes"][label], indent=1), flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
