@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 CLOCK_NAME = "mmmgen_clock.json"
-GROUP_NAMES = {"single": "windows, one per forward pass", "buckets": "length buckets", "blocks": "packed blocks",
+GROUP_NAMES = {"single": "forward passes of one window each", "buckets": "length buckets", "blocks": "packed blocks",
                "windows": "one-window examples"}
 
 
