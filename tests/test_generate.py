@@ -101,7 +101,7 @@ def test_bad_sampling_settings_are_rejected():
 
 @pytest.mark.parametrize("activation", ["gelu_new", "gelu_pytorch_tanh"])
 def test_lean_step_gives_the_models_own_logits(activation):
-    from mmmgen.generate import _lean_step, _lean_step_words, _lean_weights, _LeanCache
+    from mmmgen.generate import _lean_step, _lean_weights, _LeanCache
 
     torch.manual_seed(0)
     config = GPT2Config(vocab_size=50, n_positions=64, n_embd=32, n_layer=3, n_head=4, activation_function=activation,
@@ -121,8 +121,8 @@ def test_lean_step_gives_the_models_own_logits(activation):
     _lean_step(weights, chunked, ids[:4])
     _lean_step(weights, one, ids[:4])
     for start, stop in [(4, 6), (6, 9), (9, 10), (10, 12), (12, 15), (15, 17), (17, 20)]:
-        got = _lean_step_words(weights, chunked, ids[start:stop].tolist())
-        alone = [_lean_step_words(weights, one, [int(i)]) for i in ids[start:stop]][-1]
+        got = _lean_step(weights, chunked, ids[start:stop].tolist(), per_word=True)
+        alone = [_lean_step(weights, one, [int(i)], per_word=True) for i in ids[start:stop]][-1]
         torch.testing.assert_close(got, alone, atol=1e-6, rtol=1e-6)  # bit for bit with MKL here
         torch.testing.assert_close(got, want[stop - 1], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(chunked.kv[:, :, :, :20], one.kv[:, :, :, :20], atol=1e-6, rtol=1e-6)
@@ -151,19 +151,10 @@ def test_draw_takes_the_words_multinomial_takes():
     """``_draw`` samples as ``torch.multinomial`` did (same seed, same words, same generator state after)."""
     import numpy as np
 
-    from mmmgen.generate import _draw
+    from mmmgen.generate import _draw, _probs
 
     def reference(logits, banned, sampling, gen):  # _draw before it inlined multinomial's one-sample path
-        logits = logits.masked_fill(torch.from_numpy(banned), float("-inf")).div_(sampling.temperature)
-        if sampling.top_k:
-            kth = torch.topk(logits, min(sampling.top_k, logits.numel())).values[-1]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        probs = torch.softmax(logits, -1)
-        if sampling.top_p < 1:
-            sorted_p, order = torch.sort(probs, descending=True)
-            keep = torch.cumsum(sorted_p, 0) - sorted_p < sampling.top_p
-            probs = torch.zeros_like(probs).scatter(0, order, sorted_p * keep)
-        return int(torch.multinomial(probs, 1, generator=gen))
+        return int(torch.multinomial(_probs(logits, banned, sampling), 1, generator=gen))
 
     rng = np.random.default_rng(0)
     a, b = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)

@@ -250,7 +250,7 @@ class Generator:
         On the lean path a word the grammar forces (one allowed word: ``BAR_START`` after
         ``BAR_END``, ``TRACK_END`` after the last bar, a forced ``INST``/``DENSITY``) is not read
         on its own: it is taken without logits, the generator draws the random numbers its draw
-        would have used, and it is read with the word before it (``_lean_step_words``, at most
+        would have used, and it is read with the word before it (``_lean_step(per_word=True)``, at most
         ``_CHUNK`` words a call, bit for bit as one at a time): the same words for a seed, ~10% fewer
         passes over the weights.
         """
@@ -277,7 +277,7 @@ class Generator:
                 token = forced
             else:
                 if lean:
-                    logits = _lean_step(lean, past, feed) if first else _lean_step_words(lean, past, feed)
+                    logits = _lean_step(lean, past, feed, per_word=not first)
                 else:
                     ids = torch.tensor(feed, device=device)
                     result = model(input_ids=ids[None], cache=past, use_cache=True, logits_to_keep=1)
@@ -292,7 +292,7 @@ class Generator:
             n_seen += 1
             feed.append(token)
         if len(feed) > 1:  # forced words wait: read them but the last, as one at a time would have
-            _lean_step_words(lean, past, feed[:-1])
+            _lean_step(lean, past, feed[:-1], per_word=True)
         self._cache = _Cache([*prefix, *out[:-1]], past)  # the last word was drawn but not yet read
         return out
 
@@ -319,16 +319,11 @@ class Generator:
         return cached.past, prefix[n:]
 
 
-_CHUNK = 3  # most words ``_lean_step_words`` reads at once (MKL's addmm rows match one-row calls up to 3 here)
+_CHUNK = 3  # most words ``_lean_step(per_word=True)`` reads at once (MKL's addmm rows match one-row calls up to 3 here)
 
 
-def _draw(logits, banned: np.ndarray, sampling: Sampling, gen) -> int:
-    """Sample one id from the logits with ``banned`` words left out, with temperature, top-k and top-p.
-
-    The seeded generator draws as ``torch.multinomial(probs, 1)`` does (one ``Exp(1)`` per word,
-    the argmax of ``probs / noise``: its fast path for one sample), without its checks of the
-    probabilities (several passes over them; they hold by construction): a seed gives the same words.
-    """
+def _probs(logits, banned: np.ndarray, sampling: Sampling):
+    """Probabilities of the next word: ``banned`` words left out, then temperature, top-k and top-p."""
     import torch
 
     logits = logits.masked_fill(torch.from_numpy(banned), float("-inf")).div_(sampling.temperature)
@@ -340,6 +335,19 @@ def _draw(logits, banned: np.ndarray, sampling: Sampling, gen) -> int:
         sorted_p, order = torch.sort(probs, descending=True)
         keep = torch.cumsum(sorted_p, 0) - sorted_p < sampling.top_p  # always keeps the top word
         probs = torch.zeros_like(probs).scatter(0, order, sorted_p * keep)
+    return probs
+
+
+def _draw(logits, banned: np.ndarray, sampling: Sampling, gen) -> int:
+    """Sample one id from ``_probs`` with the seeded generator.
+
+    It draws as ``torch.multinomial(probs, 1)`` does (one ``Exp(1)`` per word, the argmax of
+    ``probs / noise``: its fast path for one sample), without its checks of the probabilities
+    (several passes over them; they hold by construction): a seed gives the same words.
+    """
+    import torch
+
+    probs = _probs(logits, banned, sampling)
     noise = torch.empty_like(probs).exponential_(1, generator=gen)
     return int(torch.div(probs, noise, out=noise).argmax())
 
@@ -408,52 +416,20 @@ def _lean_weights(model):
             t.h[0].attn.num_heads)
 
 
-def _lean_step(weights, cache: _LeanCache, ids):
-    """GPT-2's forward over new words ``ids`` (a list or 1-D tensor) after the cached ones: the last word's logits.
+def _lean_step(weights, cache: _LeanCache, tokens, per_word: bool = False):
+    """GPT-2's forward over new words ``tokens`` (a list or 1-D tensor) after the cached ones: the last word's logits.
 
     The same ops as ``transformers``' GPT-2 (layer norms, ``Conv1D`` as ``addmm``, SDPA attention
     with the model's scaling, the model's own activation), called directly: at one word per call
     the Python of the ``transformers`` modules costs as much as the arithmetic on small models.
-    One word (each sampled word) goes through ``_lean_step_words``.
-    """
-    import torch
-    import torch.nn.functional as F
 
-    if len(ids) == 1:
-        return _lean_step_words(weights, cache, [int(ids[0])])
-    wte, wpe, layers, (lnf_w, lnf_b, lnf_eps), head, heads = weights
-    ids = torch.as_tensor(ids, device=wte.device)
-    n, count = cache.length, ids.shape[0]
-    x = wte[ids] + wpe[n : n + count]
-    width = x.shape[-1]
-    head_dim = width // heads
-    cache.reserve(n + count, x, len(layers), heads, head_dim)
-    # word i sees the cached words and new words up to itself
-    mask = torch.arange(n + count, device=x.device)[None, :] <= torch.arange(n, n + count, device=x.device)[:, None]
-    addmm, layer_norm, sdpa = torch.addmm, F.layer_norm, F.scaled_dot_product_attention
-    for (ln1_w, ln1_b, eps1, qkv_w, qkv_b, scale, out_w, out_b, ln2_w, ln2_b, eps2, fc_w, fc_b, act, proj_w, proj_b), (kv, keys, values) in zip(
-        layers, cache.layers, strict=True
-    ):
-        h = layer_norm(x, (width,), ln1_w, ln1_b, eps1)
-        qkv = addmm(qkv_b, h, qkv_w).view(count, 3, heads, head_dim).permute(1, 2, 0, 3)
-        kv[:, :, n : n + count] = qkv[1:]
-        a = sdpa(qkv[0][None], keys[:, :, : n + count], values[:, :, : n + count], attn_mask=mask, scale=scale)
-        x = x + addmm(out_b, a[0].transpose(0, 1).reshape(count, width), out_w)
-        h = act(addmm(fc_b, layer_norm(x, (width,), ln2_w, ln2_b, eps2), fc_w))
-        x = x + addmm(proj_b, h, proj_w)
-    cache.length = n + count
-    return F.linear(layer_norm(x[-1:], (width,), lnf_w, lnf_b, lnf_eps), head)[0]
-
-
-def _lean_step_words(weights, cache: _LeanCache, tokens: list[int]):
-    """``_lean_step`` over a few words read as if one at a time: the last word's logits.
-
-    The matrix products take all the words at once (each row of ``addmm`` comes out bit for bit as
-    alone, and the weights, most of a word's time, are read once), but each word attends alone,
-    without a mask, over the words up to itself: the same ops on the same values as one word per
-    call, so the same logits and cache bit for bit (a masked SDPA over several queries rounds
-    differently). ``_loop`` reads a drawn word and the forced words after it (those the grammar
-    leaves no choice about, e.g. ``BAR_START`` after ``BAR_END``) with one call.
+    Several words take the matrix products at once (the weights, most of a word's time, are read
+    once). Their attention is one SDPA with a causal mask (reading a prompt), or with
+    ``per_word`` one unmasked SDPA per word over the words up to itself: the same ops on the same
+    values as one word per call, so the same logits and cache bit for bit (a masked SDPA over
+    several queries rounds differently; each row of ``addmm`` comes out as alone). ``_loop``
+    reads a drawn word and the forced words after it (those the grammar leaves no choice about,
+    e.g. ``BAR_START`` after ``BAR_END``) with one ``per_word`` call.
     """
     import torch
     import torch.nn.functional as F
@@ -461,22 +437,33 @@ def _lean_step_words(weights, cache: _LeanCache, tokens: list[int]):
     wte, wpe, layers, (lnf_w, lnf_b, lnf_eps), head, heads = weights
     n, count = cache.length, len(tokens)
     end = n + count
-    x = (wte[tokens[0] : tokens[0] + 1] if count == 1 else wte[tokens]) + wpe[n:end]
+    first = int(tokens[0])
+    x = (wte[first : first + 1] if count == 1 else wte[torch.as_tensor(tokens, device=wte.device)]) + wpe[n:end]
     width = x.shape[1]
     head_dim = width // heads
     cache.reserve(end, x, len(layers), heads, head_dim)
+    mask = None
+    if count > 1 and not per_word:  # word i sees the cached words and new words up to itself
+        mask = torch.arange(end, device=x.device)[None, :] <= torch.arange(n, end, device=x.device)[:, None]
     shape, addmm, layer_norm, sdpa = (width,), torch.addmm, torch.layer_norm, F.scaled_dot_product_attention
     for (ln1_w, ln1_b, eps1, qkv_w, qkv_b, scale, out_w, out_b, ln2_w, ln2_b, eps2, fc_w, fc_b, act, proj_w, proj_b), (kv, keys, values) in zip(
-        layers, cache.layers
+        layers, cache.layers, strict=True
     ):
-        qkv = addmm(qkv_b, layer_norm(x, shape, ln1_w, ln1_b, eps1), qkv_w).view(count, 3, heads, 1, head_dim)
-        if count == 1:
-            kv[:, :, n:end] = qkv[0, 1:]
-            a = sdpa(qkv[0, :1], keys[:, :, :end], values[:, :, :end], scale=scale).reshape(1, width)
+        y = addmm(qkv_b, layer_norm(x, shape, ln1_w, ln1_b, eps1), qkv_w)
+        if mask is not None:
+            qkv = y.view(count, 3, heads, head_dim).permute(1, 2, 0, 3)
+            kv[:, :, n:end] = qkv[1:]
+            a = sdpa(qkv[0][None], keys[:, :, :end], values[:, :, :end], attn_mask=mask, scale=scale)
+            a = a[0].transpose(0, 1).reshape(count, width)
         else:
-            kv[:, :, n:end] = qkv[:, 1:].permute(1, 2, 0, 3, 4).reshape(2, heads, count, head_dim)
-            a = torch.cat([sdpa(qkv[j, :1], keys[:, :, : n + j + 1], values[:, :, : n + j + 1], scale=scale).reshape(1, width)
-                           for j in range(count)])
+            qkv = y.view(count, 3, heads, 1, head_dim)
+            if count == 1:
+                kv[:, :, n:end] = qkv[0, 1:]
+                a = sdpa(qkv[0, :1], keys[:, :, :end], values[:, :, :end], scale=scale).reshape(1, width)
+            else:
+                kv[:, :, n:end] = qkv[:, 1:].permute(1, 2, 0, 3, 4).reshape(2, heads, count, head_dim)
+                a = torch.cat([sdpa(qkv[j, :1], keys[:, :, : n + j + 1], values[:, :, : n + j + 1], scale=scale).reshape(1, width)
+                               for j in range(count)])
         x = addmm(out_b, a, out_w).add_(x)
         x = addmm(proj_b, act(addmm(fc_b, layer_norm(x, shape, ln2_w, ln2_b, eps2), fc_w)), proj_w).add_(x)
     cache.length = end
