@@ -186,6 +186,7 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
         loss_metrics,
         make_collator,
         note_on_ids,
+        passes_per_step,
         resolve_precision,
     )
 
@@ -246,7 +247,7 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
     precision = resolve_precision(cfg.precision)
     torch.manual_seed(cfg.seed)
     # single: the tutorial's windows per step exactly (its random batches, unpadded)
-    accumulate = {"single": tutorial_windows, "buckets": ours_cfg.buckets_per_step}.get(ours_cfg.batching, 1)
+    accumulate = tutorial_windows if ours_cfg.batching == "single" else passes_per_step(ours_cfg, data.stats["train"])
     step_tokens = data.stats["train"]["tokens"] / len(data.train) * per_device * accumulate
     ours_steps = math.ceil(budget / step_tokens)
     results["mmmgen"] = {"padding_fraction": data.stats["train"]["padding_fraction"], "precision": precision,

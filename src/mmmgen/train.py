@@ -62,6 +62,11 @@ class TrainError(MMMGenError):
     """Training input that cannot work (run folder in use, windows far longer than the context)."""
 
 
+def round_up(n: int, multiple: int) -> int:
+    """``n`` rounded up to a multiple of ``multiple`` (padded widths)."""
+    return -(-n // multiple) * multiple
+
+
 # --- packing -----------------------------------------------------------------------------------
 def pack_windows(lengths, capacity: int, seed: int = 0) -> list[list[int]]:
     """Group windows into blocks of at most ``capacity`` tokens without splitting any.
@@ -112,7 +117,7 @@ def bucket_windows(lengths, capacity: int, context: int, seed: int = 0, multiple
     for i in order:
         if lengths[i] == 0:
             continue
-        width = -(-int(lengths[i]) // multiple) * multiple
+        width = round_up(int(lengths[i]), multiple)
         if group and (len(group) + 1) * width > capacity:
             groups.append(group)
             group = []
@@ -129,7 +134,7 @@ def rows_padding_fraction(lengths, groups: list[list[int]], context: int, multip
     for g in groups:
         chunk = lengths[g]
         used += int(chunk.sum())
-        padded += len(g) * -(-int(chunk.max()) // multiple) * multiple
+        padded += len(g) * round_up(int(chunk.max()), multiple)
     return 1.0 - used / max(1, padded)
 
 
@@ -185,7 +190,7 @@ class PackedCollator:
         import torch
 
         sizes = [sum(len(w) for w in item["windows"]) for item in items]
-        width = -(-max(sizes) // self.multiple) * self.multiple
+        width = round_up(max(sizes), self.multiple)
         ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
         labels = torch.full_like(ids, -100)
         pos = torch.zeros_like(ids)
@@ -222,7 +227,7 @@ class RowCollator:
         import torch
 
         windows = [w for item in items for w in item["windows"]]
-        width = -(-max(len(w) for w in windows) // self.multiple) * self.multiple
+        width = round_up(max(len(w) for w in windows), self.multiple)
         ids = torch.full((len(windows), width), self.pad_id, dtype=torch.long)
         labels = torch.full_like(ids, -100)
         for r, w in enumerate(windows):
@@ -243,6 +248,14 @@ def make_collator(batching: str, pad_id: int):
 def windows_per_step(cfg: TrainConfig, mean_length: float) -> int:
     """``--batching single``: windows a step accumulates over all processes (about batch x context tokens)."""
     return max(1, round(cfg.batch_size * cfg.context_length / max(mean_length, 1.0)))
+
+
+def passes_per_step(cfg: TrainConfig, train_stats: dict, world: int = 1) -> int:
+    """Forward passes a process accumulates into one step (before ``--gradient-accumulation-steps``):
+    its share of ``windows_per_step`` (single), ``buckets_per_step`` (buckets), else 1."""
+    if cfg.batching == "single":
+        return -(-train_stats["windows_per_step"] // world)
+    return cfg.buckets_per_step if cfg.batching == "buckets" else 1
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -351,7 +364,7 @@ def build_datasets(cfg: TrainConfig, tokenizer, cache_dir: str | Path | None = N
             "padding_fraction": round(padding, 4),
         }
         if cfg.batching == "single" and name == "train":
-            stats[name]["windows_per_step"] = windows_per_step(cfg, float(np.minimum(lengths, cfg.context_length).mean()))
+            stats[name]["windows_per_step"] = windows_per_step(cfg, stats[name]["tokens"] / len(lengths))
     return TrainData(out["train"], out.get("test"), stats)
 
 
@@ -731,7 +744,7 @@ def training_arguments(cfg: TrainConfig, run: Path, precision: str, has_eval: bo
         output_dir=str(run),
         per_device_train_batch_size=per_device,
         per_device_eval_batch_size=per_device,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps * (cfg.buckets_per_step if cfg.batching == "buckets" else 1),
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,  # train() multiplies it by passes_per_step
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps or -1,
         learning_rate=cfg.learning_rate,
@@ -790,8 +803,7 @@ def train(cfg: TrainConfig, callbacks=()) -> Path:
     args = training_arguments(cfg, run, precision)
     with args.main_process_first(desc="tokenizing"):
         data = build_datasets(cfg, tokenizer, run / "cache", args.world_size)
-    if cfg.batching == "single":  # a step accumulates its windows' gradients, one window per pass
-        args.gradient_accumulation_steps = cfg.gradient_accumulation_steps * -(-data.stats["train"]["windows_per_step"] // args.world_size)
+    args.gradient_accumulation_steps = cfg.gradient_accumulation_steps * passes_per_step(cfg, data.stats["train"], args.world_size)
     if data.test is None:
         log.warning("the dataset has no test split: no evaluation, no samples")
         args.eval_strategy = IntervalStrategy.NO
