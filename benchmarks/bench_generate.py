@@ -3,7 +3,7 @@
 Same model, same prompt, same process, for each model measured:
 
 * ``mmmgen``   -- ``generate_song(Generator(model, tokenizer), tracks, n_bars, ...)``: one track at a
-  time, every word masked by the grammar (``constraints.py``), the key/value cache of the piece kept
+  time, every word masked by the grammar (``generate/grammar.py``), the key/value cache of the piece kept
   between tracks, a hand-written sampling loop that stops at ``TRACK_END``.
 * ``tutorial`` -- for each track, ``model.generate(input_ids, max_new_tokens=CAP, do_sample=True,
   temperature=T, eos_token_id=TRACK_END)`` on the whole text so far + ``TRACK_START`` (re-read from
@@ -55,10 +55,10 @@ def random_model(shape: str, context: int, seed: int):
     import torch
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    from mmmgen import vocab as V
     from mmmgen.config import ModelConfig
-    from mmmgen.model import build_model
-    from mmmgen.tokenizer import wrap_tokenizer
+    from mmmgen.model.run import build_model
+    from mmmgen.model.tokenizer import wrap_tokenizer
+    from mmmgen.text import vocab as V
 
     words = [*V.SPECIAL_TOKENS, *V.all_words(genres=list(RANDOM_GENRES))]
     tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token=V.UNK))
@@ -73,8 +73,8 @@ def random_model(shape: str, context: int, seed: int):
 
 def run_model(run_dir: Path):
     """``(model, tokenizer, grid, genre)`` of a trained run folder."""
-    from mmmgen import vocab as V
-    from mmmgen.model import load_run
+    from mmmgen.model.run import load_run
+    from mmmgen.text import vocab as V
 
     model, tokenizer, settings = load_run(run_dir)
     genres = [g for g in settings.get("genre_labels", []) if g != V.OTHER_GENRE] or [V.OTHER_GENRE]
@@ -84,8 +84,8 @@ def run_model(run_dir: Path):
 # --- the two ways ----------------------------------------------------------------------------
 def track_problem(header: str, track: str, n_bars: int, grid: int) -> str | None:
     """Why a generated track is not valid, or None when it is (``mmmgen evaluate``'s rule)."""
-    from mmmgen import vocab as V
-    from mmmgen.evaluate import track_problem as problem
+    from mmmgen.model.evaluate import track_problem as problem
+    from mmmgen.text import vocab as V
 
     if not track.endswith(V.TRACK_END):
         return "no TRACK_END (hit the cap)"
@@ -96,7 +96,8 @@ def ours(model, tokenizer, grid: int, genre: str, args, seed: int) -> dict:
     """One piece with mmmgen's Generator: timing, tokens and validity of each track."""
     from dataclasses import replace
 
-    from mmmgen.generate import GenerationError, Generator, Sampling, Song
+    from mmmgen.generate.sampling import GenerationError, Sampling
+    from mmmgen.generate.song import Generator, Song
 
     generator = Generator(model, tokenizer, grid=grid)
     song = Song((4, 4), genre, args.bars)
@@ -131,7 +132,7 @@ def tutorial(model, tokenizer, grid: int, genre: str, args, seed: int, lengths: 
     """
     import torch
 
-    from mmmgen import vocab as V
+    from mmmgen.text import vocab as V
 
     vocab = tokenizer.get_vocab()
     eos, device = vocab[V.TRACK_END], next(model.parameters()).device

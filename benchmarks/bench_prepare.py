@@ -149,7 +149,7 @@ def _setup(method: str):
     """
     if method == "mmmgen.encode_file":
         from mmmgen.config import CodecConfig
-        from mmmgen.data import encode_file
+        from mmmgen.data.prepare import encode_file
 
         config = CodecConfig()
 
@@ -163,8 +163,8 @@ def _setup(method: str):
     if method == "mmmgen.score_to_texts":
         from symusic import Score
 
-        from mmmgen.codec import score_to_texts
         from mmmgen.config import CodecConfig
+        from mmmgen.text.encode import score_to_texts
 
         config = CodecConfig()
 
@@ -194,16 +194,16 @@ class _Skipped(Exception):
 def _output_words(method: str, path: str) -> int:
     """Words/tokens the method writes for a file (untimed; for the tokens/s column)."""
     if method == "mmmgen.encode_file":
-        from mmmgen.codec import parts_to_text
         from mmmgen.config import CodecConfig
-        from mmmgen.data import encode_file
+        from mmmgen.data.prepare import encode_file
+        from mmmgen.text.encode import parts_to_text
 
         result = encode_file(Path(path), "", CodecConfig())
         texts = [parts_to_text(tuple(w["ts"]), None, w["parts"]) for w in result.windows]
     elif method == "mmmgen.score_to_texts":
         from symusic import Score
 
-        from mmmgen.codec import score_to_texts
+        from mmmgen.text.encode import score_to_texts
 
         texts = score_to_texts(Score(path))
     else:

@@ -13,7 +13,7 @@ Three parts, each optional:
 * ``recipes`` -- the same model on the same data for the same number of useful (non-padding)
   tokens, in one run: the tutorial's exact recipe (per-window truncation at the context length,
   ``DataCollatorForLanguageModeling(mlm=False)`` dynamic padding, GPT-2's dropouts, fp32, HF
-  ``Trainer``) against ``mmmgen.train``'s (``--batching buckets``: windows of similar length side
+  ``Trainer``) against ``mmmgen.model.train``'s (``--batching buckets``: windows of similar length side
   by side, no attention mask; or ``blocks``: whole windows packed, block-diagonal attention;
   attention dropout 0, precision ``auto``). Reports useful tokens/s, the
   padding fraction, achieved FLOP/s against the peak, and the test loss per note (summed NLL of
@@ -176,19 +176,17 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
     from transformers import DataCollatorForLanguageModeling, GPT2LMHeadModel
 
     from mmmgen.config import TrainConfig
-    from mmmgen.model import build_model, flops_per_token, gpt2_config
-    from mmmgen.tokenizer import load_tokenizer
-    from mmmgen.train import (
-        _make_trainer_class,
+    from mmmgen.model.batching import (
         batch_padding_fraction,
         build_datasets,
-        evaluate_blocks,
-        loss_metrics,
         make_collator,
-        note_on_ids,
         passes_per_step,
-        resolve_precision,
     )
+    from mmmgen.model.run import build_model, gpt2_config
+    from mmmgen.model.sizing import flops_per_token
+    from mmmgen.model.tokenizer import load_tokenizer
+    from mmmgen.model.train import resolve_precision
+    from mmmgen.model.trainer import _make_trainer_class, evaluate_blocks, loss_metrics, note_on_ids
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
     overrides = {k: v for k, v in {"context_length": context, "batch_size": batch, "dropout": dropout,

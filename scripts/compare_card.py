@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from mmmgen.evaluate import put_section
+from mmmgen.model.evaluate import put_section
 
 
 def _load(run: Path) -> dict:

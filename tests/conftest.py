@@ -1,7 +1,7 @@
 """Shared fixtures: a tiny prepared dataset, its tokenizer and a trained debug run folder.
 
 They are session-scoped and built once from synthetic MIDI (nothing is downloaded): later tests
-(generation, app) can load ``debug_run`` with ``mmmgen.model.load_run``.
+(generation, app) can load ``debug_run`` with ``mmmgen.model.run.load_run``.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def write_tiny_midi(folder, n_files: int = 16, n_bars: int = 16) -> str:
 def tiny_dataset(tmp_path_factory):
     """A prepared dataset (``mmmgen.data.prepare``) of 8-bar windows from 16 synthetic files."""
     from mmmgen.config import PrepareConfig
-    from mmmgen.data import prepare
+    from mmmgen.data.prepare import prepare
 
     midi = tmp_path_factory.mktemp("tiny_midi")
     genres = write_tiny_midi(midi)
@@ -62,7 +62,7 @@ def tiny_dataset(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_dataset, tmp_path_factory):
     """The folder of a tokenizer trained on ``tiny_dataset``."""
-    from mmmgen.tokenizer import train_tokenizer
+    from mmmgen.model.tokenizer import train_tokenizer
 
     out = tmp_path_factory.mktemp("tiny_tok") / "tokenizer"
     train_tokenizer(tiny_dataset, out)
@@ -95,7 +95,7 @@ def one_thread():
 @pytest.fixture(scope="session")
 def debug_run(tiny_dataset, tiny_tokenizer, tmp_path_factory):
     """A finished debug run folder: ``load_run(debug_run)`` gives ``(model, tokenizer, settings)``."""
-    from mmmgen.train import train
+    from mmmgen.model.train import train
 
     out = tmp_path_factory.mktemp("debug_run") / "run"
     with one_thread():

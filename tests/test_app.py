@@ -13,11 +13,11 @@ import pytest
 from synth import random_score, write
 from tiny import untrained_model
 
-from mmmgen import vocab as V
 from mmmgen.app import AppSettings, build_app, serve
-from mmmgen.codec import text_to_piece
-from mmmgen.fill import split_words
-from mmmgen.generate import Generator
+from mmmgen.generate.song import Generator
+from mmmgen.text import vocab as V
+from mmmgen.text.decode import text_to_piece
+from mmmgen.text.fill import split_words
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 CONTROLS = {"temperature": 0.9, "genre": "POP", "instrument": "Model's choice", "density": "auto", "tempo": 120, "seed": 0, "bars": 2}

@@ -9,7 +9,7 @@ import sys
 from synth import random_score, write
 
 from mmmgen.cli import main
-from mmmgen.codec import score_to_texts
+from mmmgen.text.encode import score_to_texts
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -9,8 +9,10 @@ import pytest
 from synth import random_score, write
 
 from mmmgen.cli import main
-from mmmgen.codec import text_to_piece
-from mmmgen.generate import Sampling, generate_song, generator_from_run, prompt_song
+from mmmgen.generate.sampling import Sampling
+from mmmgen.generate.song import generate_song, prompt_song
+from mmmgen.model.run import generator_from_run
+from mmmgen.text.decode import text_to_piece
 
 
 def test_generate_writes_every_format(debug_run, tmp_path, capsys):
@@ -47,7 +49,7 @@ def test_bad_instrument_and_missing_model_are_one_line_errors(debug_run, tmp_pat
 
 
 def test_infill_rewrites_only_the_chosen_bars(debug_run, tmp_path):
-    from mmmgen.fill import split_words
+    from mmmgen.text.fill import split_words
 
     first = tmp_path / "first"
     assert main(["generate", "--model", str(debug_run), "--out", str(first), "--tracks", "2", "--bars", "4", "--format", "txt", "--seed", "2"]) == 0
@@ -63,7 +65,7 @@ def test_infill_rewrites_only_the_chosen_bars(debug_run, tmp_path):
 
 
 def test_find_run_prefers_the_shipped_model_and_latest_picks_the_newest_local_run(debug_run, tmp_path, monkeypatch):
-    from mmmgen import generate as G
+    from mmmgen.model import run as G
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs").mkdir()

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from datasets import load_from_disk
 
-from mmmgen.codec import text_to_piece
 from mmmgen.config import PrepareConfig
-from mmmgen.data import prepare
-from mmmgen.render import read_pieces
+from mmmgen.data.prepare import prepare
+from mmmgen.render.files import read_pieces
+from mmmgen.text.decode import text_to_piece
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "midi-dev"
 pytestmark = [pytest.mark.shared, pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/midi-dev not present")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from mmmgen import vocab as V
+from mmmgen.text import vocab as V
 
 
 def word_tokenizer(words: list[str]) -> PreTrainedTokenizerFast:

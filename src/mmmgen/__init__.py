@@ -1,1 +1,62 @@
-"""mmmgen."""
+"""mmmgen: a folder of MIDI files in, a GPT-2 music model and a multitrack music generator out.
+
+The package is laid out as the pipeline runs (imports point one way, down this list):
+
+* ``cli``, ``app``: the ``mmmgen`` command and the Gradio app, thin layers over the library;
+* ``model/``: the tokenizer, run folders (build / load / ship), training, sweeps, evaluation;
+* ``generate/``: grammar masks, the decoding engine, songs and their operations;
+* ``data/``: MIDI collections -> datasets (corpus export, genre labels, ``prepare``);
+* ``render/``: MIDI files, audio, piano rolls, General MIDI names;
+* ``text/``: the MMM language (vocabulary, MIDI -> text, text -> MIDI, bar-fill text);
+* ``config``, ``errors``: typed settings and the error classes every layer raises.
+
+The public API below is importable from ``mmmgen`` itself. Each name is loaded on first use, so
+``import mmmgen`` stays light (no torch, transformers or symusic until you need them)::
+
+    from mmmgen import Sampling, generate_song, generator_from_run, text_to_score
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = [
+    "Generator",
+    "MMMGenError",
+    "Sampling",
+    "Song",
+    "find_run",
+    "generate_song",
+    "generator_from_run",
+    "load_run",
+    "prompt_song",
+    "score_to_texts",
+    "text_to_piece",
+    "text_to_score",
+]
+
+_WHERE = {  # public name -> the module that defines it (read-only)
+    "Generator": "mmmgen.generate.song",
+    "MMMGenError": "mmmgen.errors",
+    "Sampling": "mmmgen.generate.sampling",
+    "Song": "mmmgen.generate.song",
+    "find_run": "mmmgen.model.run",
+    "generate_song": "mmmgen.generate.song",
+    "generator_from_run": "mmmgen.model.run",
+    "load_run": "mmmgen.model.run",
+    "prompt_song": "mmmgen.generate.song",
+    "score_to_texts": "mmmgen.text.encode",
+    "text_to_piece": "mmmgen.text.decode",
+    "text_to_score": "mmmgen.text.decode",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    msg = f"module 'mmmgen' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -17,9 +17,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmmgen import vocab as V
 from mmmgen.errors import MMMGenError
-from mmmgen.generate import GenerationError, Generator, Sampling, Song
+from mmmgen.generate.sampling import GenerationError, Sampling
+from mmmgen.generate.song import Generator, Song
+from mmmgen.text import vocab as V
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,8 @@ class SongRenderer:
         self.root = Path(self._dir.name)
 
     def __call__(self, song: Song) -> tuple[str, str, str]:
-        from mmmgen.codec import text_to_score
-        from mmmgen.render import plot_pianoroll, render_audio, write_midi
+        from mmmgen.render.files import plot_pianoroll, render_audio, write_midi
+        from mmmgen.text.decode import text_to_score
 
         self._prune()
         out = self.root / uuid.uuid4().hex
@@ -73,14 +74,14 @@ class SongRenderer:
 
 
 def instrument_choices() -> list[str]:
-    from mmmgen.gm import instrument_name
+    from mmmgen.render.gm import instrument_name
 
     return [MODEL_CHOICE, "Drums", *(instrument_name(p) for p in range(V.N_PROGRAMS))]
 
 
 def parse_controls(temperature, genre, instrument, density, seed) -> dict:
     """Widget values -> Generator arguments. Seed 0 or empty means a fresh random seed."""
-    from mmmgen.gm import program_from_name
+    from mmmgen.render.gm import program_from_name
 
     seed = int(seed) if seed not in (None, "") and int(seed) != 0 else None
     sampling = Sampling(temperature=max(float(temperature), 0.01), seed=seed)
@@ -95,7 +96,7 @@ def parse_controls(temperature, genre, instrument, density, seed) -> dict:
 
 
 def describe(song: Song) -> str:
-    from mmmgen.gm import instrument_name
+    from mmmgen.render.gm import instrument_name
 
     return "\n".join(f"{i}. {instrument_name(p, d)}" for i, (p, d) in enumerate(song.instruments, 1))
 
@@ -222,9 +223,9 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
 
 def song_from_midi(file, generator: Generator, settings: AppSettings, tempo: float) -> Song:
     """The first window of an uploaded MIDI file as a song (its tracks become the song's)."""
-    from mmmgen.codec import score_to_windows, window_to_text
     from mmmgen.config import CodecConfig
-    from mmmgen.data import load_score
+    from mmmgen.data.prepare import load_score
+    from mmmgen.text.encode import score_to_windows, window_to_text
 
     path = Path(file if isinstance(file, str) else getattr(file, "name", ""))
     if not path.is_file():

@@ -61,7 +61,7 @@ def parse_config(
 
 
 def cmd_corpus(argv: Sequence[str]) -> int:
-    from mmmgen import corpus
+    from mmmgen.data import corpus
 
     def extra(p):
         p.add_argument("--collections", default=None, help=f"Comma-separated subset of {','.join(corpus.COLLECTIONS)}, or all (the default).")
@@ -82,7 +82,7 @@ def cmd_corpus(argv: Sequence[str]) -> int:
 
 def cmd_prepare(argv: Sequence[str]) -> int:
     from mmmgen.config import PrepareConfig
-    from mmmgen.data import format_report, prepare
+    from mmmgen.data.prepare import format_report, prepare
 
     (config,), ns = parse_config(
         argv, [PrepareConfig], "mmmgen prepare",
@@ -96,7 +96,7 @@ def cmd_prepare(argv: Sequence[str]) -> int:
 
 
 def cmd_render(argv: Sequence[str]) -> int:
-    from mmmgen.render import FORMATS, SOUNDFONT_ENV, SYNTHS, render_file
+    from mmmgen.render.files import FORMATS, SOUNDFONT_ENV, SYNTHS, render_file
 
     def extra(p):
         p.add_argument("--out", required=True, help="Output folder (0000.mid, 0000.wav, ... per text line; <stem>.<fmt> for a MIDI file).")
@@ -121,7 +121,7 @@ def cmd_render(argv: Sequence[str]) -> int:
 
 
 def cmd_genres(argv: Sequence[str]) -> int:
-    from mmmgen import genres, spotify
+    from mmmgen.data import genres, spotify
 
     def extra(p):
         p.add_argument("--out", required=True, help="Output CSV path,genre (paths relative to MIDI_DIR) for `mmmgen prepare --genres`.")
@@ -147,7 +147,7 @@ def cmd_genres(argv: Sequence[str]) -> int:
 
 def cmd_tokenizer(argv: Sequence[str]) -> int:
     from mmmgen.config import TokenizerConfig
-    from mmmgen.tokenizer import format_summary, train_tokenizer
+    from mmmgen.model.tokenizer import format_summary, train_tokenizer
 
     (config,), ns = parse_config(
         argv, [TokenizerConfig], "mmmgen tokenizer",
@@ -163,7 +163,7 @@ def cmd_train(argv: Sequence[str]) -> int:
     import os
 
     from mmmgen.config import TrainConfig
-    from mmmgen.train import format_summary, train
+    from mmmgen.model.train import format_summary, train
 
     (config,), _ = parse_config(
         argv, [TrainConfig], "mmmgen train",
@@ -177,7 +177,7 @@ def cmd_train(argv: Sequence[str]) -> int:
 
 def cmd_size(argv: Sequence[str]) -> int:
     from mmmgen.config import SizeConfig
-    from mmmgen.model import format_size_report, size_report
+    from mmmgen.model.sizing import format_size_report, size_report
 
     (config,), _ = parse_config(
         argv, [SizeConfig], "mmmgen size",
@@ -188,11 +188,13 @@ def cmd_size(argv: Sequence[str]) -> int:
 
 
 def cmd_generate(argv: Sequence[str]) -> int:
-    from mmmgen import vocab as V
     from mmmgen.config import GenerateConfig
-    from mmmgen.generate import Sampling, find_run, generate_song, generator_from_run, prompt_song
-    from mmmgen.gm import program_from_name
-    from mmmgen.render import render_score
+    from mmmgen.generate.sampling import Sampling
+    from mmmgen.generate.song import generate_song, prompt_song
+    from mmmgen.model.run import find_run, generator_from_run
+    from mmmgen.render.files import render_score
+    from mmmgen.render.gm import program_from_name
+    from mmmgen.text import vocab as V
 
     (c,), _ = parse_config(argv, [GenerateConfig], "mmmgen generate", "Generate a multitrack piece one instrument at a time.")
     meter = V.parse_time_signature(c.time_signature)
@@ -209,7 +211,7 @@ def cmd_generate(argv: Sequence[str]) -> int:
     prompt = prompt_song(c.prompt, settings, c.tempo) if c.prompt else None
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
     song = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt)
-    from mmmgen.codec import text_to_score
+    from mmmgen.text.decode import text_to_score
 
     score = text_to_score(song.text, generator.grid, tempo=song.tempo)
     written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
@@ -218,10 +220,12 @@ def cmd_generate(argv: Sequence[str]) -> int:
 
 
 def cmd_infill(argv: Sequence[str]) -> int:
-    from mmmgen.codec import text_to_score
     from mmmgen.config import InfillConfig
-    from mmmgen.generate import Sampling, find_run, generator_from_run, prompt_song
-    from mmmgen.render import render_score
+    from mmmgen.generate.sampling import Sampling
+    from mmmgen.generate.song import prompt_song
+    from mmmgen.model.run import find_run, generator_from_run
+    from mmmgen.render.files import render_score
+    from mmmgen.text.decode import text_to_score
 
     (c,), _ = parse_config(argv, [InfillConfig], "mmmgen infill", "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was.")
     generator, settings = generator_from_run(find_run(c.model))
@@ -235,7 +239,7 @@ def cmd_infill(argv: Sequence[str]) -> int:
 
 def cmd_evaluate(argv: Sequence[str]) -> int:
     from mmmgen.config import EvaluateConfig
-    from mmmgen.evaluate import evaluate, format_table
+    from mmmgen.model.evaluate import evaluate, format_table
 
     (c,), _ = parse_config(
         argv, [EvaluateConfig], "mmmgen evaluate",
@@ -257,7 +261,7 @@ def cmd_sweep(argv: Sequence[str]) -> int:
     from transformers import HfArgumentParser
 
     from mmmgen.config import SweepConfig, TrainConfig
-    from mmmgen.sweep import format_summary, load_sweep, run_sweep
+    from mmmgen.model.sweep import format_summary, load_sweep, run_sweep
 
     parser = HfArgumentParser(
         [SweepConfig, TrainConfig], prog="mmmgen sweep",
@@ -283,7 +287,7 @@ def cmd_sweep(argv: Sequence[str]) -> int:
 def cmd_app(argv: Sequence[str]) -> int:
     from mmmgen.app import AppSettings, build_app, serve
     from mmmgen.config import AppConfig
-    from mmmgen.generate import find_run, generator_from_run
+    from mmmgen.model.run import find_run, generator_from_run
 
     (c,), _ = parse_config(argv, [AppConfig], "mmmgen app", "Start the web app (Gradio) on a trained model.")
     run = find_run(c.model)

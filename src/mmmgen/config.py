@@ -135,7 +135,7 @@ TRAIN_DEFAULTS: dict = {
 
 @dataclass
 class ModelConfig:
-    """The GPT-2's shape (``model.build_model``). Unset fields come from the preset."""
+    """The GPT-2's shape (``model/run.py: build_model``). Unset fields come from the preset."""
 
     n_layer: int | None = field(default=None, metadata={"help": "Transformer layers."})
     n_head: int | None = field(default=None, metadata={"help": "Attention heads (must divide --n-embd)."})

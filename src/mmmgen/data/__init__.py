@@ -1,0 +1,1 @@
+"""MIDI collections -> datasets: the music21 corpus export, genre labels, ``prepare``."""

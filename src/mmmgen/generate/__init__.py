@@ -1,0 +1,1 @@
+"""Constrained generation: grammar masks, the decoding engine and songs with their operations."""

@@ -1,0 +1,65 @@
+"""How the next word is drawn: ``Sampling`` (temperature, top-k, top-p, seed) and the seeded draw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mmmgen.errors import MMMGenError
+
+
+class GenerationError(MMMGenError):
+    """An impossible request: no track to remove, a song longer than the model's context, ..."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How words are drawn: temperature, top-k, top-p (nucleus), seed (None = fresh randomness)."""
+
+    temperature: float = 0.85
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.temperature <= 5:
+            msg = f"temperature must be in (0, 5], got {self.temperature}"
+            raise GenerationError(msg)
+        if not 0 < self.top_p <= 1 or self.top_k < 0:
+            msg = f"top_p must be in (0, 1] and top_k >= 0, got {self.top_p}, {self.top_k}"
+            raise GenerationError(msg)
+
+
+
+def _probs(logits, banned: np.ndarray, sampling: Sampling):
+    """Probabilities of the next word: ``banned`` words left out, then temperature, top-k and top-p."""
+    import torch
+
+    logits = logits.masked_fill(torch.from_numpy(banned), float("-inf")).div_(sampling.temperature)
+    if sampling.top_k:
+        kth = torch.topk(logits, min(sampling.top_k, logits.numel())).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, -1)
+    if sampling.top_p < 1:
+        sorted_p, order = torch.sort(probs, descending=True)
+        keep = torch.cumsum(sorted_p, 0) - sorted_p < sampling.top_p  # always keeps the top word
+        probs = torch.zeros_like(probs).scatter(0, order, sorted_p * keep)
+    return probs
+
+
+def _draw(logits, banned: np.ndarray, sampling: Sampling, gen) -> int:
+    """Sample one id from ``_probs`` with the seeded generator.
+
+    It draws as ``torch.multinomial(probs, 1)`` does (one ``Exp(1)`` per word, the argmax of
+    ``probs / noise``: its fast path for one sample), without its checks of the probabilities
+    (several passes over them; they hold by construction): a seed gives the same words.
+    """
+    import torch
+
+    probs = _probs(logits, banned, sampling)
+    noise = torch.empty_like(probs).exponential_(1, generator=gen)
+    return int(torch.div(probs, noise, out=noise).argmax())
+
+

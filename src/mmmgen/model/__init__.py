@@ -1,0 +1,1 @@
+"""The tokenizer, run folders, training (batching, callbacks), sweeps and evaluation."""

@@ -1,0 +1,1 @@
+"""The MMM language: its vocabulary, MIDI -> text, text -> MIDI and bar-fill text."""

@@ -1,0 +1,302 @@
+"""MMM text becomes music here: ``text_to_piece`` / ``text_to_score`` (the decoding half of the codec).
+
+Any word sequence decodes: lenient decoding skips what it cannot use and counts it by kind in
+``Piece.issues``; strict decoding raises ``MMMDecodeError`` naming the problem and the word.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from mmmgen.errors import MMMGenError
+from mmmgen.text import vocab as V
+from mmmgen.text.vocab import bar_steps
+
+DEFAULT_TPQ = 480
+
+
+class MMMDecodeError(MMMGenError, ValueError):
+    """Raised by strict decoding: says what is wrong and at which word."""
+
+
+@dataclass
+class Track:
+    """A decoded track: notes as ``(pitch, start, end, velocity)`` in grid steps from the piece start."""
+
+    program: int = 0
+    is_drum: bool = False
+    density: int | None = None
+    n_bars: int = 0
+    notes: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+
+@dataclass
+class Piece:
+    """What a text says: meter, genre, tracks; and what the decoder had to skip (``issues``)."""
+
+    time_signature: tuple[int, int] = (4, 4)
+    genre: str | None = None
+    tempo: float | None = None
+    tracks: list[Track] = field(default_factory=list)
+    issues: Counter = field(default_factory=Counter)
+
+    @property
+    def n_bars(self) -> int:
+        return max((t.n_bars for t in self.tracks), default=0)
+
+
+class _Decoder:
+    """Reads words one by one; lenient (skip and count) or strict (raise)."""
+
+    def __init__(self, grid: int, strict: bool):
+        self.grid, self.strict = grid, strict
+        self.piece = Piece()
+        self.track: Track | None = None
+        self.in_bar = False
+        self.bar_start = 0
+        self.t = 0
+        self.open: dict[int, tuple[int, int]] = {}  # pitch -> (start, velocity)
+        self.carry: dict[int, tuple[int, int]] = {}  # open at the last BAR_END
+        self.holding = False  # still at the head of the bar, where NOTE_HOLD may appear
+        self.velocity = 80
+        self.pos = 0
+        self.word = ""
+
+    @property
+    def bar_len(self) -> int:
+        return bar_steps(self.piece.time_signature, self.grid)
+
+    def problem(self, kind: str) -> None:
+        if self.strict:
+            msg = f"{kind} at word {self.pos} ({self.word!r})"
+            raise MMMDecodeError(msg)
+        self.piece.issues[kind] += 1
+
+    def feed(self, pos: int, word: str) -> bool:
+        """Handle one word; False once the piece has ended."""
+        self.pos, self.word = pos, word
+        w = V.parse_word(word)
+        handler = getattr(self, f"_on_{w.kind.lower()}", None)
+        if handler is None or w.kind in (V.FILL_IN, V.FILL_START, V.FILL_END):
+            self.problem("unknown word")
+            return True
+        return handler(w.value) is not False
+
+    # structure
+    def _on_piece_start(self, _):
+        if self.pos != 0:
+            self.problem("PIECE_START inside a piece")
+
+    def _on_piece_end(self, _):
+        if self.track is not None:
+            self.problem("missing TRACK_END")
+            self._end_track()
+        return False
+
+    def _on_time_signature(self, value):
+        meter = V.parse_time_signature(value)
+        if meter is None or self.piece.tracks or self.track is not None:
+            self.problem("bad TIME_SIGNATURE")
+        else:
+            self.piece.time_signature = meter
+
+    def _on_genre(self, value):
+        self.piece.genre = value
+
+    def _on_bpm(self, value):
+        try:
+            self.piece.tempo = float(value)
+        except (TypeError, ValueError):
+            self.problem("bad BPM")
+
+    def _on_track_start(self, _):
+        if self.track is not None:
+            self.problem("missing TRACK_END")
+            self._end_track()
+        self.track = Track()
+        self.t = self.bar_start = 0
+
+    def _on_inst(self, value):
+        parsed = V.parse_inst(value)
+        if self.track is None or parsed is None or self.track.n_bars or self.in_bar:
+            self.problem("misplaced or bad INST")
+        else:
+            self.track.program, self.track.is_drum = parsed
+
+    def _on_density(self, value):
+        level = V.parse_int(value, 0, 10_000)
+        if self.track is None or level is None or self.track.n_bars or self.in_bar:
+            self.problem("misplaced or bad DENSITY")
+        else:
+            self.track.density = level
+
+    def _on_velocity(self, value):
+        level = V.parse_int(value, 0, 127)
+        if level is None:
+            self.problem("bad VELOCITY")
+        else:
+            self.velocity = level
+
+    def _on_bar_start(self, _):
+        if self.track is None:
+            self.problem("BAR_START outside a track")
+            return
+        if self.in_bar:
+            self.problem("missing BAR_END")
+            self._end_bar()
+        self.in_bar, self.holding = True, True
+        self.bar_start = self.t = self.track.n_bars * self.bar_len
+
+    def _on_bar_end(self, _):
+        if not self.in_bar:
+            self.problem("BAR_END outside a bar")
+            return
+        self._end_bar()
+
+    def _on_track_end(self, _):
+        if self.track is None:
+            self.problem("TRACK_END outside a track")
+            return
+        if self.in_bar:
+            self.problem("missing BAR_END")
+            self._end_bar()
+        self._end_track()
+
+    # notes and time
+    def _in_bar_value(self, value, kind: str) -> int | None:
+        pitch = V.parse_int(value, 0, V.N_PITCHES - 1)
+        if not self.in_bar or pitch is None:
+            self.problem(f"misplaced or bad {kind}")
+            return None
+        return pitch
+
+    def _on_note_hold(self, value):
+        pitch = self._in_bar_value(value, V.NOTE_HOLD)
+        if pitch is None:
+            return
+        if not self.holding:
+            self.problem("NOTE_HOLD after the head of the bar")
+        if pitch in self.carry:
+            self.open[pitch] = self.carry.pop(pitch)
+        elif pitch not in self.open:
+            self.open[pitch] = (self.t, self.velocity)  # nothing to continue: starts here
+
+    def _on_note_on(self, value):
+        pitch = self._in_bar_value(value, V.NOTE_ON)
+        if pitch is None:
+            return
+        self._end_head()
+        if pitch in self.open:
+            self.problem("NOTE_ON of a sounding pitch")
+            self._close(pitch, self.t)
+        self.open[pitch] = (self.t, self.velocity)
+
+    def _on_note_off(self, value):
+        pitch = self._in_bar_value(value, V.NOTE_OFF)
+        if pitch is None:
+            return
+        self._end_head()
+        if pitch not in self.open:
+            self.problem("NOTE_OFF without NOTE_ON")
+            return
+        self._close(pitch, self.t)
+
+    def _on_time_delta(self, value):
+        steps = V.parse_time_delta(value or "", self.grid)
+        if not self.in_bar or steps is None or steps < 0:
+            self.problem("misplaced or bad TIME_DELTA")
+            return
+        self._end_head()
+        bar_end = self.bar_start + self.bar_len
+        if self.t + steps > bar_end:
+            self.problem("TIME_DELTA past the bar end")
+        self.t = min(self.t + steps, bar_end)
+
+    # helpers
+    def _end_head(self) -> None:
+        if self.holding:
+            self.holding = False
+            for pitch, (start, vel) in self.carry.items():  # not held: ends at the bar line
+                self._add(pitch, start, self.bar_start, vel)
+            self.carry = {}
+
+    def _close(self, pitch: int, time: int) -> None:
+        start, vel = self.open.pop(pitch)
+        if time <= start:
+            self.problem("note of zero length")
+            return
+        self._add(pitch, start, time, vel)
+
+    def _add(self, pitch: int, start: int, end: int, vel: int) -> None:
+        if end > start:
+            self.track.notes.append((pitch, start, end, vel))
+
+    def _end_bar(self) -> None:
+        self._end_head()
+        self.carry, self.open = self.open, {}
+        self.in_bar = False
+        self.track.n_bars += 1
+        self.t = self.bar_start = self.track.n_bars * self.bar_len
+
+    def _end_track(self) -> None:
+        self.holding = True  # a carry nobody holds ends at the last bar line
+        self._end_head()
+        self.piece.tracks.append(self.track)
+        self.track, self.open, self.carry = None, {}, {}
+
+    def finish(self) -> Piece:
+        if self.track is not None:
+            self.problem("missing TRACK_END")
+            if self.in_bar:
+                self._end_bar()
+            self._end_track()
+        return self.piece
+
+
+def text_to_piece(text: str, grid: int = 12, strict: bool = False) -> Piece:
+    """Parse MMM text into a ``Piece``. Never fails unless ``strict``.
+
+    Lenient decoding skips what it cannot use and counts it in ``Piece.issues``; strict decoding
+    raises ``MMMDecodeError`` naming the problem and the word position. Reads the tutorial's
+    text too (float ``TIME_DELTA`` values, ``BPM=``, ``PIECE_END``) and bar-fill text (``FILL_IN``
+    placeholders get their ``FILL_START .. FILL_END`` contents).
+    """
+    if V.FILL_IN in text:  # bar-fill text: put the fills back first
+        from mmmgen.text.fill import resolve_fills
+
+        text = resolve_fills(text)
+    decoder = _Decoder(grid, strict)
+    words = text.split()
+    if strict and words and words[0] != V.PIECE_START:
+        msg = f"text must begin with {V.PIECE_START}, not {words[0]!r}"
+        raise MMMDecodeError(msg)
+    for pos, word in enumerate(words):
+        if not decoder.feed(pos, word):
+            break
+    return decoder.finish()
+
+
+def piece_to_score(piece: Piece, grid: int = 12, tempo: float | None = None, tpq: int = DEFAULT_TPQ):
+    """A ``symusic.Score`` of a piece: one track per text track, drums flagged, one tempo."""
+    from symusic import Note, Score, Tempo, TimeSignature
+    from symusic import Track as SymTrack
+
+    tpq = tpq if tpq % grid == 0 else grid * 40
+    scale = tpq // grid
+    score = Score(tpq)
+    score.time_signatures.append(TimeSignature(0, *piece.time_signature))
+    score.tempos.append(Tempo(0, qpm=float(tempo or piece.tempo or 120.0)))
+    for i, track in enumerate(piece.tracks):
+        name = "Drums" if track.is_drum else f"Track {i + 1}"
+        sym = SymTrack(name=name, program=track.program, is_drum=track.is_drum)
+        for pitch, start, end, vel in track.notes:
+            sym.notes.append(Note(start * scale, (end - start) * scale, pitch, vel))
+        sym.notes.sort()
+        score.tracks.append(sym)
+    return score
+
+
+def text_to_score(text: str, grid: int = 12, strict: bool = False, tempo: float | None = None):
+    """Decode MMM text to a ``symusic.Score`` (see ``text_to_piece``)."""
+    return piece_to_score(text_to_piece(text, grid, strict), grid, tempo)

@@ -1,0 +1,284 @@
+"""MIDI becomes MMM text here: ``score_to_texts`` (its inverse, ``text_to_score``, is ``decode.py``).
+
+The pair is pure: a ``symusic.Score`` in, window texts out (this module), and any word sequence
+back to a valid score (``decode.py``). ``from mmmgen import score_to_texts, text_to_score`` gives
+both. Text <-> token ids is ``model/tokenizer.py``'s job; the words come from ``vocab.py``.
+
+Pipeline of the encoder::
+
+    Score --quantize--> tracks of (pitch, start, end) in grid steps
+          --segments--> stretches of constant meter
+          --windows---> Window(bars x bar_steps, tracks)      (score_to_windows)
+          --text------> "PIECE_START TIME_SIGNATURE=4_4 GENRE=X TRACK_START ..."   (window_to_text)
+
+Notes held over a bar line are tied, not re-attacked: the bar where the note starts has no
+``NOTE_OFF`` for it, and every later bar it sounds in opens with ``NOTE_HOLD=p``. So each bar
+states on its own which pitches sound in it, and any bar can be replaced without breaking the
+others: a ``NOTE_HOLD`` with nothing to continue starts the note at the bar line, and a note left
+open at ``BAR_END`` that the next bar does not hold ends at the bar line.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from mmmgen.config import CodecConfig
+from mmmgen.text import vocab as V
+from mmmgen.text.vocab import bar_steps
+
+
+@dataclass
+class TrackNotes:
+    """One track of a window: notes as ``(pitch, start, end[, velocity])`` in grid steps."""
+
+    program: int
+    is_drum: bool
+    notes: np.ndarray  # int64 array (n, 4): pitch, start, end, velocity; sorted by start, pitch
+
+    @property
+    def word(self) -> str:
+        return V.inst(self.program, self.is_drum)
+
+
+@dataclass
+class Window:
+    """``n_bars`` bars of constant meter cut from a score; times are relative to the window."""
+
+    time_signature: tuple[int, int]
+    n_bars: int
+    bar_steps: int
+    tracks: list[TrackNotes]
+    start_bar: int = 0  # index of the window's first bar in the source score
+
+    @property
+    def n_steps(self) -> int:
+        return self.n_bars * self.bar_steps
+
+    def note_count(self, track: TrackNotes) -> int:
+        """Notes that start inside the window (what ``DENSITY`` bins)."""
+        return int(np.count_nonzero(track.notes[:, 1] >= 0))
+
+    @property
+    def n_notes(self) -> int:
+        """Notes sounding in the window, held-in ones included (what ``min_notes`` filters)."""
+        return sum(len(t.notes) for t in self.tracks)
+
+
+# --- quantization ------------------------------------------------------------------------------
+def quantize_notes(notes: dict[str, np.ndarray], tpq: int, grid: int) -> np.ndarray:
+    """Notes of a track (symusic ``notes.numpy()``) on the grid, cleaned so text can hold them.
+
+    Onsets and offsets snap to the nearest step; notes shorter than a step last one step; a
+    re-struck pitch cuts the previous note of that pitch (text cannot hold two at once); exact
+    duplicates are dropped. Returns an (n, 4) int64 array ``pitch, start, end, velocity`` sorted
+    by start then pitch.
+    """
+    start = np.rint(notes["time"] * grid / tpq).astype(np.int64)
+    end = np.rint((notes["time"] + notes["duration"]) * grid / tpq).astype(np.int64)
+    end = np.maximum(end, start + 1)
+    arr = np.stack([notes["pitch"].astype(np.int64), start, end, notes["velocity"].astype(np.int64)], 1)
+    if len(arr) == 0:
+        return arr.reshape(0, 4)
+    arr = arr[np.lexsort((-arr[:, 2], arr[:, 1], arr[:, 0]))]  # by pitch, start, longest first
+    same_pitch_next = arr[1:, 0] == arr[:-1, 0]
+    keep = np.ones(len(arr), bool)
+    keep[1:] = ~(same_pitch_next & (arr[1:, 1] == arr[:-1, 1]))  # duplicate onset: keep longest
+    arr = arr[keep]
+    same_pitch_next = arr[1:, 0] == arr[:-1, 0]
+    overlap = same_pitch_next & (arr[1:, 1] < arr[:-1, 2])
+    arr[:-1, 2] = np.where(overlap, arr[1:, 1], arr[:-1, 2])
+    return arr[np.lexsort((arr[:, 0], arr[:, 1]))]
+
+
+def meter_segments(score, grid: int) -> list[tuple[int, int, tuple[int, int]]]:
+    """``(start_step, n_bars, (num, den))`` stretches of constant meter covering the score.
+
+    No time signature means 4/4. A meter change mid-bar starts a new segment there (the partial
+    bar before it is dropped). Meters the vocabulary cannot spell are returned too; callers skip them.
+    """
+    tpq = score.tpq
+    signatures: dict[int, tuple[int, int]] = {}
+    for ts in sorted(score.time_signatures, key=lambda ts: ts.time):
+        signatures[round(ts.time * grid / tpq)] = (ts.numerator, ts.denominator)
+    if not signatures or min(signatures) > 0:
+        signatures.setdefault(0, (4, 4))
+    changes: list[tuple[int, tuple[int, int]]] = []
+    for step, meter in sorted(signatures.items()):
+        if not changes or changes[-1][1] != meter:
+            changes.append((step, meter))
+    end_tick = max((int((t.notes.numpy()["time"] + t.notes.numpy()["duration"]).max()) for t in score.tracks if len(t.notes)), default=0)
+    end_step = math.ceil(max(end_tick, score.end()) * grid / tpq)  # symusic's end() is the last onset
+    segments = []
+    for i, (step, meter) in enumerate(changes):
+        seg_end = changes[i + 1][0] if i + 1 < len(changes) else end_step
+        length = max(bar_steps(meter, grid), 1)
+        last = i + 1 == len(changes)
+        n_bars = math.ceil((seg_end - step) / length) if last else (seg_end - step) // length
+        if n_bars > 0:
+            segments.append((step, n_bars, meter))
+    return segments
+
+
+# --- encoder -----------------------------------------------------------------------------------
+def score_to_windows(score, config: CodecConfig | None = None) -> list[Window]:
+    """Cut a score into windows of ``config.bars`` bars every ``config.hop`` bars.
+
+    Windows never cross a meter change and cover the whole score: the last window of a segment
+    (or a segment shorter than one window) is padded with silent bars to ``config.bars`` bars. Tracks without notes in a window are left
+    out of it; windows with fewer than ``config.min_notes`` notes are dropped.
+    """
+    config = config or CodecConfig()
+    grid, tpq = config.grid, score.tpq
+    tracks = [
+        (t.program, t.is_drum, quantize_notes(t.notes.numpy(), tpq, grid))
+        for t in score.tracks
+        if len(t.notes) > 0
+    ]
+    windows: list[Window] = []
+    bar_index = 0
+    for seg_start, n_bars, meter in meter_segments(score, grid):
+        if V.parse_time_signature(f"{meter[0]}_{meter[1]}") is None:
+            bar_index += n_bars  # a meter the text cannot spell (e.g. 7/32)
+            continue
+        length = bar_steps(meter, grid)
+        hop = config.hop or config.bars
+        # every hop bars; a last, partial window only if it reaches bars no earlier window held
+        starts = [s for s in range(0, n_bars, hop) if s == 0 or s - hop + config.bars < n_bars]
+        for first_bar in starts:
+            w0 = seg_start + first_bar * length
+            w1 = w0 + min(config.bars, n_bars - first_bar) * length
+            window = Window(meter, config.bars, length, [], bar_index + first_bar)
+            for program, is_drum, notes in tracks:
+                cut = _clip_notes(notes, w0, w1)
+                if len(cut):
+                    window.tracks.append(TrackNotes(program, is_drum, cut))
+            if window.n_notes >= max(config.min_notes, 1):
+                windows.append(window)
+        bar_index += n_bars
+    return windows
+
+
+def _clip_notes(notes: np.ndarray, w0: int, w1: int) -> np.ndarray:
+    """Notes sounding in ``[w0, w1)``, shifted to the window; held-in notes start at -1.
+
+    A start of -1 marks a note that began before the window (it is written as ``NOTE_HOLD`` in
+    the first bar and not counted as a note of the window).
+    """
+    inside = (notes[:, 1] < w1) & (notes[:, 2] > w0)
+    cut = notes[inside].copy()
+    cut[:, 1:3] -= w0
+    cut[:, 1] = np.where(cut[:, 1] < 0, -1, cut[:, 1])
+    cut[:, 2] = np.minimum(cut[:, 2], w1 - w0)
+    return cut
+
+
+_NOTE_ON = tuple(V.note_on(p) for p in range(V.N_PITCHES))
+_NOTE_OFF = tuple(V.note_off(p) for p in range(V.N_PITCHES))
+_NOTE_HOLD = tuple(V.note_hold(p) for p in range(V.N_PITCHES))
+
+
+def track_to_bar_texts(track: TrackNotes, n_bars: int, bar_len: int, grid: int) -> list[str]:
+    """The words of each bar of a track, ``BAR_START ... BAR_END`` included.
+
+    One pass over the notes: each onset goes to its bar, each offset to the bar it closes, each
+    bar a note sounds through gets a ``NOTE_HOLD``; then one sort by (bar, time, off-before-on,
+    pitch).
+    """
+    events: list[tuple[int, int, int, int]] = []  # (bar, time, 0=off / 1=on, pitch)
+    holds: list[list[int]] = [[] for _ in range(n_bars)]
+    for pitch, start, end, _ in track.notes.tolist():
+        if start >= 0 and start // bar_len < n_bars:
+            events.append((start // bar_len, start, 1, pitch))
+        if (end - 1) // bar_len < n_bars:
+            events.append(((end - 1) // bar_len, end, 0, pitch))
+        for bar in range(start // bar_len + 1, min(-(-end // bar_len), n_bars)):
+            holds[bar].append(pitch)
+    events.sort()
+    bars, i = [], 0
+    for b in range(n_bars):
+        words = [V.BAR_START, *(_NOTE_HOLD[p] for p in sorted(holds[b]))]
+        t = b * bar_len
+        while i < len(events) and events[i][0] == b:
+            _, time, is_on, pitch = events[i]
+            if time != t:
+                words += _time_delta_words(time - t, grid)
+                t = time
+            words.append(_NOTE_ON[pitch] if is_on else _NOTE_OFF[pitch])
+            i += 1
+        words.append(V.BAR_END)
+        bars.append(" ".join(words))
+    return bars
+
+
+@lru_cache(maxsize=4096)
+def _time_delta_words(steps: int, grid: int) -> tuple[str, ...]:
+    longest = V.max_time_delta_steps(grid)
+    words = [V.time_delta(longest, grid)] * (steps // longest)
+    if steps % longest:
+        words.append(V.time_delta(steps % longest, grid))
+    return tuple(words)
+
+
+def density_level(n_notes: int, edges: list[float] | np.ndarray | None) -> int:
+    """The ``DENSITY`` level of a track with ``n_notes`` notes (``len(edges) + 1`` levels)."""
+    if edges is None or len(edges) == 0:
+        return 0
+    return int(np.searchsorted(np.asarray(edges), n_notes, side="right"))
+
+
+def window_to_parts(window: Window, grid: int = 12) -> list[tuple[str, int, str]]:
+    """Per track: ``(INST word, notes in the window, bar texts)``, the costly part of encoding.
+
+    Kept apart from ``parts_to_text`` so the density level can be chosen later, once the
+    dataset-wide density edges are known.
+    """
+    return [
+        (track.word, window.note_count(track), " ".join(track_to_bar_texts(track, window.n_bars, window.bar_steps, grid)))
+        for track in window.tracks
+    ]
+
+
+def parts_to_text(
+    time_signature: tuple[int, int],
+    genre: str | None,
+    parts: list[tuple[str, int, str]],
+    density_edges: list[float] | np.ndarray | None = None,
+    piece_end: bool = False,
+) -> str:
+    """Assemble a window's text from its header settings and ``window_to_parts`` output."""
+    words = [V.PIECE_START, V.time_signature(*time_signature), V.genre(V.normalize_genre(genre))]
+    for inst_word, n_notes, bars in parts:
+        words += [V.TRACK_START, inst_word, V.density(density_level(n_notes, density_edges)), bars, V.TRACK_END]
+    if piece_end:
+        words.append(V.PIECE_END)
+    return " ".join(words)
+
+
+def window_to_text(
+    window: Window,
+    genre: str | None = None,
+    density_edges: list[float] | np.ndarray | None = None,
+    grid: int = 12,
+    piece_end: bool = False,
+) -> str:
+    """The MMM text of one window."""
+    parts = window_to_parts(window, grid)
+    return parts_to_text(window.time_signature, genre, parts, density_edges, piece_end)
+
+
+def score_to_texts(
+    score,
+    config: CodecConfig | None = None,
+    genre: str | None = None,
+    density_edges: list[float] | np.ndarray | None = None,
+) -> list[str]:
+    """All window texts of a score (see ``score_to_windows`` and ``window_to_text``)."""
+    config = config or CodecConfig()
+    return [
+        window_to_text(w, genre, density_edges, config.grid)
+        for w in score_to_windows(score, config)
+    ]

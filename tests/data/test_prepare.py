@@ -1,0 +1,136 @@
+"""``prepare``: a MIDI folder becomes a dataset; bad files are counted, never fatal."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from datasets import load_from_disk
+from synth import make_score, random_score, write
+
+from mmmgen.config import PrepareConfig
+from mmmgen.data.prepare import DatasetError, density_edges, prepare, split_files
+from mmmgen.text import vocab as V
+from mmmgen.text.decode import text_to_piece
+from mmmgen.text.encode import density_level
+
+
+@pytest.fixture(scope="module")
+def midi_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("midi")
+    for i in range(10):
+        write(random_score(i, n_bars=20), root / ("Rock" if i % 2 else "Hip Hop") / f"song{i}.MID")
+    write(make_score([(0, False, [(60, 0, 1)])]), root / "tiny.midi")
+    (root / "empty.mid").write_bytes(b"")
+    (root / "corrupt.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage")
+    (root / "notes.txt").write_text("not midi")
+    with open(root / "genres.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "genre"])
+        for i in range(10):
+            w.writerow([f"{'Rock' if i % 2 else 'Hip Hop'}/song{i}.MID", "Rock" if i % 2 else "Hip Hop"])
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(midi_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds") / "dataset"
+    config = PrepareConfig(genres=str(midi_dir / "genres.csv"), test_size=0.2, num_proc=2, bars=4)
+    report = prepare(midi_dir, out, config)
+    return out, report
+
+
+def test_report_counts_files_and_reasons(prepared):
+    _, report = prepared
+    assert report["files_total"] == 13  # .mid/.MID/.midi, any case; not notes.txt
+    assert report["files_kept"] == 11
+    assert report["files_skipped"] == {"empty file": 1, "unreadable MIDI": 1}
+    assert report["codec"]["bars"] == 4 and len(report["density_edges"]) == 9
+    assert report["tokens"]["train"] > 0 and report["windows"]["train"] > report["windows"]["test"] > 0
+
+
+def test_dataset_columns_split_by_song_and_genres(prepared):
+    out, _report = prepared
+    ds = load_from_disk(str(out))
+    assert set(ds) == {"train", "test"}
+    assert {"text", "source", "start_bar", "genre"} <= set(ds["train"].column_names)
+    assert not set(ds["train"]["source"]) & set(ds["test"]["source"])
+    # the split is drawn by file before parsing: 20% of the 13 files found
+    assert 1 <= len(set(ds["test"]["source"])) <= 3
+    assert set(ds["train"]["genre"]) | set(ds["test"]["genre"]) == {"ROCK", "HIP_HOP", "OTHER"}
+    for row in ds["train"].select(range(5)):
+        assert f"GENRE={row['genre']}" in row["text"]
+        piece = text_to_piece(row["text"], strict=True)
+        assert piece.n_bars == 4
+        assert all(t.density is not None and 0 <= t.density < 10 for t in piece.tracks)
+    starts = sorted(r["start_bar"] for r in ds["train"] if r["source"] == ds["train"][0]["source"])
+    assert starts[:3] == [0, 4, 8]  # the whole file, not only its first window
+
+
+def test_same_seed_same_split_and_num_proc_does_not_matter(midi_dir, prepared, tmp_path):
+    out, _ = prepared
+    again = tmp_path / "again"
+    prepare(midi_dir, again, PrepareConfig(genres=str(midi_dir / "genres.csv"), test_size=0.2, num_proc=1, bars=4))
+    a, b = load_from_disk(str(out)), load_from_disk(str(again))
+    for split in ("train", "test"):
+        assert sorted(a[split]["text"]) == sorted(b[split]["text"])
+
+
+def test_test_size_zero_keeps_everything_in_train(midi_dir, tmp_path):
+    report = prepare(midi_dir, tmp_path / "d", PrepareConfig(test_size=0, num_proc=1, max_files=4))
+    assert report["windows"]["test"] == 0
+    ds = load_from_disk(str(tmp_path / "d"))
+    assert len(ds["test"]) == 0 and len(ds["train"]) == report["windows"]["train"]
+
+
+def test_transpose_augments_train_only_and_never_drums(tmp_path):
+    root = tmp_path / "m"
+    for i in range(3):
+        write(make_score([(0, False, [(60, 0, 1), (127, 1, 1)]), (0, True, [(36, 0, 1)])]), root / f"{i}.mid")
+    report = prepare(root, tmp_path / "d", PrepareConfig(transpose=1, test_size=0.34, num_proc=1))
+    ds = load_from_disk(str(tmp_path / "d"))
+    assert len(ds["test"]) == 1 and sorted(set(ds["train"]["transpose"])) == [-1, 0, 1]
+    up = next(r["text"] for r in ds["train"] if r["transpose"] == 1)
+    assert V.note_on(61) in up and V.note_on(128 - 1) not in up.replace(V.note_on(127), "")  # 127+1 dropped
+    assert V.note_on(36) in up  # the drum track is not transposed
+    assert report["windows"]["train"] == 6
+
+
+def test_density_edges_are_quantiles_of_the_training_set():
+    edges = density_edges(__import__("numpy").arange(100), 10)
+    assert len(edges) == 9 and edges == sorted(edges)
+    assert [density_level(n, edges) for n in (0, 50, 99)] == [0, 5, 9]
+
+
+def test_split_is_stable_and_by_file():
+    sources = [f"s{i}" for i in range(50)]
+    assert split_files(sources, 0.1, 1) == split_files(list(reversed(sources)), 0.1, 1)
+    assert len(split_files(sources, 0.1, 1)) == 5 and split_files(sources, 0.1, 1) != split_files(sources, 0.1, 2)
+
+
+def test_missing_or_empty_folder_is_a_named_error(tmp_path):
+    with pytest.raises(DatasetError, match="not found"):
+        prepare(tmp_path / "nope", tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no MIDI files"):
+        prepare(tmp_path / "empty", tmp_path / "out")
+
+
+def test_report_json_is_written(prepared):
+    out, report = prepared
+    assert json.loads((out / "report.json").read_text()) == json.loads(json.dumps(report))
+
+
+def test_infill_prob_adds_bar_fill_variants_beside_the_windows(midi_dir, tmp_path):
+    from mmmgen.text.fill import resolve_fills
+
+    report = prepare(midi_dir, tmp_path / "d", PrepareConfig(infill_prob=0.5, num_proc=1, max_files=4, test_size=0, bars=4))
+    ds = load_from_disk(str(tmp_path / "d"))["train"]
+    plain = [r for r in ds if not r["infill"]]
+    filled = [r for r in ds if r["infill"]]
+    assert 0 < len(filled) < len(plain) and report["infill_windows"]["train"] == len(filled)
+    texts = {r["text"] for r in plain}
+    for r in filled:
+        assert V.FILL_IN in r["text"] and V.FILL_IN not in resolve_fills(r["text"])
+        assert resolve_fills(r["text"]) in texts  # the variant of an unchanged plain window
