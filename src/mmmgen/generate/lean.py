@@ -6,6 +6,7 @@ faster per word on CPU: benchmarks/bench_generate.py); ``_growing_cache`` serves
 
 from __future__ import annotations
 
+import functools
 import threading
 from contextlib import contextmanager
 
@@ -167,9 +168,7 @@ def _growing_cache():
     return cache
 
 
-_GROWING_LAYER = None
-
-
+@functools.cache
 def _growing_layer_class():
     """``DynamicLayer`` that appends a word's keys/values in place instead of copying the whole cache.
 
@@ -178,9 +177,6 @@ def _growing_layer_class():
     spare room (doubled when full) and returns views of the filled part, so attention still reads
     only the words so far. ``crop`` just moves the end back.
     """
-    global _GROWING_LAYER
-    if _GROWING_LAYER is not None:
-        return _GROWING_LAYER
     from transformers.cache_utils import DynamicLayer
 
     class _GrowingLayer(DynamicLayer):
@@ -230,7 +226,6 @@ def _growing_layer_class():
             self.length, self.key_buffer, self.value_buffer = 0, None, None
             super().reset()
 
-    _GROWING_LAYER = _GrowingLayer
     return _GrowingLayer
 
 

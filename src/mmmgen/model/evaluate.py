@@ -12,30 +12,9 @@ model knows).
 * **Validity**: ``--samples`` pieces of ``--tracks`` tracks from the ``Generator``; the share of
   the tracks asked for that decode strictly with the requested bar count and at least one note.
   Decoding is constrained, so anything below 1.0 is a bug; failures are counted by reason.
-* **Statistics** (Yang & Lerch 2018, "On the evaluation of generative models in music"), per piece,
-  from a list of notes ``(onset, duration, pitch, is_drum)`` with times in quarter notes:
-
-  =======================  ==================================================  ============
-  feature                  per piece                                           notes used
-  =======================  ==================================================  ============
-  pitch_class_histogram    share of notes in each of the 12 pitch classes      pitched
-  pitch_range              highest minus lowest pitch (semitones)              pitched
-  notes_per_bar            notes / bars                                        all
-  note_length_histogram    share of notes in the paper's 12 length classes     pitched
-                           (whole ... eighth triplet; nearest in log scale)
-  inter_onset_interval     mean time between successive distinct onsets       all
-  polyphony                mean count of sounding notes over the time at       pitched
-                           least one sounds (as in MusPy)
-  =======================  ==================================================  ============
-
-  Drums are left out of the pitch and length features. The paper compares the distributions of
-  intra-set and inter-set pairwise distances; that overlap is not 1 for two identical sets, so we
-  compare the feature distributions directly. Scalar features: one Gaussian kernel density per
-  set (Silverman's rule-of-thumb bandwidth, at least 1% of the pooled range), both on one grid,
-  and ``OA = sum(min(p_generated, p_reference))``. Histogram features: the mean per-piece
-  histogram of each set (each piece weighs the same) and ``OA = sum(min(h_generated,
-  h_reference))``. OA is in [0, 1]: 1 for identical sets, 0 for disjoint ones; ``mean_oa`` averages
-  the features that both sets have.
+* **Statistics** (Yang & Lerch 2018): six features per piece (pitch classes, pitch range, notes per
+  bar, note lengths, inter-onset interval, polyphony) and how much the generated set's distributions
+  overlap the reference set's (``mean_oa``); defined and explained in ``stats.py``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Musical statistics of pieces and how much two sets of pieces overlap (``mmmgen evaluate``).
 
-**Statistics** (Yang & Lerch 2018, "On the evaluation of generative models in music"), per piece,
-  from a list of notes ``(onset, duration, pitch, is_drum)`` with times in quarter notes:
+Statistics (Yang & Lerch 2018, "On the evaluation of generative models in music"), per piece, from
+a list of notes ``(onset, duration, pitch, is_drum)`` with times in quarter notes:
 
   =======================  ==================================================  ============
   feature                  per piece                                           notes used
