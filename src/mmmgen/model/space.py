@@ -132,9 +132,9 @@ $marker (mmmgen $version, gradio $gradio, torch $torch, Python $python).
 
 ## Run it
 
-    pip install --extra-index-url $torch_index -r requirements.txt
-    sudo apt-get install $apt    # better audio; without them a small pip SoundFont is used
-    python app.py                                # then open http://localhost:7860/
+    pip install -r requirements.txt      # CPU torch from $torch_index
+    sudo apt-get install $apt    # FluidSynth audio; without it pretty_midi's SoundFont plays
+    python app.py                        # then open http://localhost:7860/
 
 or with Docker:
 
