@@ -102,6 +102,17 @@ def test_requirements_pin_every_direct_dependency(space):
     assert "gradio" in pins and "mmmgen" not in pins  # mmmgen itself travels as source beside app.py
 
 
+def test_pip_reads_the_requirements_and_this_environment_meets_them(space, tmp_path):
+    requirements = (space / "requirements.txt").read_text()
+    if not version("torch").endswith("+cpu"):  # a torch from PyPI here: the same version, another build
+        requirements = re.sub(r"^torch==(.+)\+cpu$", r"torch==\1", requirements, flags=re.M)
+    (tmp_path / "requirements.txt").write_text(requirements)
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--no-deps", "-r",
+                           str(tmp_path / "requirements.txt")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Would install" not in done.stdout and done.stdout.count("already satisfied") >= len(pyproject_dependencies())
+
+
 def instructions(dockerfile: Path) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
     text = re.sub(r"\\\n", " ", dockerfile.read_text())
