@@ -302,6 +302,23 @@ def cmd_app(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_space(argv: Sequence[str]) -> int:
+    from mmmgen.config import SpaceConfig
+    from mmmgen.model.space import export_space
+
+    (c,), ns = parse_config(
+        argv, [SpaceConfig], "mmmgen space",
+        "Write a folder that runs as a Hugging Face Space (Gradio) or a Docker image: app.py, requirements.txt, "
+        "packages.txt, README.md (front matter + model card), Dockerfile, the model and mmmgen's source.",
+        positionals=[("run", "Run folder of a trained model; default: the model shipped with mmmgen; latest: the newest under runs/."),
+                     ("out", "Folder to write (new, empty, or an earlier `mmmgen space` folder, which is replaced).")],
+    )
+    out = export_space(ns["run"], ns["out"], c)
+    print(f"Space written to {out}\n  try it:  python {out / 'app.py'}   (then open http://localhost:7860/)\n"
+          f"  push it: see {out / 'README.md'} (hf upload USER/SPACE {out} . --repo-type space)")
+    return 0
+
+
 COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "corpus": (cmd_corpus, "export the embedded music21 corpus to MIDI + genres.csv"),
     "genres": (cmd_genres, "label a MIDI collection with genres (artist CSV, folders, Spotify) -> path,genre CSV"),
@@ -315,6 +332,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "render": (cmd_render, "MMM text or MIDI -> MIDI, audio (FluidSynth), piano roll"),
     "evaluate": (cmd_evaluate, "trained run -> loss per note, validity, musical statistics vs reference (JSON, model card)"),
     "app": (cmd_app, "the web app: build a piece instrument by instrument in the browser"),
+    "space": (cmd_space, "trained run -> a folder that runs as a Hugging Face Space or a Docker image"),
 }
 
 

@@ -453,3 +453,33 @@ class EvaluateConfig:
         if (self.bars is not None and self.bars < 1) or (self.max_windows is not None and self.max_windows < 1):
             msg = f"--bars and --max-windows must be at least 1, got {self.bars}, {self.max_windows}"
             raise ValueError(msg)
+
+
+# --- sharing a model (mmmgen space) --------------------------------------------------------------
+SPACE_COLORS = ("red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray")  # what Spaces accept
+
+
+@dataclass
+class SpaceConfig:
+    """``mmmgen space RUN OUT``: a folder that runs as a Hugging Face Space (or a Docker image)."""
+
+    title: str = field(default="MMM music generator", metadata={"help": "The Space's title (README front matter)."})
+    emoji: str = field(default="🎹", metadata={"help": "The Space's emoji."})
+    color_from: str = field(default="indigo", metadata={"help": "First colour of the Space's card.", "choices": list(SPACE_COLORS)})
+    color_to: str = field(default="purple", metadata={"help": "Second colour of the Space's card.", "choices": list(SPACE_COLORS)})
+    license: str = field(default="mit", metadata={"help": "Licence id of the Space (e.g. mit, apache-2.0, cc-by-4.0); mind the training data's."})
+    short_description: str = field(
+        default="Multitrack music, one instrument at a time", metadata={"help": "One line under the title (at most 60 characters)."}
+    )
+    max_mb: float = field(default=1000.0, metadata={"help": "Refuse a model larger than this many megabytes."})
+
+    def __post_init__(self) -> None:
+        if self.color_from not in SPACE_COLORS or self.color_to not in SPACE_COLORS:
+            msg = f"--color-from and --color-to must be one of {', '.join(SPACE_COLORS)}, got {self.color_from!r}, {self.color_to!r}"
+            raise ValueError(msg)
+        if not self.title.strip() or len(self.short_description) > 60:
+            msg = f"--title must not be empty and --short-description at most 60 characters, got {len(self.short_description)}"
+            raise ValueError(msg)
+        if self.max_mb <= 0:
+            msg = f"--max-mb must be positive, got {self.max_mb}"
+            raise ValueError(msg)
