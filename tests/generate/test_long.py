@@ -91,7 +91,7 @@ def test_seeded_extension_is_reproducible_and_one_window_songs_are_unchanged(unt
 
 
 def test_a_window_too_long_for_the_context_is_written_with_fewer_bars(untrained):
-    model, tok = untrained
+    _, tok = untrained
     torch.manual_seed(0)
     small = GPT2LMHeadModel(GPT2Config(vocab_size=tok.vocab_size, n_positions=160, n_embd=16, n_layer=1, n_head=2))
     gen = Generator(small, tok, window=8)
