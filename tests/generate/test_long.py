@@ -110,6 +110,8 @@ def test_impossible_extensions_say_why(untrained):
         gen.extend(song, MAX_BARS)
     with pytest.raises(GenerationError, match="bars must be"):
         gen.extend(song, 0)
+    with pytest.raises(GenerationError, match="track 1 has 2 bars, the song 3"):
+        gen.extend(Song(n_bars=3, tracks=song.tracks), 2)
     with pytest.raises(GenerationError, match="takes no density"):
         gen.extend(song, 2, density=3)
     with pytest.raises(GenerationError, match=f"at most {MAX_BARS}"):

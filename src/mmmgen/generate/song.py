@@ -126,6 +126,10 @@ class Generator(Engine):
             msg = f"bars must be in 1..{MAX_BARS - song.n_bars} (a song has at most {MAX_BARS} bars; this one has {song.n_bars})"
             raise GenerationError(msg)
         header, tracks = split_song(song.text)
+        for k, t in enumerate(tracks):
+            if len(t.bars) != song.n_bars:
+                msg = f"track {k + 1} has {len(t.bars)} bars, the song {song.n_bars}: every track needs the song's bars to be extended"
+                raise GenerationError(msg)
         specs = [TrackSpec(song.n_bars + int(bars), song.time_signature) for _ in tracks]
         tracks = extend_tracks(self, header, tracks, int(bars), specs, sampling or Sampling())
         result = replace(song, n_bars=song.n_bars + int(bars), tracks=tuple(t.text() for t in tracks))
