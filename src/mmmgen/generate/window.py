@@ -22,6 +22,10 @@ the new bars at ``RESERVE`` times the words per bar seen so far); when a window 
 context (``ContextFull``) it is written again with fewer bars, and only a window of one new bar
 without recent bars that does not fit is an error. Songs of at most ``window`` bars that fit are
 written in one window: exactly the text (and, for a seed, the words) of a plain call.
+
+Method (a), MMM bar-fill of the new bars of every track at once (so that every track also sees the
+others' recent bars), needs a model trained with such masks; it would replace ``extend_tracks``'s
+per-track ``write_span`` with ``infill_tracks``-style fills over a window padded with ``FILL_IN`` bars.
 """
 
 from __future__ import annotations
