@@ -52,7 +52,7 @@ def test_every_api_name(app_url):
     from gradio_client import Client
 
     c = Client(app_url, verbose=False)
-    assert {"/start", "/add", "/remove_last", "/regenerate_last", "/change_tempo", "/regenerate_bars", "/upload"} <= set(
+    assert {"/start", "/add", "/remove_last", "/regenerate_last", "/change_tempo", "/regenerate_bars", "/upload", "/extend"} <= set(
         c.view_api(return_format="dict")["named_endpoints"]
     )
     audio, midi, roll, instruments, tokens = call(c, "/start", seed=1)
@@ -68,11 +68,16 @@ def test_every_api_name(app_url):
     *_, filled = c.predict(*{**CONTROLS, "seed": 4}.values(), 1, 2, 2, api_name="/regenerate_bars")
     old, new = split_words(regenerated), split_words(filled)
     assert old.tracks[1] == new.tracks[1] and old.tracks[0].bars[0] == new.tracks[0].bars[0]  # only bar 2 of track 1 changes
+    *_, longer = c.predict(*{**CONTROLS, "seed": 5}.values(), 3, api_name="/extend")  # 3 new bars on every track
+    assert [t.bars[:2] for t in split_words(longer).tracks] == [t.bars for t in new.tracks]
+    assert [t.n_bars for t in text_to_piece(longer, strict=True).tracks] == [5, 5]
+    *_, default = call(c, "/extend", seed=6)  # the number of new bars has a default: one trained window
+    assert text_to_piece(default, strict=True).n_bars == 7
     *_, instruments, tokens = call(c, "/remove_last")
     assert tracks_of(tokens) == 1 and len(instruments.splitlines()) == 1
-    for text in (tokens, regenerated):
+    for text, n_bars in ((tokens, 7), (regenerated, 2)):
         for track in text_to_piece(text, strict=True).tracks:
-            assert track.n_bars == 2 and track.notes
+            assert track.n_bars == n_bars and track.notes
 
 
 def test_impossible_actions_keep_the_page(app_url):
@@ -93,7 +98,7 @@ def test_upload_a_midi_file_and_reject_bad_ones(app_url, tmp_path):
     good = write(random_score(3, n_bars=4), tmp_path / "song.mid")
     *_, instruments, tokens = c.predict(handle_file(str(good)), 100, api_name="/upload")
     piece = text_to_piece(tokens, strict=True)
-    assert piece.tracks and piece.n_bars == 2 and len(instruments.splitlines()) == len(piece.tracks)
+    assert piece.tracks and piece.n_bars >= 4 and len(instruments.splitlines()) == len(piece.tracks)  # every bar kept
     bad = tmp_path / "bad.mid"
     bad.write_bytes(b"MThd garbage")
     *_, after = c.predict(handle_file(str(bad)), 100, api_name="/upload")
@@ -166,6 +171,13 @@ def test_in_a_real_browser(app_url, tmp_path):
         before = click("Regenerate last instrument", 3)
         click("Remove last instrument", 2)
         click("Regenerate bars", 2)
+        page.get_by_role("button", name="Continue", exact=True).click()  # 2 more bars (the default) on both tracks
+        page.wait_for_function(
+            "() => { const t = document.querySelector('#tokens textarea');"
+            " return t && t.value.split(' ').filter(w => w === 'BAR_START').length === 2 * 4; }",
+            timeout=120_000,
+        )
+        assert {t.n_bars for t in text_to_piece(tokens.input_value(), strict=True).tracks} == {4}
         page.get_by_role("button", name="Change tempo", exact=True).click()
         page.wait_for_timeout(300)
         page.wait_for_function("() => !document.body.innerText.includes('processing')", timeout=120_000)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mmmgen.errors import MMMGenError
 from mmmgen.generate.sampling import GenerationError, Sampling
-from mmmgen.generate.song import Generator, Song
+from mmmgen.generate.song import MAX_BARS, Generator, Song
 from mmmgen.text import vocab as V
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,9 @@ RANDOM_GENRE = "RANDOM"
 MODEL_CHOICE = "Model's choice"
 AUTO_DENSITY = "auto"
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
-ACTIONS = ("start", "add", "remove_last", "regenerate_last", "change_tempo", "regenerate_bars")
+ACTIONS = ("start", "add", "remove_last", "regenerate_last", "change_tempo", "regenerate_bars", "extend")
+MAX_LENGTH_BARS = 128  # the length control's maximum (Continue makes a song longer, up to MAX_BARS)
+MAX_UPLOAD_BARS = MAX_BARS  # an upload keeps this many bars at most (a message says when it is cut)
 
 
 @dataclass
@@ -165,9 +167,18 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
 
         return guarded(action)(song, temperature, genre, instrument, density, tempo, seed, bars)
 
+    def extend(song, temperature, genre, instrument, density, tempo, seed, bars, new_bars=settings.bars):
+        def action(song, c, tempo, _bars):
+            return generator.extend(generator.change_tempo(need(song), tempo), int(new_bars), c["sampling"])
+
+        return guarded(action)(song, temperature, genre, instrument, density, tempo, seed, bars)
+
     def upload(song, file, tempo):
         try:
-            return respond(song_from_midi(file, generator, settings, tempo))
+            new, note = song_from_upload(file, settings, tempo)
+            if note:
+                gr.Warning(f"Uploaded file: {note}")
+            return respond(new)
         except (MMMGenError, ValueError) as exc:
             gr.Warning(str(exc))
         except Exception:
@@ -186,7 +197,9 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
                 density = gr.Dropdown([AUTO_DENSITY, *map(str, range(settings.density_levels))], value=AUTO_DENSITY, label="Density level", elem_id="density")
                 tempo = gr.Slider(60, 180, value=120, step=1, label="Tempo (BPM)", elem_id="tempo")
                 seed = gr.Number(value=None, precision=0, label="Seed (empty or 0: a fresh random seed each time)", elem_id="seed")
-                bars = gr.Slider(1, max(16, settings.bars), value=settings.bars, step=1, label=f"Bars (trained on {settings.bars})", elem_id="bars")
+                bars = gr.Slider(1, max(MAX_LENGTH_BARS, settings.bars), value=settings.bars, step=1,
+                                 label=f"Bars (trained on {settings.bars}; longer songs are written {settings.bars} bars at a time)", elem_id="bars")
+                new_bars = gr.Slider(1, 64, value=settings.bars, step=1, label="New bars on every track (Continue)", elem_id="new_bars")
                 with gr.Group():
                     gr.Markdown("**Regenerate bars** of any track (the rest stays as it is)")
                     with gr.Row():
@@ -194,7 +207,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
                         fill_first = gr.Number(value=1, precision=0, minimum=1, label="From bar", elem_id="fill_first")
                         fill_last = gr.Number(value=settings.bars, precision=0, minimum=1, label="To bar", elem_id="fill_last")
                     b_fill = gr.Button("Regenerate bars", elem_id="regenerate_bars")
-                upload_box = gr.File(label="Start from a MIDI file (max 2 MB)", file_types=[".mid", ".midi"], elem_id="upload")
+                upload_box = gr.File(label=f"Start from a MIDI file (max 2 MB, {MAX_UPLOAD_BARS} bars)", file_types=[".mid", ".midi"], elem_id="upload")
             with gr.Column(scale=2):
                 with gr.Row():
                     b_start = gr.Button("Start from scratch", variant="primary", elem_id="start")
@@ -202,6 +215,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
                     b_remove = gr.Button("Remove last instrument", elem_id="remove_last")
                     b_regen = gr.Button("Regenerate last instrument", elem_id="regenerate_last")
                     b_tempo = gr.Button("Change tempo", elem_id="change_tempo")
+                    b_extend = gr.Button("Continue", elem_id="extend")
                 audio = gr.Audio(label="Audio", type="filepath", elem_id="audio", interactive=False)
                 pianoroll = gr.Image(label="Piano roll", type="filepath", elem_id="pianoroll", interactive=False)
                 with gr.Row():
@@ -215,6 +229,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
         ):
             button.click(guarded(action), controls, outputs, api_name=action.__name__, concurrency_id="model")
         b_fill.click(regenerate_bars, [*controls, fill_track, fill_first, fill_last], outputs, api_name="regenerate_bars", concurrency_id="model")
+        b_extend.click(extend, [*controls, new_bars], outputs, api_name="extend", concurrency_id="model")
         upload_box.upload(upload, [song_state, upload_box, tempo], outputs, api_name="upload", concurrency_id="model")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     demo.mmmgen_renderer = render  # keeps the temp folder alive as long as the app
@@ -222,10 +237,14 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
 
 
 def song_from_midi(file, generator: Generator, settings: AppSettings, tempo: float) -> Song:
-    """The first window of an uploaded MIDI file as a song (its tracks become the song's)."""
-    from mmmgen.config import CodecConfig
+    """Every bar of an uploaded MIDI file (up to ``MAX_UPLOAD_BARS``) as a song (its tracks become the song's)."""
+    return song_from_upload(file, settings, tempo)[0]
+
+
+def song_from_upload(file, settings: AppSettings, tempo: float) -> tuple[Song, str | None]:
+    """``song_from_midi``, and what was cut from the file (None when nothing was)."""
     from mmmgen.data.prepare import load_score
-    from mmmgen.text.encode import score_to_windows, window_to_text
+    from mmmgen.generate.song import score_song
 
     path = Path(file if isinstance(file, str) else getattr(file, "name", ""))
     if not path.is_file():
@@ -234,16 +253,12 @@ def song_from_midi(file, generator: Generator, settings: AppSettings, tempo: flo
     if path.stat().st_size > MAX_UPLOAD_BYTES:
         msg = f"the file is larger than {MAX_UPLOAD_BYTES // 1024 // 1024} MB"
         raise GenerationError(msg)
-    score = load_score(path)
-    windows = score_to_windows(score, CodecConfig(grid=settings.grid, bars=settings.bars))
-    if not windows:
-        msg = "the file has no bars with notes"
-        raise GenerationError(msg)
-    text = window_to_text(windows[0], V.OTHER_GENRE, settings.density_edges, settings.grid)
-    if len(text.split()) >= generator.context:
-        msg = f"the first {settings.bars} bars of that file are longer than the model's context"
-        raise GenerationError(msg)
-    return Song.from_text(text, tempo=tempo, n_bars=settings.bars)
+    codec = {"bars": settings.bars, "grid": settings.grid}
+    try:
+        return score_song(load_score(path), {"codec": codec, "density_edges": settings.density_edges}, tempo, MAX_UPLOAD_BARS)
+    except GenerationError as exc:
+        msg = f"the file has {exc}"
+        raise GenerationError(msg) from None
 
 
 def offline_theme():

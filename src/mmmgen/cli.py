@@ -237,6 +237,29 @@ def cmd_infill(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_extend(argv: Sequence[str]) -> int:
+    from mmmgen.config import ExtendConfig
+    from mmmgen.generate.sampling import Sampling
+    from mmmgen.generate.song import MAX_BARS, prompt_song
+    from mmmgen.model.run import find_run, generator_from_run
+    from mmmgen.render.files import render_score
+    from mmmgen.text.decode import text_to_score
+
+    (c,), ns = parse_config(
+        argv, [ExtendConfig], "mmmgen extend",
+        f"Continue a piece: every track gets --bars more bars, window by window; its bars (up to {MAX_BARS}) stay as they are.",
+        [("input", f"The piece: MMM text (first line; e.g. a piece.txt from generate) or a MIDI file (all its bars, up to {MAX_BARS}).")],
+    )
+    generator, settings = generator_from_run(find_run(c.model))
+    song = prompt_song(ns["input"], settings, c.tempo)
+    before = song.n_bars
+    song = generator.extend(song, c.bars or generator.window, Sampling(c.temperature, c.top_k, c.top_p, c.seed))
+    score = text_to_score(song.text, generator.grid, tempo=song.tempo)
+    written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
+    print(f"{len(song.tracks)} tracks, {before} + {song.n_bars - before} = {song.n_bars} bars; wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
 def cmd_evaluate(argv: Sequence[str]) -> int:
     from mmmgen.config import EvaluateConfig
     from mmmgen.model.evaluate import evaluate, format_table
@@ -329,6 +352,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "sweep": (cmd_sweep, "search training settings (W&B sweep YAML) offline with Optuna -> results.csv, best.yaml"),
     "generate": (cmd_generate, "trained run -> a new piece, one instrument at a time (MIDI, audio, picture, text)"),
     "infill": (cmd_infill, "regenerate chosen bars of any track of a piece (MMM bar-fill)"),
+    "extend": (cmd_extend, "continue a piece (MMM text or your MIDI): more bars on every track"),
     "render": (cmd_render, "MMM text or MIDI -> MIDI, audio (FluidSynth), piano roll"),
     "evaluate": (cmd_evaluate, "trained run -> loss per note, validity, musical statistics vs reference (JSON, model card)"),
     "app": (cmd_app, "the web app: build a piece instrument by instrument in the browser"),

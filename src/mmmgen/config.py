@@ -317,9 +317,9 @@ class GenerateConfig(PieceConfig):
         metadata={"help": "Instrument of each new track in order: GM program number, GM name or DRUMS (the rest: model's choice).", "nargs": "+"},
     )
     density: int | None = field(default=None, metadata={"help": "DENSITY level of every new track (default: model's choice)."})
-    bars: int | None = field(default=None, metadata={"help": "Bars per track (default: as trained)."})
+    bars: int | None = field(default=None, metadata={"help": "Bars per track (default: as trained; longer: the first window, then extended; at most 256)."})
     time_signature: str = field(default="4_4", metadata={"help": "Meter, e.g. 4_4, 3_4, 6_8."})
-    prompt: str | None = field(default=None, metadata={"help": "Start from a MIDI file (its first bars) or MMM text; new tracks are added to it."})
+    prompt: str | None = field(default=None, metadata={"help": "Start from a MIDI file (all its bars, up to 256) or MMM text; new tracks are added to it."})
 
     def __post_init__(self) -> None:
         if self.tracks < 0 or (self.tracks == 0 and not self.prompt):
@@ -373,6 +373,18 @@ class InfillConfig(PieceConfig):
             msg = f"--bars must be 1-based with A <= B, got {self.bars!r}"
             raise ValueError(msg)
         return list(range(a - 1, b))
+
+
+@dataclass
+class ExtendConfig(PieceConfig):
+    """``mmmgen extend``: N more bars on every track of a piece (MMM text or MIDI); its bars stay as they are."""
+
+    bars: int | None = field(default=None, metadata={"help": "New bars on every track (default: one trained window, e.g. 8)."})
+
+    def __post_init__(self) -> None:
+        if self.bars is not None and self.bars < 1:
+            msg = f"--bars must be at least 1, got {self.bars}"
+            raise ValueError(msg)
 
 
 # --- hyperparameter sweeps (mmmgen sweep) ------------------------------------------------------

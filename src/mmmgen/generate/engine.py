@@ -21,7 +21,7 @@ from mmmgen.generate.lean import (
     _LeanCache,
     _one_cpu_thread,
 )
-from mmmgen.generate.sampling import GenerationError, Sampling, _draw
+from mmmgen.generate.sampling import ContextFull, Sampling, _draw
 from mmmgen.text import vocab as V
 
 _CHUNK = 3  # most words ``_lean_step(per_word=True)`` reads at once (MKL's addmm rows match one-row calls up to 3 here)
@@ -42,9 +42,11 @@ class Engine:
         grid: grid steps per quarter of the text (the dataset's setting).
         density_levels: DENSITY levels the model was trained with.
         genres: the genres offered (default: every ``GENRE=`` word of the vocabulary).
+        window: bars per training example: longer songs are written window by window (``window.py``).
     """
 
-    def __init__(self, model, tokenizer, grid: int = 12, density_levels: int = 10, genres: list[str] | None = None):
+    def __init__(self, model, tokenizer, grid: int = 12, density_levels: int = 10, genres: list[str] | None = None,
+                 window: int = 8):
         import torch
 
         self.torch = torch
@@ -60,6 +62,7 @@ class Engine:
         )
         self.device = next(model.parameters()).device
         self.context = int(getattr(model.config, "n_positions", 1024))
+        self.window = max(int(window), 1)
         self._cache = _Cache()
         self._lock = threading.Lock()
 
@@ -102,7 +105,8 @@ class Engine:
         while state.phase != DONE:
             if n_seen >= self.context:
                 msg = f"the song would exceed the model's context of {self.context} tokens; remove a track or use fewer bars"
-                raise GenerationError(msg)
+                self._cache = _Cache()  # its keys/values now hold words of this failed call
+                raise ContextFull(msg)
             mask = allowed(state, table)
             forced = -1
             if lean and not first and len(feed) < _CHUNK and np.count_nonzero(mask[:n_logits]) == 1:

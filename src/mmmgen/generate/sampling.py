@@ -14,6 +14,10 @@ class GenerationError(MMMGenError):
     """An impossible request: no track to remove, a song longer than the model's context, ..."""
 
 
+class ContextFull(GenerationError):
+    """The text being written reached the model's context (a window with fewer bars may still fit)."""
+
+
 @dataclass(frozen=True)
 class Sampling:
     """How words are drawn: temperature, top-k, top-p (nucleus), seed (None = fresh randomness)."""

@@ -2,7 +2,8 @@
 
 A ``Song`` is a value: its meter, genre, bar count, tempo and the MMM text of each track. The
 ``Generator`` holds the model and tokenizer (loaded once, passed in) and turns a song into a new
-song: ``start``, ``add_track``, ``regenerate_last``, ``remove_last``, ``change_tempo``. Every
+song: ``start``, ``add_track``, ``regenerate_last``, ``remove_last``, ``change_tempo``, ``infill``,
+``extend``. Songs of any length (up to ``MAX_BARS``) are written window by window (``window.py``). Every
 sampled word is masked by the grammar rules of ``grammar.py`` (``engine.py`` draws them), so a new track always parses,
 has exactly the song's number of bars and at least one note. The key/value cache of the text
 already read is kept between calls, so adding a track reads only the new words.
@@ -10,14 +11,19 @@ already read is kept between calls, so adding a track reads only the new words.
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, replace
 
 from mmmgen.generate.engine import Engine
-from mmmgen.generate.grammar import TrackSpec, TrackState
+from mmmgen.generate.grammar import TrackSpec
 from mmmgen.generate.sampling import GenerationError, Sampling
 from mmmgen.text import vocab as V
 from mmmgen.text.decode import text_to_piece
+
+log = logging.getLogger(__name__)
+
+MAX_BARS = 256  # the longest song (bars): longer prompts and uploads are cut here, with a message
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,7 @@ class Song:
 
 class Generator(Engine):
     """Songs made and changed one track at a time: ``start``, ``add_track``, ``regenerate_last``,
-    ``remove_last``, ``change_tempo``, ``infill``. Each returns a new ``Song``."""
+    ``remove_last``, ``change_tempo``, ``infill``, ``extend``. Each returns a new ``Song``."""
 
     # --- song operations -----------------------------------------------------------------
     def start(self, genre: str | None = None, time_signature=(4, 4), n_bars: int = 8, tempo: float = 120.0, **track) -> Song:
@@ -97,8 +103,43 @@ class Generator(Engine):
             taken = set(song.instruments)
             instruments = [k for k in self.table.inst if k not in taken]
         spec = TrackSpec(song.n_bars, song.time_signature, instruments, density)
-        track = self._sample_track(song.text, spec, sampling or Sampling())
+        track = self._sample_track(song, spec, sampling or Sampling())
         return replace(song, tracks=(*song.tracks, track))
+
+    def extend(self, song: Song, bars: int, sampling: Sampling | None = None, **track_kwargs) -> Song:
+        """The song with ``bars`` more bars on every track; every earlier bar stays word for word.
+
+        Window by window (``window.py``): the model reads the most recent bars of every track (as
+        many as its context holds) and writes the new bars track by track under the grammar masks.
+        Each track keeps its instrument and density. ``track_kwargs`` are per-track controls; none
+        applies to bars that continue a track yet, so any given is an error.
+        """
+        from mmmgen.generate.window import extend_tracks, split_song
+
+        if track_kwargs:
+            msg = f"extend takes no {', '.join(sorted(track_kwargs))}: new bars keep each track's instrument and density"
+            raise GenerationError(msg)
+        if not song.tracks:
+            msg = "the song has no track to extend"
+            raise GenerationError(msg)
+        if not 1 <= int(bars) <= MAX_BARS - song.n_bars:
+            msg = f"bars must be in 1..{MAX_BARS - song.n_bars} (a song has at most {MAX_BARS} bars; this one has {song.n_bars})"
+            raise GenerationError(msg)
+        header, tracks = split_song(song.text)
+        for k, t in enumerate(tracks):
+            if len(t.bars) != song.n_bars:
+                msg = f"track {k + 1} has {len(t.bars)} bars, the song {song.n_bars}: every track needs the song's bars to be extended"
+                raise GenerationError(msg)
+        specs = [TrackSpec(song.n_bars + int(bars), song.time_signature) for _ in tracks]
+        tracks = extend_tracks(self, header, tracks, int(bars), specs, sampling or Sampling())
+        result = replace(song, n_bars=song.n_bars + int(bars), tracks=tuple(t.text() for t in tracks))
+        self._check(result)
+        return result
+
+    def _check(self, song: Song) -> None:
+        """Every track parses strictly, has exactly the song's bars and at least one note (else a bug)."""
+        piece = text_to_piece(song.text, self.grid, strict=True)
+        assert all(t.n_bars == song.n_bars and t.notes for t in piece.tracks), "constraints failed"
 
     def regenerate_last(self, song: Song, **track) -> Song:
         """The song with its last track written anew (same instrument unless another is forced)."""
@@ -124,10 +165,11 @@ class Generator(Engine):
             raise GenerationError(msg)
         return replace(song, tempo=float(tempo))
 
-    def _sample_track(self, song_text: str, spec: TrackSpec, sampling: Sampling) -> str:
-        state = TrackState(spec, self.grid)
-        words = self._sample_words(f"{song_text} {V.TRACK_START}", state, sampling)
-        text = " ".join([V.TRACK_START, *words])
+    def _sample_track(self, song: Song, spec: TrackSpec, sampling: Sampling) -> str:
+        from mmmgen.generate.window import split_song, write_track
+
+        header, others = split_song(song.text)
+        text = write_track(self, header, others, spec.n_bars, spec, sampling).text()
         piece = text_to_piece(f"PIECE_START {V.time_signature(*spec.time_signature)} {text}", self.grid, strict=True)
         assert piece.tracks[0].n_bars == spec.n_bars and piece.tracks[0].notes, "constraints failed"
         return text
@@ -143,7 +185,7 @@ class Generator(Engine):
         held into the first new bar (or ends at the bar line); a ``NOTE_HOLD`` in the bar after the
         span continues a note the new bars leave sounding, else it starts the note at the bar line.
         """
-        from mmmgen.text.fill import mask_bars, sounding_at_end, split_words
+        from mmmgen.generate.window import infill_tracks, split_song
 
         sampling = sampling or Sampling()
         if not 0 <= track < len(song.tracks):
@@ -153,25 +195,11 @@ class Generator(Engine):
         if not bars or bars[0] < 0 or bars[-1] >= song.n_bars:
             msg = f"bars must be within 1..{song.n_bars}"
             raise GenerationError(msg)
-        piece = split_words(song.text)
-        context = mask_bars(song.text, {track: bars}, with_fills=False)
-        spec = TrackSpec(1, song.time_signature)
-        written: dict[int, list[str]] = {}
-        for i, b in enumerate(bars):
-            before = written.get(b - 1, piece.tracks[track].bars[b - 1] if b > 0 else [])
-            state = TrackState.for_fill(spec, sounding_at_end(before), self.grid)
-            seed = None if sampling.seed is None else sampling.seed + i
-            context += f" {V.FILL_START}"
-            words = self._sample_words(context, state, replace(sampling, seed=seed))
-            context += " " + " ".join(words)
-            written[b] = words[:-1]  # without FILL_END
-        target = piece.tracks[track]
-        target.bars = [written.get(b, bar) for b, bar in enumerate(target.bars)]
-        tracks = tuple(target.text() if k == track else t for k, t in enumerate(song.tracks))
-        result = replace(song, tracks=tracks)
+        header, tracks = split_song(song.text)
+        tracks = infill_tracks(self, header, tracks, track, bars, TrackSpec(1, song.time_signature), sampling)
+        result = replace(song, tracks=tuple(t.text() if k == track else old for k, (t, old) in enumerate(zip(tracks, song.tracks, strict=True))))
         assert text_to_piece(result.text, self.grid, strict=True).tracks[track].n_bars == song.n_bars
         return result
-
 
 
 def instrument_label(program: int, is_drum: bool) -> str:
@@ -185,13 +213,12 @@ def instrument_label(program: int, is_drum: bool) -> str:
 
 
 # --- prompts and whole pieces (used by the CLI and the app) -------------------------------------
-def prompt_song(path, settings: dict, tempo: float = 120.0) -> Song:
-    """The song a prompt file starts: the first window of a MIDI file, or the first line of MMM text."""
-    from pathlib import Path
+def prompt_song(path, settings: dict, tempo: float = 120.0, max_bars: int = MAX_BARS) -> Song:
+    """The song a prompt file starts: every bar of a MIDI file (up to ``max_bars``), or the first line of MMM text.
 
-    from mmmgen.config import CodecConfig
-    from mmmgen.data.prepare import load_score
-    from mmmgen.text.encode import score_to_windows, window_to_text
+    A cut (more bars than ``max_bars``, or a meter change: a song keeps one meter) is logged as a warning.
+    """
+    from pathlib import Path
 
     path = Path(path)
     codec = settings.get("codec", {})
@@ -200,18 +227,56 @@ def prompt_song(path, settings: dict, tempo: float = 120.0) -> Song:
         msg = f"prompt not found: {path}"
         raise GenerationError(msg)
     if path.suffix.lower() in (".mid", ".midi"):
-        windows = score_to_windows(load_score(path), CodecConfig(grid=grid, bars=bars))
-        if not windows:
-            msg = f"{path}: no bars with notes"
-            raise GenerationError(msg)
-        text = window_to_text(windows[0], V.OTHER_GENRE, settings.get("density_edges"), grid)
-    else:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if not lines:
-            msg = f"{path}: empty prompt"
-            raise GenerationError(msg)
-        text = lines[0]
-    return Song.from_text(text, tempo=tempo, n_bars=text_to_piece(text, grid).n_bars or bars)
+        from mmmgen.data.prepare import load_score
+
+        song, note = score_song(load_score(path), settings, tempo, max_bars)
+        if note:
+            log.warning("%s: %s", path, note)
+        return song
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines:
+        msg = f"{path}: empty prompt"
+        raise GenerationError(msg)
+    text = lines[0]
+    song = Song.from_text(text, tempo=tempo, n_bars=text_to_piece(text, grid).n_bars or bars)
+    if song.n_bars > max_bars:
+        msg = f"{path}: {song.n_bars} bars; a song has at most {max_bars}"
+        raise GenerationError(msg)
+    return song
+
+
+def score_song(score, settings: dict, tempo: float = 120.0, max_bars: int = MAX_BARS) -> tuple[Song, str | None]:
+    """Every bar of a ``symusic.Score`` as a song (notes as the codec quantizes them), and what was cut, if anything.
+
+    The song starts at the score's first stretch of one (spellable) meter with notes and ends
+    with it, or after ``max_bars`` bars. Each track's ``DENSITY`` is the level of its notes per
+    trained window (``codec.bars``), so later windows keep the density the track has.
+    """
+    from mmmgen.config import CodecConfig
+    from mmmgen.text.encode import meter_segments, parts_to_text, score_to_windows, window_to_parts
+
+    codec = settings.get("codec", {})
+    window, grid = codec.get("bars", 8), codec.get("grid", 12)
+    first = 0
+    for _, n_bars, meter in meter_segments(score, grid):
+        if V.parse_time_signature(f"{meter[0]}_{meter[1]}") is None:
+            first += n_bars
+            continue
+        keep = min(n_bars, max_bars)
+        windows = [w for w in score_to_windows(score, CodecConfig(grid=grid, bars=keep)) if w.start_bar == first]
+        if windows:
+            w = windows[0]
+            parts = [(word, round(count * window / keep), bars) for word, count, bars in window_to_parts(w, grid)]
+            text = parts_to_text(w.time_signature, V.OTHER_GENRE, parts, settings.get("density_edges"))
+            note = None
+            if keep < n_bars:
+                note = f"{n_bars} bars; kept the first {keep} (a song has at most {max_bars})"
+            elif first + n_bars < sum(n for _, n, _ in meter_segments(score, grid)):
+                note = f"the meter changes after bar {first + n_bars}; kept bars {first + 1}-{first + n_bars} (a song has one meter)"
+            return Song.from_text(text, tempo=tempo, n_bars=keep), note
+        first += n_bars
+    msg = "no bars with notes"
+    raise GenerationError(msg)
 
 
 def generate_song(
@@ -226,14 +291,24 @@ def generate_song(
     sampling: Sampling | None = None,
     prompt: Song | None = None,
 ) -> Song:
-    """A piece of ``tracks`` new tracks (after the prompt's, if any); track i uses ``instruments[i]``."""
+    """A piece of ``tracks`` new tracks (after the prompt's, if any); track i uses ``instruments[i]``.
+
+    Without a prompt, a piece longer than the model's window is written as its first window
+    (every track), then extended (``Generator.extend``); a prompt keeps all its bars.
+    """
     sampling = sampling or Sampling()
-    song = prompt or Song(tuple(time_signature), V.normalize_genre(genre) if genre else _pick_genre(generator, sampling), n_bars, tempo)
+    more = 0 if prompt else max(0, n_bars - generator.window)
+    if not prompt and n_bars > MAX_BARS:
+        msg = f"a song has at most {MAX_BARS} bars, got {n_bars}"
+        raise GenerationError(msg)
+    song = prompt or Song(tuple(time_signature), V.normalize_genre(genre) if genre else _pick_genre(generator, sampling), n_bars - more, tempo)
     instruments = list(instruments or [])
     for i in range(tracks):
         seed = None if sampling.seed is None else sampling.seed + i
         inst = instruments[i] if i < len(instruments) else None
         song = generator.add_track(song, instrument=inst, density=density, new_instrument=inst is None, sampling=replace(sampling, seed=seed))
+    if more and song.tracks:
+        song = generator.extend(song, more, replace(sampling, seed=None if sampling.seed is None else sampling.seed + tracks))
     return song
 
 

@@ -1,0 +1,208 @@
+"""Songs of any length: bars written window by window over a window that slides (MMM's answer).
+
+The model was trained on windows of ``Engine.window`` bars (8 for the shipped model) and reads at
+most ``Engine.context`` words, while a song may be as long as the user likes. Every operation on
+a song therefore writes its bars window by window: a *window* is a span ``[start, stop)`` of bars,
+and the model reads the song's header and the window's bars of the tracks it may see, never more.
+
+Method (b) of issue 16 (chosen because the shipped model needs no retraining; see
+``benchmarks/results/long.md``): a window's first bars are *forced* to bars the song already has,
+and its last bars are *sampled* under the grammar masks of ``grammar.py``:
+
+* ``write_track``: a new track of ``n`` bars. Its first window is written as a whole track; each
+  later window repeats its most recent bars (and the other tracks' bars of the same span) and
+  samples ``new_bars`` more, until the track has ``n`` bars (``add_track`` / ``regenerate_last``).
+* ``extend_tracks``: every track gets ``n`` more bars, window by window; in each window the tracks
+  are written in song order, so a track sees its own recent bars and the window's bars (old and
+  new) of the tracks before it (``Generator.extend``).
+* ``infill_tracks``: bar-fill of any bars of one track, each through a window around it.
+
+A window holds as many recent bars as the context allows (``plan``: its words, plus room for
+the new bars at ``RESERVE`` times the words per bar seen so far); when a window still runs out of
+context (``ContextFull``) it is written again with fewer bars, and only a window of one new bar
+without recent bars that does not fit is an error. Songs of at most ``window`` bars that fit are
+written in one window: exactly the text (and, for a seed, the words) of a plain call.
+
+Method (a), MMM bar-fill of the new bars of every track at once (so that every track also sees the
+others' recent bars), needs a model trained with such masks; it would replace ``extend_tracks``'s
+per-track ``write_span`` with ``infill_tracks``-style fills over a window padded with ``FILL_IN`` bars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from mmmgen.generate.grammar import EXPECT_BAR, TrackSpec, TrackState
+from mmmgen.generate.sampling import ContextFull, Sampling
+from mmmgen.text import vocab as V
+from mmmgen.text.fill import TrackWords, mask_bars, sounding_at_end, split_words
+
+RESERVE = 1.5  # room left for each new bar, in multiples of the words per bar seen so far
+DEFAULT_WORDS_PER_BAR = 32  # the estimate before any bar is known
+SEED_STRIDE = 100_003  # window w draws with seed + w * SEED_STRIDE (window 0: the seed itself)
+
+
+def new_bars(engine) -> int:
+    """Bars sampled per window after the first: half the window, the other half is recent bars."""
+    return max(1, engine.window // 2)
+
+
+def seeded(sampling: Sampling, offset: int) -> Sampling:
+    return sampling if sampling.seed is None or offset == 0 else replace(sampling, seed=sampling.seed + offset)
+
+
+def split_song(text: str) -> tuple[list[str], list[TrackWords]]:
+    """The header words and the tracks (bar by bar) of a song's text."""
+    piece = split_words(text)
+    return piece.header, piece.tracks
+
+
+def window_text(header: list[str], tracks: list[TrackWords], start: int, stop: int) -> str:
+    """The header and bars ``[start, stop)`` of ``tracks`` (a held note opens the first bar with ``NOTE_HOLD``)."""
+    return " ".join([*header, *(TrackWords(t.head, t.bars[start:stop]).text() for t in tracks)])
+
+
+def _bar_words(bars: list[list[str]]) -> int:
+    return sum(len(b) + 2 for b in bars)
+
+
+def words_per_bar(*groups: list[TrackWords]) -> float:
+    """Mean words per bar per track over the tracks given (``DEFAULT_WORDS_PER_BAR`` when none)."""
+    bars = [b for group in groups for t in group for b in t.bars]
+    return _bar_words(bars) / len(bars) if bars else DEFAULT_WORDS_PER_BAR
+
+
+def fits(engine, header, others, target: TrackWords | None, start: int, done: int, stop: int) -> bool:
+    """Whether window ``[start, stop)`` (the target's bars known up to ``done``) fits the context with room for the new bars."""
+    per_bar = words_per_bar([target]) if target is not None and target.bars else words_per_bar(others)
+    known = len(header) + sum(len(t.head) + 1 + _bar_words(t.bars[start:stop]) for t in others)
+    known += (len(target.head) + _bar_words(target.bars[start:done]) if target is not None else 3) + 1
+    return known + RESERVE * per_bar * (stop - done) + 2 <= engine.context
+
+
+def plan(engine, header, others, target: TrackWords | None, done: int, stop: int) -> tuple[int, int]:
+    """``(start, stop)``: the window with the most recent bars that fits, new bars ``[done, stop)``
+    shortened when even none of them fits (a new track's first window has no recent bars)."""
+    while True:
+        first = done if target is None else max(0, stop - engine.window)
+        for start in range(first, done + 1):
+            if fits(engine, header, others, target, start, done, stop):
+                return start, stop
+        if stop - done <= 1:
+            return done, stop  # tried as it is: the engine says when it cannot be done
+        stop -= 1
+
+
+def state_after(spec: TrackSpec, forced: list[list[str]], before: list[str], grid: int) -> TrackState:
+    """The grammar state of a track whose window already holds ``forced`` bars (``before``: the bar before them)."""
+    words = [w for bar in forced for w in bar]
+    notes = sum(V.parse_word(w).kind in (V.NOTE_ON, V.NOTE_HOLD) for w in words)
+    last = forced[-1] if forced else before
+    return TrackState(spec, grid, phase=EXPECT_BAR, bars_done=len(forced), carry=sounding_at_end(last), notes=notes)
+
+
+def write_window(engine, header, others, target: TrackWords | None, start: int, stop: int, spec: TrackSpec,
+                 sampling: Sampling) -> TrackWords:
+    """The target track with bars up to ``stop``, seeing ``others``' bars and its own in ``[start, stop)``.
+
+    ``target`` None: a new track (its ``INST``/``DENSITY`` sampled under ``spec``), bars ``[start, stop)``.
+    """
+    context = window_text(header, others, start, stop)
+    if target is None:
+        state = TrackState(replace(spec, n_bars=stop - start), engine.grid)
+        words = engine._sample_words(f"{context} {V.TRACK_START}", state, sampling)
+        return split_words(" ".join([V.TRACK_START, *words])).tracks[0]
+    done = len(target.bars)
+    forced = target.bars[start:done]
+    state = state_after(replace(spec, n_bars=stop - start), forced, target.bars[start - 1] if start else [], engine.grid)
+    prefix = TrackWords(target.head, forced).text().rsplit(" ", 1)[0]  # without TRACK_END
+    words = engine._sample_words(f"{context} {prefix}", state, sampling)
+    written = split_words(" ".join([*target.head, *words])).tracks[0]
+    return TrackWords(list(target.head), [*target.bars, *written.bars])
+
+
+def write_span(engine, header, others, target: TrackWords | None, done: int, stop: int, spec: TrackSpec,
+               sampling: Sampling) -> TrackWords:
+    """``write_window`` over as many recent bars as fit, retried with fewer when the context runs out.
+
+    Returns the target with bars up to ``stop`` or, after a retry with fewer new bars, fewer (at least one more).
+    """
+    while True:
+        start, stop = plan(engine, header, others, target, done, stop)
+        try:
+            return write_window(engine, header, others, target, start, stop, spec, sampling)
+        except ContextFull:
+            if target is not None and start < done:  # the same bars without recent ones
+                try:
+                    return write_window(engine, header, others, target, done, stop, spec, sampling)
+                except ContextFull:
+                    pass
+            if stop - done <= 1:
+                raise
+            stop = done + (stop - done) // 2
+
+
+def write_track(engine, header, others: list[TrackWords], n_bars: int, spec: TrackSpec, sampling: Sampling) -> TrackWords:
+    """A new track of ``n_bars`` bars, window by window, each window seeing ``others``' bars of its span."""
+    target, w = None, 0
+    while target is None or len(target.bars) < n_bars:
+        done = 0 if target is None else len(target.bars)
+        stop = min(n_bars, engine.window if target is None else done + new_bars(engine))
+        target = write_span(engine, header, others, target, done, stop, spec, seeded(sampling, w * SEED_STRIDE))
+        w += 1
+    return target
+
+
+def extend_tracks(engine, header, tracks: list[TrackWords], n_new: int, specs: list[TrackSpec], sampling: Sampling) -> list[TrackWords]:
+    """Every track with ``n_new`` more bars, window by window; in a window, tracks are written in order."""
+    tracks = list(tracks)
+    end = len(tracks[0].bars) + n_new
+    done, w = len(tracks[0].bars), 0
+    while done < end:
+        stop = min(done + new_bars(engine), end)
+        written: list[TrackWords] = []
+        while len(written) < len(tracks):
+            written = []
+            for i, (track, spec) in enumerate(zip(tracks, specs, strict=True)):
+                new = write_span(engine, header, written, track, done, stop, spec, seeded(sampling, w * SEED_STRIDE + i))
+                if len(new.bars) < stop:  # this track needed a shorter window: every track takes it, again
+                    stop = len(new.bars)
+                    break
+                written.append(new)
+        tracks, done, w = written, stop, w + 1
+    return tracks
+
+
+def infill_tracks(engine, header, tracks: list[TrackWords], track: int, bars: list[int], spec: TrackSpec,
+                  sampling: Sampling) -> list[TrackWords]:
+    """``tracks`` with ``bars`` of one track written anew by bar-fill, each through a window around it.
+
+    A window holds the first bar still to write after up to ``window // 2`` bars before it (as many
+    as fit); every bar to write in the window is written there, in order (fill ``i`` draws with
+    seed + i). Songs of at most ``window`` bars are one window: the whole song.
+    """
+    tracks = [TrackWords(list(t.head), [list(b) for b in t.bars]) for t in tracks]
+    n = len(tracks[track].bars)
+    pending, i = sorted(bars), 0
+    while pending:
+        b = pending[0]
+        start = max(0, min(b - engine.window // 2, n - engine.window))
+        stop = min(n, start + engine.window)
+        per_bar = words_per_bar(tracks) * len(tracks)
+        while stop - start > 1 and per_bar * (stop - start) + RESERVE * per_bar * len([p for p in pending if p < stop]) > engine.context:
+            if stop - 1 > b:
+                stop -= 1
+            else:
+                start += 1
+        here = [p for p in pending if start <= p < stop]
+        context = mask_bars(window_text(header, tracks, start, stop), {track: [p - start for p in here]}, with_fills=False)
+        for p in here:
+            before = tracks[track].bars[p - 1] if p > 0 else []
+            state = TrackState.for_fill(spec, sounding_at_end(before), engine.grid)
+            context += f" {V.FILL_START}"
+            words = engine._sample_words(context, state, seeded(sampling, i))
+            context += " " + " ".join(words)
+            tracks[track].bars[p] = words[:-1]  # without FILL_END
+            i += 1
+        pending = [p for p in pending if p >= stop or p < start]
+    return tracks
