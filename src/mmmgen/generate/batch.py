@@ -60,6 +60,7 @@ class _LeanRows:
         self.n_layers, self.heads, self.head_dim = len(layers), heads, wte.shape[1] // heads
         self.kv, self.valid, self.layers, self.end, self.dense = None, None, [], 0, True
         self.pos, self.slots = [0] * rows, [[] for _ in range(rows)]
+        self.packed = _pack(weights, rows) if rows > 1 else None
         if start is not None and start.length:
             n = start.length
             self._reserve(n)
@@ -135,9 +136,19 @@ class _LeanRows:
             if count > 1:
                 causal = torch.arange(stop, device=device)[None, :] <= torch.arange(end, stop, device=device)[:, None]
                 mask = mask & causal[None, None]
-        shape, addmm, layer_norm, sdpa = (width,), torch.addmm, torch.layer_norm, F.scaled_dot_product_attention
+        shape, layer_norm, sdpa = (width,), torch.layer_norm, F.scaled_dot_product_attention
+        packed = self.packed
+        if packed is None:
+            addmm, layers_w, head_w = torch.addmm, layers, head
+        else:  # oneDNN with weights packed for a few rows (MKL's addmm is ~2x slower at 4 rows than at 1 here)
+            linear = torch.ops.mkldnn._linear_pointwise
+
+            def addmm(bias, a, w):
+                return linear(a, w, bias, "none", [], "")
+
+            layers_w, head_w = packed
         for (ln1_w, ln1_b, eps1, qkv_w, qkv_b, scale, out_w, out_b, ln2_w, ln2_b, eps2, fc_w, fc_b, act, proj_w, proj_b), (kv, keys, values) in zip(
-            layers, self.layers, strict=True
+            layers_w, self.layers, strict=True
         ):
             y = addmm(qkv_b, layer_norm(x, shape, ln1_w, ln1_b, eps1), qkv_w)
             qkv = y.view(rows, count, 3, heads, head_dim).permute(2, 0, 3, 1, 4)  # [3, rows, heads, count, head_dim]
@@ -149,7 +160,36 @@ class _LeanRows:
         self.end = stop
         if count > 1:
             x = x.view(rows, count, width)[torch.arange(rows, device=device), torch.tensor(last, device=device)]
-        return F.linear(layer_norm(x, shape, lnf_w, lnf_b, lnf_eps), head)
+        x = layer_norm(x, shape, lnf_w, lnf_b, lnf_eps)
+        return F.linear(x, head_w) if packed is None else addmm(None, x, head_w)
+
+
+def _pack(weights, rows: int):
+    """The lean weights with every matrix packed by oneDNN for ``rows`` rows, or None where that is not available.
+
+    Returns ``(layers, head)`` shaped like ``weights``' (the matrices replaced by packed ones, used
+    with ``torch.ops.mkldnn._linear_pointwise``). On the CPUs measured, MKL's ``addmm`` costs 3x
+    more at 4 rows than at 1 while oneDNN's packed product costs ~1.7x (benchmarks/README.md). CPU only.
+    """
+    import torch
+
+    wte, _, layers, _, head, _ = weights
+    if wte.device.type != "cpu" or wte.dtype != torch.float32 or not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        reorder = torch.ops.mkldnn._reorder_linear_weight
+        pack = lambda w: reorder(w.t().contiguous(), rows)  # noqa: E731 - Conv1D stores [in, out]
+        packed = [
+            (a, b, c, pack(qkv_w), qkv_b, scale, pack(out_w), out_b, d, e, f, pack(fc_w), fc_b, act, pack(proj_w), proj_b)
+            for (a, b, c, qkv_w, qkv_b, scale, out_w, out_b, d, e, f, fc_w, fc_b, act, proj_w, proj_b) in layers
+        ]
+        head_p = reorder(head.contiguous(), rows)
+        probe = torch.ops.mkldnn._linear_pointwise(wte[:rows], packed[0][3], packed[0][4], "none", [], "")
+        if not torch.allclose(probe, torch.addmm(layers[0][4], wte[:rows], layers[0][3]), atol=1e-4, rtol=1e-4):
+            return None
+    except (AttributeError, RuntimeError):
+        return None
+    return packed, head_p
 
 
 class _ForwardRows:
