@@ -192,6 +192,8 @@ def test_batched_lean_rows_give_each_rows_own_logits(untrained):
     texts[1] = [*shared, 31, 32]
     step = rows.read([[t] for t in (27, 31, 46)])
     logits2 = rows.read([[28], [32], [47]])
+    finished = rows.read([None, [33], [48]])  # row 0 is done: moved behind the others, left out
+    last = rows.read([None, [34], None])
     texts[0] += [27, 28]
     texts[2] += [46, 47]
     with torch.no_grad():
@@ -202,3 +204,8 @@ def test_batched_lean_rows_give_each_rows_own_logits(untrained):
                 torch.testing.assert_close(logits[r], full[n_first - 1], atol=1e-4, rtol=1e-4)
                 torch.testing.assert_close(step[r], full[n_first], atol=1e-4, rtol=1e-4)
             torch.testing.assert_close(logits2[r], full[-1], atol=1e-4, rtol=1e-4)
+        longer = model(torch.tensor([[*texts[1], 33, 34]])).logits[0]
+        torch.testing.assert_close(finished[1], longer[-2], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(finished[2], model(torch.tensor([[*texts[2], 48]])).logits[0, -1], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(last[1], longer[-1], atol=1e-4, rtol=1e-4)
+    assert rows.live == 1
