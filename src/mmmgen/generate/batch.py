@@ -148,7 +148,7 @@ class _LeanRows:
                 causal = torch.arange(stop, device=device)[None, :] <= torch.arange(end, stop, device=device)[:, None]
                 mask = mask & causal[None, None]
         shape, layer_norm, sdpa = (width,), torch.layer_norm, F.scaled_dot_product_attention
-        packed = self.packed
+        packed = self.packed if rows > 1 else None  # one row: MKL's addmm (a matrix-vector product) is faster
         if packed is None:
             addmm, layers_w, head_w = torch.addmm, layers, head
         else:  # oneDNN with weights packed for a few rows (MKL's addmm is ~2x slower at 4 rows than at 1 here)
@@ -343,9 +343,7 @@ def _run(engine, programs: list, requests: list, sampling):
                 chosen = _draw_rows(logits[sampled], ~np.stack(masks), sampling, [gens[r] for r in sampled])
                 tokens.update(zip(sampled, chosen, strict=True))
             if ready:
-                index = torch.tensor(ready)
-                picked = torch.tensor([tokens[r] for r in ready])
-                probs = torch.log_softmax(logits[index], -1).gather(1, picked[:, None])[:, 0].tolist()
+                probs = torch.log_softmax(logits, -1)[ready, [tokens[r] for r in ready]].tolist()
             for j, r in enumerate(ready):
                 token = tokens[r]
                 loglik[r] += probs[j]
