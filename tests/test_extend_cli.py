@@ -8,7 +8,7 @@ from synth import random_score, write
 
 from mmmgen.cli import main
 from mmmgen.data.prepare import load_score
-from mmmgen.generate.song import prompt_song
+from mmmgen.generate.prompt import prompt_song
 from mmmgen.model.run import generator_from_run
 from mmmgen.text.decode import text_to_piece
 from mmmgen.text.encode import quantize_notes

@@ -9,8 +9,9 @@ import pytest
 from synth import random_score, write
 
 from mmmgen.cli import main
+from mmmgen.generate.prompt import prompt_song
 from mmmgen.generate.sampling import Sampling
-from mmmgen.generate.song import generate_song, prompt_song
+from mmmgen.generate.song import generate_song
 from mmmgen.model.run import generator_from_run
 from mmmgen.text.decode import text_to_piece
 

@@ -244,7 +244,7 @@ def song_from_midi(file, generator: Generator, settings: AppSettings, tempo: flo
 def song_from_upload(file, settings: AppSettings, tempo: float) -> tuple[Song, str | None]:
     """``song_from_midi``, and what was cut from the file (None when nothing was)."""
     from mmmgen.data.prepare import load_score
-    from mmmgen.generate.song import score_song
+    from mmmgen.generate.prompt import score_song
 
     path = Path(file if isinstance(file, str) else getattr(file, "name", ""))
     if not path.is_file():

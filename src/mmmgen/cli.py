@@ -188,15 +188,16 @@ def cmd_size(argv: Sequence[str]) -> int:
 
 
 def cmd_generate(argv: Sequence[str]) -> int:
-    from mmmgen.config import GenerateConfig
+    from mmmgen.config import GenerateConfig, TakesConfig
+    from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
-    from mmmgen.generate.song import generate_song, prompt_song
+    from mmmgen.generate.song import generate_song
     from mmmgen.model.run import find_run, generator_from_run
     from mmmgen.render.files import render_score
     from mmmgen.render.gm import program_from_name
     from mmmgen.text import vocab as V
 
-    (c,), _ = parse_config(argv, [GenerateConfig], "mmmgen generate", "Generate a multitrack piece one instrument at a time.")
+    (c, takes), _ = parse_config(argv, [GenerateConfig, TakesConfig], "mmmgen generate", "Generate a multitrack piece one instrument at a time.")
     meter = V.parse_time_signature(c.time_signature)
     if meter is None:
         print(f"mmmgen generate: error: bad --time-signature {c.time_signature!r} (e.g. 4_4, 6_8)", file=sys.stderr)
@@ -210,6 +211,9 @@ def cmd_generate(argv: Sequence[str]) -> int:
     bars = c.bars or settings.get("codec", {}).get("bars", 8)
     prompt = prompt_song(c.prompt, settings, c.tempo) if c.prompt else None
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
+    if takes.takes is not None:
+        made = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt, takes=takes.takes)
+        return write_takes(made, generator.grid, Path(c.out), c.format, takes.rank)
     song = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt)
     from mmmgen.text.decode import text_to_score
 
@@ -220,16 +224,22 @@ def cmd_generate(argv: Sequence[str]) -> int:
 
 
 def cmd_infill(argv: Sequence[str]) -> int:
-    from mmmgen.config import InfillConfig
+    from mmmgen.config import InfillConfig, TakesConfig
+    from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
-    from mmmgen.generate.song import prompt_song
     from mmmgen.model.run import find_run, generator_from_run
     from mmmgen.render.files import render_score
     from mmmgen.text.decode import text_to_score
 
-    (c,), _ = parse_config(argv, [InfillConfig], "mmmgen infill", "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was.")
+    (c, takes), _ = parse_config(
+        argv, [InfillConfig, TakesConfig], "mmmgen infill", "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was."
+    )
     generator, settings = generator_from_run(find_run(c.model))
     song = prompt_song(c.input, settings, c.tempo)
+    if takes.takes is not None:
+        sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
+        made = generator.infill(song, c.track - 1, c.bar_range(), sampling, takes=takes.takes)
+        return write_takes(made, generator.grid, Path(c.out), c.format, takes.rank)
     song = generator.infill(song, c.track - 1, c.bar_range(), Sampling(c.temperature, c.top_k, c.top_p, c.seed))
     score = text_to_score(song.text, generator.grid, tempo=song.tempo)
     written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
@@ -238,25 +248,54 @@ def cmd_infill(argv: Sequence[str]) -> int:
 
 
 def cmd_extend(argv: Sequence[str]) -> int:
-    from mmmgen.config import ExtendConfig
+    from mmmgen.config import ExtendConfig, TakesConfig
+    from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
-    from mmmgen.generate.song import MAX_BARS, prompt_song
+    from mmmgen.generate.song import MAX_BARS
     from mmmgen.model.run import find_run, generator_from_run
     from mmmgen.render.files import render_score
     from mmmgen.text.decode import text_to_score
 
-    (c,), ns = parse_config(
-        argv, [ExtendConfig], "mmmgen extend",
+    (c, t), ns = parse_config(
+        argv, [ExtendConfig, TakesConfig], "mmmgen extend",
         f"Continue a piece: every track gets --bars more bars, window by window; its bars (up to {MAX_BARS}) stay as they are.",
         [("input", f"The piece: MMM text (first line; e.g. a piece.txt from generate) or a MIDI file (all its bars, up to {MAX_BARS}).")],
     )
     generator, settings = generator_from_run(find_run(c.model))
     song = prompt_song(ns["input"], settings, c.tempo)
     before = song.n_bars
-    song = generator.extend(song, c.bars or generator.window, Sampling(c.temperature, c.top_k, c.top_p, c.seed))
+    sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
+    if t.takes is not None:
+        takes = generator.extend(song, c.bars or generator.window, sampling, takes=t.takes)
+        return write_takes(takes, generator.grid, Path(c.out), c.format, t.rank)
+    song = generator.extend(song, c.bars or generator.window, sampling)
     score = text_to_score(song.text, generator.grid, tempo=song.tempo)
     written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
     print(f"{len(song.tracks)} tracks, {before} + {song.n_bars - before} = {song.n_bars} bars; wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def write_takes(takes: list, grid: int, out: Path, formats: str, rank: bool) -> int:
+    """Write ``out/take-K/piece.*`` for each take (best first with ``rank``) and ``out/takes.csv``; print a line each."""
+    import csv
+
+    from mmmgen.generate.song import rank_takes
+    from mmmgen.render.files import render_score
+    from mmmgen.text.decode import text_to_score
+
+    ordered = rank_takes(takes) if rank else list(takes)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "takes.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["take", "seed", "log_likelihood_per_note"])
+        for k, take in enumerate(ordered, 1):
+            song = take.song
+            score = text_to_score(song.text, grid, tempo=song.tempo)
+            written = render_score(score, out / f"take-{k}" / "piece", formats, text=song.text)
+            writer.writerow([k, take.seed, f"{take.log_likelihood_per_note:.6f}"])
+            print(f"take {k}: seed {take.seed}, log-likelihood per note {take.log_likelihood_per_note:.3f}, "
+                  f"{len(song.tracks)} tracks, {song.n_bars} bars, genre {song.genre}; wrote " + ", ".join(str(p) for p in written))
+    print(f"wrote {out / 'takes.csv'}" + (" (takes ranked best first)" if rank else ""))
     return 0
 
 

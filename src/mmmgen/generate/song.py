@@ -3,7 +3,7 @@
 A ``Song`` is a value: its meter, genre, bar count, tempo and the MMM text of each track. The
 ``Generator`` holds the model and tokenizer (loaded once, passed in) and turns a song into a new
 song: ``start``, ``add_track``, ``regenerate_last``, ``remove_last``, ``change_tempo``, ``infill``,
-``extend``. Songs of any length (up to ``MAX_BARS``) are written window by window (``window.py``). Every
+``extend``; with ``takes=N`` each writes N takes as one batch (``batch.py``). Songs of any length (up to ``MAX_BARS``) are written window by window (``window.py``). Every
 sampled word is masked by the grammar rules of ``grammar.py`` (``engine.py`` draws them), so a new track always parses,
 has exactly the song's number of bars and at least one note. The key/value cache of the text
 already read is kept between calls, so adding a track reads only the new words.
@@ -15,9 +15,10 @@ import logging
 import random
 from dataclasses import dataclass, replace
 
+from mmmgen.generate.batch import fresh_seed, run_rows
 from mmmgen.generate.engine import Engine
 from mmmgen.generate.grammar import TrackSpec
-from mmmgen.generate.sampling import GenerationError, Sampling
+from mmmgen.generate.sampling import ContextFull, GenerationError, Sampling
 from mmmgen.text import vocab as V
 from mmmgen.text.decode import text_to_piece
 
@@ -66,14 +67,64 @@ class Song:
         return cls(piece.time_signature, piece.genre or V.OTHER_GENRE, bars, piece.tempo or tempo, tuple(tracks))
 
 
+@dataclass(frozen=True)
+class Take:
+    """One of several takes of an operation (``takes=N``).
+
+    Attributes:
+        song: the song this take made.
+        seed: its seed: the operation with ``sampling.seed = seed`` and ``takes=None`` makes the same song.
+        log_likelihood_per_note: the words the model drew for this take (every word of the new track(s)
+            or filled bars, grammar-forced ones included; not the prompt, not a genre picked at
+            random), each scored with the natural log of its probability under the model's own
+            distribution (softmax of the logits at temperature 1, without the grammar mask, top-k or
+            top-p), summed and divided by the number of those words that are ``NOTE_ON`` (at least 1).
+            Higher is more typical of what the model learned.
+    """
+
+    song: Song
+    seed: int
+    log_likelihood_per_note: float
+
+
+def rank_takes(takes) -> list[Take]:
+    """The takes best first: highest log-likelihood per note first (ties keep their order)."""
+    return sorted(takes, key=lambda t: -t.log_likelihood_per_note)
+
+
+MAX_TAKES = 64
+
+
+def take_seeds(seed: int | None, takes: int) -> list[int]:
+    """Seeds of ``takes`` takes: ``seed + k`` for take k (a fresh random base when ``seed`` is None)."""
+    if isinstance(takes, bool) or not isinstance(takes, int) or not 1 <= takes <= MAX_TAKES:
+        msg = f"takes must be a whole number in 1..{MAX_TAKES}, got {takes!r}"
+        raise GenerationError(msg)
+    base = fresh_seed() if seed is None else int(seed)
+    return [base + k for k in range(takes)]
+
+
 class Generator(Engine):
     """Songs made and changed one track at a time: ``start``, ``add_track``, ``regenerate_last``,
-    ``remove_last``, ``change_tempo``, ``infill``, ``extend``. Each returns a new ``Song``."""
+    ``remove_last``, ``change_tempo``, ``infill``, ``extend``. Each returns a new ``Song``, or with
+    ``takes=N`` a list of N ``Take`` s decoded as one batch. Long songs are written window by window
+    (``window.py``)."""
 
     # --- song operations -----------------------------------------------------------------
-    def start(self, genre: str | None = None, time_signature=(4, 4), n_bars: int = 8, tempo: float = 120.0, **track) -> Song:
-        """A new song with one track; ``genre=None`` lets the model choose it."""
-        genre = V.normalize_genre(genre) if genre else _pick_genre(self, track.get("sampling") or Sampling())
+    def start(
+        self, genre: str | None = None, time_signature=(4, 4), n_bars: int = 8, tempo: float = 120.0, takes: int | None = None, **track
+    ) -> Song | list[Take]:
+        """A new song with one track; ``genre=None`` lets the model choose it (with ``takes``, per take from its seed)."""
+        sampling = track.get("sampling") or Sampling()
+        if takes is not None:
+            def program(seed):
+                chosen = V.normalize_genre(genre) if genre else _pick_genre(self, replace(sampling, seed=seed))
+                song = Song(tuple(time_signature), chosen, n_bars, tempo)
+                rest = {k: v for k, v in track.items() if k != "sampling"}
+                return self._add_program(song, self._track_spec(song, **rest), seed)
+
+            return self._takes(program, sampling, takes)
+        genre = V.normalize_genre(genre) if genre else _pick_genre(self, sampling)
         song = Song(tuple(time_signature), genre, n_bars, tempo)
         return self.add_track(song, **track)
 
@@ -84,7 +135,8 @@ class Generator(Engine):
         density: int | None = None,
         new_instrument: bool = False,
         sampling: Sampling | None = None,
-    ) -> Song:
+        takes: int | None = None,
+    ) -> Song | list[Take]:
         """The song with one more track.
 
         Args:
@@ -92,30 +144,33 @@ class Generator(Engine):
             density: force the DENSITY level; None lets the model choose.
             new_instrument: when the model chooses, only instruments the song does not have.
             sampling: temperature / top-k / top-p / seed.
+            takes: None returns the song; N returns N ``Take`` s (seeds ``seed``, ``seed + 1``, ...).
         """
-        if density is not None and not 0 <= density < self.density_levels:
-            msg = f"density must be in 0..{self.density_levels - 1}, got {density}"
-            raise GenerationError(msg)
-        instruments = None
-        if instrument is not None:
-            instruments = [instrument]
-        elif new_instrument:
-            taken = set(song.instruments)
-            instruments = [k for k in self.table.inst if k not in taken]
-        spec = TrackSpec(song.n_bars, song.time_signature, instruments, density)
-        track = self._sample_track(song, spec, sampling or Sampling())
-        return replace(song, tracks=(*song.tracks, track))
+        spec = self._track_spec(song, instrument, density, new_instrument)
+        sampling = sampling or Sampling()
+        if takes is not None:
+            return self._takes(lambda seed: self._add_program(song, spec, seed), sampling, takes)
+        return self._drive(self._add_program(song, spec, sampling.seed), sampling)
 
-    def extend(self, song: Song, bars: int, sampling: Sampling | None = None, **track_kwargs) -> Song:
+    def regenerate_last(self, song: Song, takes: int | None = None, **track) -> Song | list[Take]:
+        """The song with its last track written anew (same instrument unless another is forced)."""
+        if not song.tracks:
+            msg = "the song has no track to regenerate"
+            raise GenerationError(msg)
+        last = song.instruments[-1]
+        track.setdefault("instrument", last)
+        return self.add_track(self.remove_last(song), takes=takes, **track)
+
+    def extend(self, song: Song, bars: int, sampling: Sampling | None = None, takes: int | None = None,
+               **track_kwargs) -> Song | list[Take]:
         """The song with ``bars`` more bars on every track; every earlier bar stays word for word.
 
         Window by window (``window.py``): the model reads the most recent bars of every track (as
         many as its context holds) and writes the new bars track by track under the grammar masks.
         Each track keeps its instrument and density. ``track_kwargs`` are per-track controls; none
-        applies to bars that continue a track yet, so any given is an error.
+        applies to bars that continue a track yet, so any given is an error. Window ``w`` draws
+        track ``i`` with seed ``seed + w * SEED_STRIDE + i``.
         """
-        from mmmgen.generate.window import extend_tracks, split_song
-
         if track_kwargs:
             msg = f"extend takes no {', '.join(sorted(track_kwargs))}: new bars keep each track's instrument and density"
             raise GenerationError(msg)
@@ -125,30 +180,15 @@ class Generator(Engine):
         if not 1 <= int(bars) <= MAX_BARS - song.n_bars:
             msg = f"bars must be in 1..{MAX_BARS - song.n_bars} (a song has at most {MAX_BARS} bars; this one has {song.n_bars})"
             raise GenerationError(msg)
-        header, tracks = split_song(song.text)
-        for k, t in enumerate(tracks):
-            if len(t.bars) != song.n_bars:
-                msg = f"track {k + 1} has {len(t.bars)} bars, the song {song.n_bars}: every track needs the song's bars to be extended"
-                raise GenerationError(msg)
-        specs = [TrackSpec(song.n_bars + int(bars), song.time_signature) for _ in tracks]
-        tracks = extend_tracks(self, header, tracks, int(bars), specs, sampling or Sampling())
-        result = replace(song, n_bars=song.n_bars + int(bars), tracks=tuple(t.text() for t in tracks))
-        self._check(result)
-        return result
+        sampling = sampling or Sampling()
+        if takes is not None:
+            return self._takes(lambda seed: self._extend_program(song, int(bars), seed), sampling, takes)
+        return self._drive(self._extend_program(song, int(bars), sampling.seed), sampling)
 
     def _check(self, song: Song) -> None:
         """Every track parses strictly, has exactly the song's bars and at least one note (else a bug)."""
         piece = text_to_piece(song.text, self.grid, strict=True)
         assert all(t.n_bars == song.n_bars and t.notes for t in piece.tracks), "constraints failed"
-
-    def regenerate_last(self, song: Song, **track) -> Song:
-        """The song with its last track written anew (same instrument unless another is forced)."""
-        if not song.tracks:
-            msg = "the song has no track to regenerate"
-            raise GenerationError(msg)
-        last = song.instruments[-1]
-        track.setdefault("instrument", last)
-        return self.add_track(self.remove_last(song), **track)
 
     @staticmethod
     def remove_last(song: Song) -> Song:
@@ -165,28 +205,21 @@ class Generator(Engine):
             raise GenerationError(msg)
         return replace(song, tempo=float(tempo))
 
-    def _sample_track(self, song: Song, spec: TrackSpec, sampling: Sampling) -> str:
-        from mmmgen.generate.window import split_song, write_track
-
-        header, others = split_song(song.text)
-        text = write_track(self, header, others, spec.n_bars, spec, sampling).text()
-        piece = text_to_piece(f"PIECE_START {V.time_signature(*spec.time_signature)} {text}", self.grid, strict=True)
-        assert piece.tracks[0].n_bars == spec.n_bars and piece.tracks[0].notes, "constraints failed"
-        return text
-
-    def infill(self, song: Song, track: int, bars: list[int] | None = None, sampling: Sampling | None = None) -> Song:
+    def infill(
+        self, song: Song, track: int, bars: list[int] | None = None, sampling: Sampling | None = None, takes: int | None = None
+    ) -> Song | list[Take]:
         """The song with bars of one track written anew, conditioned on everything else (bar-fill).
 
         Args:
             track: the track's index in the song (0-based).
             bars: bar indexes (0-based); None regenerates the whole track.
+            takes: None returns the song; N returns N ``Take`` s (seeds ``seed``, ``seed + 1``, ...).
 
         Every other bar keeps its words. A note that the bar before the span leaves sounding may be
         held into the first new bar (or ends at the bar line); a ``NOTE_HOLD`` in the bar after the
         span continues a note the new bars leave sounding, else it starts the note at the bar line.
+        Bar ``i`` of the span is drawn with seed ``seed + i``.
         """
-        from mmmgen.generate.window import infill_tracks, split_song
-
         sampling = sampling or Sampling()
         if not 0 <= track < len(song.tracks):
             msg = f"track must be 1..{len(song.tracks)}, got {track + 1}"
@@ -195,11 +228,84 @@ class Generator(Engine):
         if not bars or bars[0] < 0 or bars[-1] >= song.n_bars:
             msg = f"bars must be within 1..{song.n_bars}"
             raise GenerationError(msg)
+        if takes is not None:
+            return self._takes(lambda seed: self._infill_program(song, track, bars, seed), sampling, takes)
+        return self._drive(self._infill_program(song, track, bars, sampling.seed), sampling)
+
+    # --- programs: each operation once, run alone (``_drive``) or as a batch of takes (``_takes``) ----------
+    def _track_spec(self, song: Song, instrument=None, density=None, new_instrument: bool = False) -> TrackSpec:
+        if density is not None and not 0 <= density < self.density_levels:
+            msg = f"density must be in 0..{self.density_levels - 1}, got {density}"
+            raise GenerationError(msg)
+        instruments = None
+        if instrument is not None:
+            instruments = [instrument]
+        elif new_instrument:
+            taken = set(song.instruments)
+            instruments = [k for k in self.table.inst if k not in taken]
+        return TrackSpec(song.n_bars, song.time_signature, instruments, density)
+
+    def _add_program(self, song: Song, spec: TrackSpec, seed: int | None):
+        """Program: the song with one more track (``spec``), window by window, drawn with ``seed``."""
+        from mmmgen.generate.window import split_song, write_track
+
+        header, others = split_song(song.text)
+        target = yield from write_track(self, header, others, spec.n_bars, spec, seed)
+        text = target.text()
+        piece = text_to_piece(f"{V.PIECE_START} {V.time_signature(*spec.time_signature)} {text}", self.grid, strict=True)
+        assert piece.tracks[0].n_bars == spec.n_bars and piece.tracks[0].notes, "constraints failed"
+        return replace(song, tracks=(*song.tracks, text))
+
+    def _infill_program(self, song: Song, track: int, bars: list[int], seed: int | None):
+        """Program: ``bars`` (sorted, valid) of track ``track`` written anew; fill ``i`` drawn with ``seed + i``."""
+        from mmmgen.generate.window import infill_tracks, split_song
+
         header, tracks = split_song(song.text)
-        tracks = infill_tracks(self, header, tracks, track, bars, TrackSpec(1, song.time_signature), sampling)
-        result = replace(song, tracks=tuple(t.text() if k == track else old for k, (t, old) in enumerate(zip(tracks, song.tracks, strict=True))))
+        tracks = yield from infill_tracks(self, header, tracks, track, bars, TrackSpec(1, song.time_signature), seed)
+        result = replace(song, tracks=tuple(t.text() if k == track else old
+                                            for k, (t, old) in enumerate(zip(tracks, song.tracks, strict=True))))
         assert text_to_piece(result.text, self.grid, strict=True).tracks[track].n_bars == song.n_bars
         return result
+
+    def _extend_program(self, song: Song, bars: int, seed: int | None):
+        """Program: every track with ``bars`` more bars (``window.extend_tracks``)."""
+        from mmmgen.generate.window import extend_tracks, split_song
+
+        header, tracks = split_song(song.text)
+        for k, t in enumerate(tracks):
+            if len(t.bars) != song.n_bars:
+                msg = f"track {k + 1} has {len(t.bars)} bars, the song {song.n_bars}: every track needs the song's bars to be extended"
+                raise GenerationError(msg)
+        specs = [TrackSpec(song.n_bars + bars, song.time_signature) for _ in tracks]
+        tracks = yield from extend_tracks(self, header, tracks, bars, specs, seed)
+        result = replace(song, n_bars=song.n_bars + bars, tracks=tuple(t.text() for t in tracks))
+        self._check(result)
+        return result
+
+    def _drive(self, program, sampling: Sampling):
+        """Run one program request by request through ``_sample_words`` (the single-song path).
+
+        A window that overflows the context (``ContextFull``) is thrown into the program, which
+        writes it again with fewer bars (``window.write_span``) or lets the error through.
+        """
+        try:
+            request = next(program)
+            while True:
+                text, state, seed = request
+                try:
+                    words = self._sample_words(text, state, replace(sampling, seed=seed))
+                except ContextFull as exc:
+                    request = program.throw(exc)
+                    continue
+                request = program.send(words)
+        except StopIteration as stop:
+            return stop.value
+
+    def _takes(self, make_program, sampling: Sampling, takes: int) -> list[Take]:
+        """N takes, one program per seed, decoded as one batch (``batch.run_rows``)."""
+        seeds = take_seeds(sampling.seed, takes)
+        rows = run_rows(self, [make_program(seed) for seed in seeds], sampling)
+        return [Take(song, seed, loglik / max(notes, 1)) for seed, (song, loglik, notes) in zip(seeds, rows, strict=True)]
 
 
 def instrument_label(program: int, is_drum: bool) -> str:
@@ -213,72 +319,6 @@ def instrument_label(program: int, is_drum: bool) -> str:
 
 
 # --- prompts and whole pieces (used by the CLI and the app) -------------------------------------
-def prompt_song(path, settings: dict, tempo: float = 120.0, max_bars: int = MAX_BARS) -> Song:
-    """The song a prompt file starts: every bar of a MIDI file (up to ``max_bars``), or the first line of MMM text.
-
-    A cut (more bars than ``max_bars``, or a meter change: a song keeps one meter) is logged as a warning.
-    """
-    from pathlib import Path
-
-    path = Path(path)
-    codec = settings.get("codec", {})
-    bars, grid = codec.get("bars", 8), codec.get("grid", 12)
-    if not path.is_file():
-        msg = f"prompt not found: {path}"
-        raise GenerationError(msg)
-    if path.suffix.lower() in (".mid", ".midi"):
-        from mmmgen.data.prepare import load_score
-
-        song, note = score_song(load_score(path), settings, tempo, max_bars)
-        if note:
-            log.warning("%s: %s", path, note)
-        return song
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not lines:
-        msg = f"{path}: empty prompt"
-        raise GenerationError(msg)
-    text = lines[0]
-    song = Song.from_text(text, tempo=tempo, n_bars=text_to_piece(text, grid).n_bars or bars)
-    if song.n_bars > max_bars:
-        msg = f"{path}: {song.n_bars} bars; a song has at most {max_bars}"
-        raise GenerationError(msg)
-    return song
-
-
-def score_song(score, settings: dict, tempo: float = 120.0, max_bars: int = MAX_BARS) -> tuple[Song, str | None]:
-    """Every bar of a ``symusic.Score`` as a song (notes as the codec quantizes them), and what was cut, if anything.
-
-    The song starts at the score's first stretch of one (spellable) meter with notes and ends
-    with it, or after ``max_bars`` bars. Each track's ``DENSITY`` is the level of its notes per
-    trained window (``codec.bars``), so later windows keep the density the track has.
-    """
-    from mmmgen.config import CodecConfig
-    from mmmgen.text.encode import meter_segments, parts_to_text, score_to_windows, window_to_parts
-
-    codec = settings.get("codec", {})
-    window, grid = codec.get("bars", 8), codec.get("grid", 12)
-    first = 0
-    for _, n_bars, meter in meter_segments(score, grid):
-        if V.parse_time_signature(f"{meter[0]}_{meter[1]}") is None:
-            first += n_bars
-            continue
-        keep = min(n_bars, max_bars)
-        windows = [w for w in score_to_windows(score, CodecConfig(grid=grid, bars=keep)) if w.start_bar == first]
-        if windows:
-            w = windows[0]
-            parts = [(word, round(count * window / keep), bars) for word, count, bars in window_to_parts(w, grid)]
-            text = parts_to_text(w.time_signature, V.OTHER_GENRE, parts, settings.get("density_edges"))
-            note = None
-            if keep < n_bars:
-                note = f"{n_bars} bars; kept the first {keep} (a song has at most {max_bars})"
-            elif first + n_bars < sum(n for _, n, _ in meter_segments(score, grid)):
-                note = f"the meter changes after bar {first + n_bars}; kept bars {first + 1}-{first + n_bars} (a song has one meter)"
-            return Song.from_text(text, tempo=tempo, n_bars=keep), note
-        first += n_bars
-    msg = "no bars with notes"
-    raise GenerationError(msg)
-
-
 def generate_song(
     generator: Generator,
     tracks: int = 4,
@@ -290,26 +330,37 @@ def generate_song(
     tempo: float = 120.0,
     sampling: Sampling | None = None,
     prompt: Song | None = None,
-) -> Song:
+    takes: int | None = None,
+) -> Song | list[Take]:
     """A piece of ``tracks`` new tracks (after the prompt's, if any); track i uses ``instruments[i]``.
 
-    Without a prompt, a piece longer than the model's window is written as its first window
-    (every track), then extended (``Generator.extend``); a prompt keeps all its bars.
+    Track ``i`` is drawn with seed ``seed + i``. Without a prompt, a piece longer than the model's
+    window is written as its first window (every track), then extended (``Generator.extend``); a
+    prompt keeps all its bars. ``takes=N``: N ``Take`` s of the whole piece, decoded as one batch
+    (each row goes on to its next track as soon as its last one ends).
     """
     sampling = sampling or Sampling()
+    instruments = list(instruments or [])
     more = 0 if prompt else max(0, n_bars - generator.window)
     if not prompt and n_bars > MAX_BARS:
         msg = f"a song has at most {MAX_BARS} bars, got {n_bars}"
         raise GenerationError(msg)
-    song = prompt or Song(tuple(time_signature), V.normalize_genre(genre) if genre else _pick_genre(generator, sampling), n_bars - more, tempo)
-    instruments = list(instruments or [])
-    for i in range(tracks):
-        seed = None if sampling.seed is None else sampling.seed + i
-        inst = instruments[i] if i < len(instruments) else None
-        song = generator.add_track(song, instrument=inst, density=density, new_instrument=inst is None, sampling=replace(sampling, seed=seed))
-    if more and song.tracks:
-        song = generator.extend(song, more, replace(sampling, seed=None if sampling.seed is None else sampling.seed + tracks))
-    return song
+
+    def program(seed):
+        pick = replace(sampling, seed=seed)
+        song = prompt or Song(tuple(time_signature), V.normalize_genre(genre) if genre else _pick_genre(generator, pick),
+                              n_bars - more, tempo)
+        for i in range(tracks):
+            inst = instruments[i] if i < len(instruments) else None
+            spec = generator._track_spec(song, inst, density, new_instrument=inst is None)
+            song = yield from generator._add_program(song, spec, None if seed is None else seed + i)
+        if more and song.tracks:
+            song = yield from generator._extend_program(song, more, None if seed is None else seed + tracks)
+        return song
+
+    if takes is not None:
+        return generator._takes(program, sampling, takes)
+    return generator._drive(program(sampling.seed), sampling)
 
 
 def _pick_genre(generator: Generator, sampling: Sampling) -> str:

@@ -23,6 +23,11 @@ context (``ContextFull``) it is written again with fewer bars, and only a window
 without recent bars that does not fit is an error. Songs of at most ``window`` bars that fit are
 written in one window: exactly the text (and, for a seed, the words) of a plain call.
 
+Every function that draws words is a *program* (a Python generator): it yields requests
+``(text, TrackState, seed)`` and receives the words drawn, so one program runs alone
+(``Generator._drive``, which throws ``ContextFull`` back into it) or as one row of a batch of takes
+(``batch.run_rows``).
+
 Method (a), MMM bar-fill of the new bars of every track at once (so that every track also sees the
 others' recent bars), needs a model trained with such masks; it would replace ``extend_tracks``'s
 per-track ``write_span`` with ``infill_tracks``-style fills over a window padded with ``FILL_IN`` bars.
@@ -33,7 +38,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from mmmgen.generate.grammar import EXPECT_BAR, TrackSpec, TrackState
-from mmmgen.generate.sampling import ContextFull, Sampling
+from mmmgen.generate.sampling import ContextFull
 from mmmgen.text import vocab as V
 from mmmgen.text.fill import TrackWords, mask_bars, sounding_at_end, split_words
 
@@ -47,8 +52,9 @@ def new_bars(engine) -> int:
     return max(1, engine.window // 2)
 
 
-def seeded(sampling: Sampling, offset: int) -> Sampling:
-    return sampling if sampling.seed is None or offset == 0 else replace(sampling, seed=sampling.seed + offset)
+def seeded(seed: int | None, offset: int) -> int | None:
+    """The seed of a request ``offset`` draws after ``seed`` (None stays None: fresh randomness)."""
+    return None if seed is None else seed + offset
 
 
 def split_song(text: str) -> tuple[list[str], list[TrackWords]]:
@@ -102,7 +108,7 @@ def state_after(spec: TrackSpec, forced: list[list[str]], before: list[str], gri
 
 
 def write_window(engine, header, others, target: TrackWords | None, start: int, stop: int, spec: TrackSpec,
-                 sampling: Sampling) -> TrackWords:
+                 seed: int | None):
     """The target track with bars up to ``stop``, seeing ``others``' bars and its own in ``[start, stop)``.
 
     ``target`` None: a new track (its ``INST``/``DENSITY`` sampled under ``spec``), bars ``[start, stop)``.
@@ -110,19 +116,19 @@ def write_window(engine, header, others, target: TrackWords | None, start: int, 
     context = window_text(header, others, start, stop)
     if target is None:
         state = TrackState(replace(spec, n_bars=stop - start), engine.grid)
-        words = engine._sample_words(f"{context} {V.TRACK_START}", state, sampling)
+        words = yield f"{context} {V.TRACK_START}", state, seed
         return split_words(" ".join([V.TRACK_START, *words])).tracks[0]
     done = len(target.bars)
     forced = target.bars[start:done]
     state = state_after(replace(spec, n_bars=stop - start), forced, target.bars[start - 1] if start else [], engine.grid)
     prefix = TrackWords(target.head, forced).text().rsplit(" ", 1)[0]  # without TRACK_END
-    words = engine._sample_words(f"{context} {prefix}", state, sampling)
+    words = yield f"{context} {prefix}", state, seed
     written = split_words(" ".join([*target.head, *words])).tracks[0]
     return TrackWords(list(target.head), [*target.bars, *written.bars])
 
 
 def write_span(engine, header, others, target: TrackWords | None, done: int, stop: int, spec: TrackSpec,
-               sampling: Sampling) -> TrackWords:
+               seed: int | None):
     """``write_window`` over as many recent bars as fit, retried with fewer when the context runs out.
 
     Returns the target with bars up to ``stop`` or, after a retry with fewer new bars, fewer (at least one more).
@@ -130,11 +136,11 @@ def write_span(engine, header, others, target: TrackWords | None, done: int, sto
     while True:
         start, stop = plan(engine, header, others, target, done, stop)
         try:
-            return write_window(engine, header, others, target, start, stop, spec, sampling)
+            return (yield from write_window(engine, header, others, target, start, stop, spec, seed))
         except ContextFull:
             if target is not None and start < done:  # the same bars without recent ones
                 try:
-                    return write_window(engine, header, others, target, done, stop, spec, sampling)
+                    return (yield from write_window(engine, header, others, target, done, stop, spec, seed))
                 except ContextFull:
                     pass
             if stop - done <= 1:
@@ -142,18 +148,18 @@ def write_span(engine, header, others, target: TrackWords | None, done: int, sto
             stop = done + (stop - done) // 2
 
 
-def write_track(engine, header, others: list[TrackWords], n_bars: int, spec: TrackSpec, sampling: Sampling) -> TrackWords:
+def write_track(engine, header, others: list[TrackWords], n_bars: int, spec: TrackSpec, seed: int | None):
     """A new track of ``n_bars`` bars, window by window, each window seeing ``others``' bars of its span."""
     target, w = None, 0
     while target is None or len(target.bars) < n_bars:
         done = 0 if target is None else len(target.bars)
         stop = min(n_bars, engine.window if target is None else done + new_bars(engine))
-        target = write_span(engine, header, others, target, done, stop, spec, seeded(sampling, w * SEED_STRIDE))
+        target = yield from write_span(engine, header, others, target, done, stop, spec, seeded(seed, w * SEED_STRIDE))
         w += 1
     return target
 
 
-def extend_tracks(engine, header, tracks: list[TrackWords], n_new: int, specs: list[TrackSpec], sampling: Sampling) -> list[TrackWords]:
+def extend_tracks(engine, header, tracks: list[TrackWords], n_new: int, specs: list[TrackSpec], seed: int | None):
     """Every track with ``n_new`` more bars, window by window; in a window, tracks are written in order."""
     tracks = list(tracks)
     end = len(tracks[0].bars) + n_new
@@ -164,7 +170,7 @@ def extend_tracks(engine, header, tracks: list[TrackWords], n_new: int, specs: l
         while len(written) < len(tracks):
             written = []
             for i, (track, spec) in enumerate(zip(tracks, specs, strict=True)):
-                new = write_span(engine, header, written, track, done, stop, spec, seeded(sampling, w * SEED_STRIDE + i))
+                new = yield from write_span(engine, header, written, track, done, stop, spec, seeded(seed, w * SEED_STRIDE + i))
                 if len(new.bars) < stop:  # this track needed a shorter window: every track takes it, again
                     stop = len(new.bars)
                     break
@@ -174,7 +180,7 @@ def extend_tracks(engine, header, tracks: list[TrackWords], n_new: int, specs: l
 
 
 def infill_tracks(engine, header, tracks: list[TrackWords], track: int, bars: list[int], spec: TrackSpec,
-                  sampling: Sampling) -> list[TrackWords]:
+                  seed: int | None):
     """``tracks`` with ``bars`` of one track written anew by bar-fill, each through a window around it.
 
     A window holds the first bar still to write after up to ``window // 2`` bars before it (as many
@@ -200,7 +206,7 @@ def infill_tracks(engine, header, tracks: list[TrackWords], track: int, bars: li
             before = tracks[track].bars[p - 1] if p > 0 else []
             state = TrackState.for_fill(spec, sounding_at_end(before), engine.grid)
             context += f" {V.FILL_START}"
-            words = engine._sample_words(context, state, seeded(sampling, i))
+            words = yield context, state, seeded(seed, i)
             context += " " + " ".join(words)
             tracks[track].bars[p] = words[:-1]  # without FILL_END
             i += 1
