@@ -12,8 +12,9 @@
    the tutorial's model size, ``--bench-seconds`` of training each;
 4. evaluation: ``mmmgen evaluate`` of the new model(s) and of ``--v1`` on the whole test split;
 5. OUT gets at most 8 files: fp16 weights (``v2-final.safetensors``, ``v2-best.safetensors``), the run
-   folder without weights and checkpoints (``run.tar.gz``), the test split, tokenizer and corpus lists
-   (``data.tar.gz``), ``bench_train_gpu.json``, ``evals.json`` (and the caller's log).
+   folder without weights and checkpoints (``run.tar.gz``), the dataset, tokenizer and corpus lists
+   (``data.tar.gz``: unpack it and pass ``--data`` to skip the data phase next time),
+   ``bench_train_gpu.json``, ``evals.json`` (and the caller's log).
 
 Every phase has a deadline; a phase that fails or runs late is logged and the rest goes on.
 """
@@ -134,6 +135,8 @@ def main(argv=None) -> int:
     p.add_argument("--budget", type=float, default=550, help="Seconds for everything, packaging included.")
     p.add_argument("--start", type=float, default=None, help="Epoch seconds the budget counts from (default: now).")
     p.add_argument("--corpus", default=None, help="A corpus folder exported already (copied, then completed).")
+    p.add_argument("--data", default=None, help="A folder with dataset/ and tokenizer/ built already (an earlier "
+                                                "run's data.tar.gz unpacked): no data phase.")
     p.add_argument("--sample", type=int, default=1000)
     p.add_argument("--collections", default="all")
     p.add_argument("--v1", default=str(ROOT / "src/mmmgen/resources/default_model"))
@@ -165,6 +168,9 @@ def main(argv=None) -> int:
         data_end = T0 + a.data_seconds
         if a.corpus and not corpus.exists():
             shutil.copytree(a.corpus, corpus)
+        if a.data and not dataset.exists():
+            shutil.copytree(Path(a.data) / "dataset", dataset)
+            shutil.copytree(Path(a.data) / "tokenizer", tokenizer)
         corpus_end = data_end - 45  # prepare and tokenizer need their share
         if (dataset / "dataset_dict.json").exists() and (tokenizer / "tokenizer.json").exists():
             log("data: reusing the dataset and tokenizer of an earlier run on this machine")
@@ -173,7 +179,8 @@ def main(argv=None) -> int:
                 corpus_end, "corpus")
         if rc != 0:
             log(f"corpus export stopped (exit {rc}); using the {genres_from_manifest(corpus)} files exported")
-        summary["corpus_files"] = sum(1 for _ in open(corpus / "genres.csv")) - 1
+        if (corpus / "genres.csv").exists():
+            summary["corpus_files"] = sum(1 for _ in open(corpus / "genres.csv")) - 1
         if not (tokenizer / "tokenizer.json").exists():
             rc = sh(mmmgen("prepare", corpus, dataset, "--genres", corpus / "genres.csv", "--infill-prob", "0.1",
                            "--num-proc", procs), data_end + 30, "prepare")
@@ -251,9 +258,7 @@ def main(argv=None) -> int:
         dataset, corpus = work / "dataset", work / "corpus"
         with tarfile.open(out / "data.tar.gz", "w:gz") as tar:
             if dataset.is_dir():
-                for p in dataset.rglob("*"):
-                    if p.is_file() and not (p.suffix == ".arrow" and "train" in p.relative_to(dataset).parts):
-                        tar.add(p, arcname=f"dataset/{p.relative_to(dataset)}")
+                tar.add(dataset, arcname="dataset")  # train split too (a few MB): a later run can skip the data phase
             if (work / "tokenizer").is_dir():
                 tar.add(work / "tokenizer", arcname="tokenizer")
             for name in ("genres.csv", "manifest.json"):
