@@ -29,6 +29,7 @@ hardware and library versions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -140,17 +141,36 @@ def micro(shape: dict, rounds: int = 3, steps: int = 2, tokens_per_step: int = 4
 
 # --- recipes -----------------------------------------------------------------------------------
 class _TokenBudget:
-    """Stop training once ``budget`` non-padding tokens have been seen."""
+    """Stop training once ``budget`` non-padding tokens have been seen (or ``seconds`` have passed);
+    records ``(seconds, tokens)`` at each step for the steady-state rate (``steady_rate``)."""
 
-    def __new__(cls, budget: int):
+    def __new__(cls, budget: int | None, seconds: float | None = None):
         from transformers import TrainerCallback
 
         class Stop(TrainerCallback):
+            trace: list = []  # noqa: RUF012 (one instance per run)
+
+            def on_train_begin(self, args, state, control, **kwargs):
+                self.start, self.trace = time.perf_counter(), []
+
             def on_step_end(self, args, state, control, **kwargs):
-                if state.num_input_tokens_seen >= budget:
+                now = time.perf_counter() - self.start
+                self.trace.append((now, state.num_input_tokens_seen))
+                if (budget and state.num_input_tokens_seen >= budget) or (seconds and now >= seconds):
                     control.should_training_stop = True
 
         return Stop()
+
+
+def steady_rate(trace: list, skip: float = 0.1) -> float | None:
+    """Tokens/s between the step ending after ``skip`` of the run (warm-up, allocator, autotuning) and the last."""
+    if len(trace) < 3:
+        return None
+    t_end = trace[-1][0]
+    first = next(p for p in trace if p[0] >= skip * t_end)
+    if trace[-1][0] <= first[0]:
+        return None
+    return (trace[-1][1] - first[1]) / (trace[-1][0] - first[0])
 
 
 def _train_args(out: Path, cfg, max_steps: int, precision: str, batch_size: int, accumulate: int = 1):
@@ -162,14 +182,24 @@ def _train_args(out: Path, cfg, max_steps: int, precision: str, batch_size: int,
         learning_rate=cfg.learning_rate, lr_scheduler_type="cosine", warmup_steps=cfg.warmup_ratio,
         weight_decay=cfg.weight_decay, save_strategy="no", eval_strategy="no", logging_steps=10, report_to="none",
         seed=cfg.seed, include_num_input_tokens_seen="non_padding", bf16=precision == "bf16",
-        dataloader_pin_memory=False, disable_tqdm=True, remove_unused_columns=False,
+        dataloader_pin_memory=_cuda(), disable_tqdm=True, remove_unused_columns=False,
+        use_cpu=not _cuda(),  # bf16 on a CPU with native bf16 (precision auto) needs it said
     )
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context: int | None, batch: int | None,
             peak: float, seed: int = 42, batching: str = "single", buckets_per_step: int = 4,
-            dropout: float | None = None, attention_dropout: float | None = None) -> dict:
-    """The tutorial's recipe and mmmgen's on the same model, data and token budget."""
+            dropout: float | None = None, attention_dropout: float | None = None, seconds: float | None = None,
+            more_buckets: tuple[int, ...] = ()) -> dict:
+    """The tutorial's recipe and mmmgen's on the same model, data and token budget (or ``seconds`` of
+    training each, with the learning rate spread over that time); ``more_buckets``: extra mmmgen runs
+    with these ``--buckets-per-step`` values (GPU: how big each forward pass is)."""
     import numpy as np
     import torch
     from datasets import load_from_disk
@@ -186,7 +216,13 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
     from mmmgen.model.sizing import flops_per_token
     from mmmgen.model.tokenizer import load_tokenizer
     from mmmgen.model.train import resolve_precision
-    from mmmgen.model.trainer import _make_trainer_class, evaluate_blocks, loss_metrics, note_on_ids
+    from mmmgen.model.trainer import (
+        _make_callbacks,
+        _make_trainer_class,
+        evaluate_blocks,
+        loss_metrics,
+        note_on_ids,
+    )
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
     overrides = {k: v for k, v in {"context_length": context, "batch_size": batch, "dropout": dropout,
@@ -216,20 +252,33 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
                "n_layer": cfg.n_layer, "n_embd": cfg.n_embd, "n_head": cfg.n_head, "token_budget": budget}
 
     def run(name, model, args_precision, train_ds, coll, steps, batch_size, accumulate=1):
-        trainer = _make_trainer_class()(model=model, args=_train_args(tmp / name, cfg, steps, args_precision, batch_size,
-                                                                      accumulate),
+        stop = _TokenBudget(None if seconds else budget, seconds)
+        trainer = _make_trainer_class()(model=model, args=_train_args(tmp / name, cfg, 10**7 if seconds else steps,
+                                                                      args_precision, batch_size, accumulate),
                                         train_dataset=train_ds, data_collator=coll, processing_class=tok,
-                                        callbacks=[_TokenBudget(budget)])
+                                        callbacks=[stop])
+        if seconds:  # the learning rate follows the clock, as `mmmgen train --max-minutes` does
+            clock = _make_callbacks()[1](None, seconds)
+            trainer.add_callback(clock)
+            trainer.budget = (cfg.warmup_ratio, clock)
         start = time.perf_counter()
         trainer.train()
-        seconds = time.perf_counter() - start
+        took = time.perf_counter() - start
         model.eval()
-        sums = evaluate_blocks(model, data.test, collator, per_device, notes)  # both models scored alike
+        autocast = trainer.accelerator.autocast if args_precision != "fp32" else contextlib.nullcontext
+        sums = evaluate_blocks(model, data.test, collator, per_device, notes, autocast=autocast)  # both scored alike
         useful = trainer.state.num_input_tokens_seen
-        return {"seconds": round(seconds, 1), "useful_tokens": int(useful), "steps": trainer.state.global_step,
-                "useful_tokens_per_s": round(useful / seconds, 1),
-                "useful_gflops_per_s": round(fpt * useful / seconds / 1e9, 2),
-                "fraction_of_peak": round(fpt * useful / seconds / 1e9 / peak, 3) if peak else None,
+        steady = steady_rate(stop.trace)
+        if _cuda():
+            import torch
+
+            torch.cuda.synchronize()
+        return {"seconds": round(took, 1), "useful_tokens": int(useful), "steps": trainer.state.global_step,
+                "useful_tokens_per_s": round(useful / took, 1),
+                "steady_useful_tokens_per_s": round(steady, 1) if steady else None,
+                "useful_gflops_per_s": round(fpt * useful / took / 1e9, 2),
+                "fraction_of_peak": round(fpt * useful / took / 1e9 / peak, 3) if peak else None,
+                "max_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if _cuda() else None,
                 **{k: round(v, 4) for k, v in loss_metrics(sums, "test").items()}}
 
     # the tutorial: per-window truncation, dynamic padding, GPT-2 dropouts, fp32
@@ -239,11 +288,15 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
     tutorial_cfg.attn_pdrop = tutorial_cfg.resid_pdrop = tutorial_cfg.embd_pdrop = 0.1  # GPT-2 defaults
     tutorial_cfg.activation_function = "gelu_new"
     tutorial_steps = math.ceil(budget / (tutorial_windows * lengths.mean()))
+    if _cuda():
+        torch.cuda.reset_peak_memory_stats()
     results["tutorial"] = {"padding_fraction": round(tut_pad, 4), "precision": "fp32",
                            **run("tutorial", GPT2LMHeadModel(tutorial_cfg), "fp32", enc,
                                  DataCollatorForLanguageModeling(tok, mlm=False), tutorial_steps, tutorial_windows)}
     precision = resolve_precision(cfg.precision)
     torch.manual_seed(cfg.seed)
+    if _cuda():
+        torch.cuda.reset_peak_memory_stats()
     # single: the tutorial's windows per step exactly (its random batches, unpadded)
     accumulate = tutorial_windows if ours_cfg.batching == "single" else passes_per_step(ours_cfg, data.stats["train"])
     step_tokens = data.stats["train"]["tokens"] / len(data.train) * per_device * accumulate
@@ -253,6 +306,17 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
                                per_device, accumulate)}
     results["speedup_useful_tokens_per_s"] = round(
         results["mmmgen"]["useful_tokens_per_s"] / results["tutorial"]["useful_tokens_per_s"], 2)
+    for per_step in more_buckets:  # the same step, cut into fewer / more forward passes
+        more = replace(ours_cfg, batching="buckets", buckets_per_step=per_step)
+        more_data = build_datasets(more, tok)
+        torch.manual_seed(cfg.seed)
+        if _cuda():
+            torch.cuda.reset_peak_memory_stats()
+        results.setdefault("mmmgen_more", []).append(
+            {"buckets_per_step": per_step, "padding_fraction": more_data.stats["train"]["padding_fraction"],
+             "precision": precision,
+             **run(f"ours-{per_step}", build_model(more, len(tok), tok), precision, more_data.train, collator,
+                   ours_steps, 1, per_step)})
     return results
 
 
@@ -295,11 +359,24 @@ def _ours(r: dict) -> str:
     return f"mmmgen {r.get('mmmgen_batch_size')} packed blocks"
 
 
+GPU_NOTES = """On a GPU (`--seconds`: each recipe trains for that long, the learning rate spread over the time):
+the same GPT-2 shape and data, one recipe after the other on the same card. The tutorial's recipe
+pads each batch of windows to its longest and computes in fp32 with GPT-2's dropouts; mmmgen's GPU
+path (`--batching auto` = buckets) puts windows of similar length side by side (padding only after
+each window's last word, no attention mask: the fused causal kernel), in bf16 autocast, with the
+same useful tokens per optimizer step as the tutorial, cut into `--buckets-per-step` forward passes."""
+
+
+def _budget(r: dict) -> str:
+    return f"{r['seconds']:g} s of training each" if r.get("seconds") else f"{r['token_budget']:,} useful tokens"
+
+
 def render(results: dict) -> str:
+    notes = NOTES if results["hardware"].endswith("no GPU") else GPU_NOTES
     lines = ["# Training throughput (`benchmarks/bench_train.py`)", "",
              f"Measured {results['when']} on {results['hardware']}.",
              "Library versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()),
-             f"Load average at start: {results.get('load')}", "", NOTES, ""]
+             f"Load average at start: {results.get('load')}", "", notes, ""]
     if "peak" in results:
         lines += ["## Matmul peak", "", *(f"- {k}: {v:.1f} GFLOP/s" for k, v in results["peak"].items()), ""]
     if "micro" in results:
@@ -311,14 +388,21 @@ def render(results: dict) -> str:
     for label, r in results.get("recipes", {}).items():
         lines += [f"## Recipes on `{label}`: tutorial vs mmmgen ({r['n_layer']}x{r['n_embd']}, {r['n_head']} heads, "
                   f"context {r['context_length']}, batch {r['batch_size']} windows / {_ours(r)}, "
-                  f"{r['token_budget']:,} useful tokens; measured {r.get('when', '')}, load {r.get('load', '')})", "",
+                  f"{_budget(r)}; measured {r.get('when', '')}, load {r.get('load', '')})", "",
                   "| recipe | precision | padding | useful tokens/s | useful GFLOP/s | of peak | test loss | loss/note |",
                   "|---|---|---:|---:|---:|---:|---:|---:|"]
-        for name in ("tutorial", "mmmgen"):
-            x = r[name]
+        rows = [("tutorial", r["tutorial"]), ("mmmgen", r["mmmgen"])]
+        rows += [(f"mmmgen, {x['buckets_per_step']} bucket(s) a step", x) for x in r.get("mmmgen_more", [])]
+        for name, x in rows:
             lines.append(f"| {name} | {x['precision']} | {x['padding_fraction']:.1%} | {x['useful_tokens_per_s']:.0f} | "
                          f"{x['useful_gflops_per_s']:.1f} | {x['fraction_of_peak'] or 0:.0%} | {x['test_loss']:.3f} | "
                          f"{x['test_loss_per_note']:.3f} |")
+        if r.get("seconds"):
+            lines += ["", f"Each recipe trained for {r['seconds']:g} s (learning rate over that time); steady useful "
+                          "tokens/s (after the first 10% of the run) and peak GPU memory:", "",
+                      "| recipe | steps | useful tokens | steady useful tokens/s | peak memory GiB |", "|---|---:|---:|---:|---:|"]
+            lines += [f"| {name} | {x['steps']} | {x['useful_tokens']:,} | {x.get('steady_useful_tokens_per_s') or 0:.0f} | "
+                      f"{x.get('max_memory_gib') or 0:.1f} |" for name, x in rows]
         ok = "meets" if r["speedup_useful_tokens_per_s"] >= TARGET_RATIO else "misses"
         lines += ["", f"Speed-up in useful tokens/s: **{r['speedup_useful_tokens_per_s']:.2f}x** ({ok} the {TARGET_RATIO:g}x target).", ""]
     return "\n".join(lines) + "\n"
@@ -341,6 +425,8 @@ def main(argv=None) -> int:
     p.add_argument("--attention-dropout", type=float, default=None, help="mmmgen's attention dropout (default: train's, 0).")
     p.add_argument("--label", default=None, help="Name of the dataset in the results (default: its folder name).")
     p.add_argument("--compile", action="store_true", help="Also time torch.compile in 'micro' (slow to compile).")
+    p.add_argument("--seconds", type=float, default=None, help="Train each recipe this long instead of --tokens.")
+    p.add_argument("--more-buckets", default="", help="Comma-separated extra mmmgen --buckets-per-step runs in 'recipes'.")
     p.add_argument("--out", default=str(RESULTS_DIR / "train.json"), help="Results JSON (a .md is written beside it).")
     a = p.parse_args(argv)
     sys.path.insert(0, str(HERE.parent / "src"))
@@ -367,7 +453,9 @@ def main(argv=None) -> int:
         label = a.label or Path(a.dataset).name
         results.setdefault("recipes", {})[label] = recipes(a.dataset, a.tokenizer, a.preset, a.tokens, a.context_length,
                                                            a.batch_size, peak, a.seed, a.batching,
-                                                           a.buckets_per_step, a.dropout, a.attention_dropout)
+                                                           a.buckets_per_step, a.dropout, a.attention_dropout, a.seconds,
+                                                           tuple(int(x) for x in a.more_buckets.split(",") if x))
+        results["recipes"][label]["seconds"] = a.seconds
         print(json.dumps(results["recipes"][label], indent=1), flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

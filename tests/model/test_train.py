@@ -98,6 +98,7 @@ def test_row_collator_rows_compute_exactly_their_windows_alone():
     assert batch["input_ids"].tolist() == [[10, 11, 12, 3, 3, 3, 3, 3], [20, 21, 3, 3, 3, 3, 3, 3]]
     assert batch["labels"][1].tolist() == [20, 21, *[-100] * 6]
     assert batch["position_ids"][1].tolist() == list(range(8))
+    assert all(v.is_contiguous() for v in batch.values())  # a DataLoader pins batches for a GPU: no expanded views
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=64, n_layer=2, n_embd=32, n_head=2)).eval()
     a, b = torch.randint(5, 50, (7,)), torch.randint(5, 50, (13,))
@@ -223,6 +224,16 @@ def test_config_files_parse(name):
     argv = ["--config", str(ROOT / "configs" / f"{name}.yaml"), "--dataset", "d", "--tokenizer", "t", "--output-dir", "o"]
     (cfg,), _ = parse_config(argv, [TrainConfig], "t", "t")
     assert cfg.preset == name
+
+
+def test_gpu_default_model_config_parses_to_its_shape():
+    """configs/default-model-gpu.yaml (scripts/gpu_default_model.py): 6x320 in bf16 buckets, under 25 MB in fp16."""
+    from mmmgen.cli import parse_config
+
+    argv = ["--config", str(ROOT / "configs" / "default-model-gpu.yaml"), "--dataset", "d", "--tokenizer", "t", "--output-dir", "o"]
+    (cfg,), _ = parse_config(argv, [TrainConfig], "t", "t")
+    assert (cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.batching, cfg.precision) == (6, 5, 320, "buckets", "bf16")
+    assert 2 * count_params(cfg.n_layer, cfg.n_embd, 700, cfg.context_length) <= 25e6
 
 
 def test_count_params_matches_transformers():
@@ -478,6 +489,26 @@ def test_max_minutes_stops_training_on_the_clock(tiny_dataset, tiny_tokenizer, t
     peak = int(np.argmax(rates))  # warmup to the peak rate, then decay towards 0 by the end of the budget
     assert 0 < peak < len(rates) - 1 and rates[peak] <= cfg.learning_rate
     assert rates[0] < 0.9 * rates[peak] and rates[-1] < 0.2 * rates[peak]
+
+
+def test_load_run_computes_fp16_weights_in_fp32(debug_run, tmp_path):
+    """Weights shipped in fp16 (half the size) load as fp32, what a CPU computes fast."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    half = tmp_path / "half"
+    shutil.copytree(debug_run, half, ignore=shutil.ignore_patterns("checkpoint-*", "logs", "samples"))
+    weights = load_file(str(half / "model.safetensors"))
+    save_file({k: v.half().contiguous() for k, v in weights.items()}, str(half / "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads((half / "config.json").read_text())
+    (half / "config.json").write_text(json.dumps({**config, "dtype": "float16"}))  # as model.half().save_pretrained writes
+    model, _, _ = load_run(half)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    reference, _, _ = load_run(debug_run)
+    ids = torch.arange(5, 25)[None]
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, reference(ids).logits, atol=0.05, rtol=0.01)
 
 
 def test_ship_run_copies_only_the_final_model(debug_run, tmp_path):

@@ -203,7 +203,7 @@ class RowCollator:
             t = torch.as_tensor(w, dtype=torch.long)
             ids[r, : len(t)] = t
             labels[r, : len(t)] = t  # the model shifts: a row's first token is never a target
-        pos = torch.arange(width).expand(len(windows), -1)
+        pos = torch.arange(width).repeat(len(windows), 1)  # a real tensor: an expanded view cannot be pinned (GPU)
         return {"input_ids": ids, "labels": labels, "position_ids": pos}
 
 

@@ -113,6 +113,7 @@ def load_run(run_dir: str | Path):
         ``(model, tokenizer, settings)``: a ``GPT2LMHeadModel`` in eval mode, a fast tokenizer and
         the dict of ``mmmgen.json`` (``codec`` with ``grid``/``bars``, ``density_edges``, ``genre_labels``).
     """
+    import torch
     from transformers import GPT2LMHeadModel
 
     from mmmgen.model.tokenizer import load_tokenizer
@@ -123,7 +124,7 @@ def load_run(run_dir: str | Path):
     if not (run_dir / "config.json").is_file():
         msg = f"no trained model in {run_dir} (training not finished? `mmmgen train --resume` continues it)"
         raise RunError(msg)
-    model = GPT2LMHeadModel.from_pretrained(str(run_dir))
+    model = GPT2LMHeadModel.from_pretrained(str(run_dir), dtype=torch.float32)  # fp16 weights (shipped) computed in fp32
     model.eval()
     tokenizer = load_tokenizer(run_dir if (run_dir / "tokenizer.json").is_file() else settings_dir)
     return model, tokenizer, settings
