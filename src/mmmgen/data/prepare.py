@@ -1,9 +1,10 @@
 """A folder of MIDI files becomes a Hugging Face dataset of MMM window texts: ``prepare``.
 
 Two passes keep memory bounded for 100,000+ files: worker processes parse, window and encode
-each file (``encode_file``) and the results stream to a JSON-lines spool on disk; then the
-density edges are computed once over the training windows and the final texts are written with
-``datasets``. Bad files are skipped, counted by reason and logged; they never stop the run.
+each file (``encode_file``) and the results stream to a spool on disk (one per split, ``marshal``
+records); then the density edges are computed once over the training windows and the final texts
+stream, in record batches, into one Arrow file per split, which ``datasets`` saves as a
+``DatasetDict``. Bad files are skipped, counted by reason and logged; they never stop the run.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import marshal
 import math
 import os
 import random
@@ -53,7 +55,12 @@ def find_midi_files(midi_dir: str | Path) -> list[Path]:
     if not root.is_dir():
         msg = f"MIDI folder not found: {root}"
         raise DatasetError(msg)
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+    found = []
+    for folder, _, names in os.walk(root, followlinks=True):  # as rglob("*"): links followed
+        for name in names:
+            if os.path.splitext(name)[1].lower() in MIDI_SUFFIXES and os.path.isfile(path := os.path.join(folder, name)):
+                found.append(Path(path))
+    return sorted(found)
 
 
 def load_score(path: str | Path):
@@ -199,7 +206,8 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
     work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out_dir.parent))
     try:
         skipped, counts, kept = Counter(), [], 0
-        with open(work / "spool.jsonl", "w", encoding="utf-8") as spool:
+        spools = {False: work / "train.spool", True: work / "test.spool"}
+        with open(spools[False], "wb") as train_spool, open(spools[True], "wb") as test_spool:
             for result in _iter_results(tasks, config.num_proc):
                 if result.skipped:
                     skipped[result.skipped] += 1
@@ -207,20 +215,21 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
                     continue
                 kept += 1
                 is_test = result.source in test_sources
+                spool = test_spool if is_test else train_spool
                 for w in result.windows:
                     if not is_test:
                         counts.extend(n for _, n, _ in w["parts"])
-                    spool.write(json.dumps({"source": result.source, "test": is_test, **w}) + "\n")
+                    marshal.dump((result.source, w["start_bar"], w["ts"], w["transpose"], w["parts"]), spool)
         edges = density_edges(np.asarray(counts), config.density_levels)
-        dataset = _build_dataset(work / "spool.jsonl", labels, edges, work / "cache", config.infill_prob, config.seed)
+        dataset, stats = _build_dataset(spools, labels, edges, work, config.infill_prob, config.seed)
         report = {
             "files_total": len(files),
             "files_kept": kept,
             "files_skipped": dict(skipped),
-            "windows": {split: len(ds) for split, ds in dataset.items()},
-            "tokens": {split: int(sum(ds["n_words"])) for split, ds in dataset.items()},
-            "infill_windows": {split: int(sum(ds["infill"])) for split, ds in dataset.items()},
-            "genres": dict(Counter(dataset["train"]["genre"])),
+            "windows": {split: st["windows"] for split, st in stats.items()},
+            "tokens": {split: st["tokens"] for split, st in stats.items()},
+            "infill_windows": {split: st["infill"] for split, st in stats.items()},
+            "genres": dict(stats["train"]["genres"]),
             "codec": codec.to_dict(),
             "density_edges": edges,
             "genre_labels": sorted(set(labels.values()) | {V.OTHER_GENRE}),
@@ -239,55 +248,82 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
     return report
 
 
-def _build_dataset(spool: Path, labels: dict[str, str], edges: list[float], cache: Path, infill_prob: float = 0.0, seed: int = 0):
-    from datasets import Dataset, DatasetDict, Features, Value
+FEATURES = {  # column -> dtype (datasets' Value names, which are pyarrow's type names)
+    "text": "string",
+    "source": "string",
+    "start_bar": "int32",
+    "genre": "string",
+    "transpose": "int8",
+    "n_notes": "int32",
+    "n_words": "int32",
+    "infill": "bool",
+}
+BATCH_ROWS = 4096  # rows per Arrow record batch: bounded memory, few Python-to-Arrow calls
 
+
+def _read_spool(path: Path):
+    with open(path, "rb") as f:
+        while True:
+            try:
+                yield marshal.load(f)
+            except EOFError:
+                return
+
+
+def _spool_rows(path: Path, labels: dict[str, str], edges: list[float], infill_prob: float, seed: int):
+    """Final dataset rows of one split's spool, in spool order (a bar-fill variant after its window)."""
     from mmmgen.text.fill import random_fill
 
-    features = Features(
-        {
-            "text": Value("string"),
-            "source": Value("string"),
-            "start_bar": Value("int32"),
-            "genre": Value("string"),
-            "transpose": Value("int8"),
-            "n_notes": Value("int32"),
-            "n_words": Value("int32"),
-            "infill": Value("bool"),
-        }
-    )
+    for source, start_bar, ts, transpose, parts in _read_spool(path):
+        genre = labels.get(source, V.OTHER_GENRE)
+        text = parts_to_text(tuple(ts), genre, parts, edges)
+        row = (text, source, start_bar, genre, transpose, sum(n for _, n, _ in parts), text.count(" ") + 1, False)
+        yield row
+        rng = random.Random(f"{seed}:{source}:{start_bar}:{transpose}")  # stable per window
+        if infill_prob and rng.random() < infill_prob:
+            masked = random_fill(text, rng)  # a new string: the plain row above is untouched
+            yield (masked, *row[1:6], masked.count(" ") + 1, True)
 
-    def rows(test: bool):
-        with open(spool, encoding="utf-8") as f:
-            for line in f:
-                w = json.loads(line)
-                if w["test"] != test:
-                    continue
-                genre = labels.get(w["source"], V.OTHER_GENRE)
-                text = parts_to_text(tuple(w["ts"]), genre, w["parts"], edges)
-                row = {
-                    "text": text,
-                    "source": w["source"],
-                    "start_bar": w["start_bar"],
-                    "genre": genre,
-                    "transpose": w["transpose"],
-                    "n_notes": sum(n for _, n, _ in w["parts"]),
-                    "n_words": text.count(" ") + 1,
-                    "infill": False,
-                }
-                yield row
-                rng = random.Random(f"{seed}:{w['source']}:{w['start_bar']}:{w['transpose']}")  # stable per window
-                if infill_prob and rng.random() < infill_prob:
-                    masked = random_fill(text, rng)  # a new string: the plain row above is untouched
-                    yield {**row, "text": masked, "n_words": masked.count(" ") + 1, "infill": True}
 
-    def build(test: bool):
-        has_rows = any(True for _ in rows(test))
-        if not has_rows:
-            return Dataset.from_dict({k: [] for k in features}, features=features)
-        return Dataset.from_generator(rows, gen_kwargs={"test": test}, features=features, cache_dir=str(cache))
+def _write_arrow(rows, path: Path) -> dict:
+    """Stream rows into an Arrow IPC stream file (the format ``datasets`` memory-maps); returns
+    the split's counts for the report."""
+    import pyarrow as pa
 
-    return DatasetDict({"train": build(False), "test": build(True)})
+    schema = pa.schema([(name, pa.type_for_alias(dtype)) for name, dtype in FEATURES.items()])
+    stats = {"windows": 0, "tokens": 0, "infill": 0, "genres": Counter()}
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        batch: list[tuple] = []
+
+        def flush():
+            columns = list(zip(*batch, strict=True)) if batch else [[] for _ in FEATURES]
+            writer.write_batch(pa.record_batch([pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema))
+            stats["windows"] += len(batch)
+            stats["tokens"] += sum(columns[6])
+            stats["infill"] += sum(columns[7])
+            stats["genres"].update(columns[3])
+            batch.clear()
+
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= BATCH_ROWS:
+                flush()
+        if batch or not stats["windows"]:
+            flush()
+    return stats
+
+
+def _build_dataset(spools: dict[bool, Path], labels: dict[str, str], edges: list[float], work: Path, infill_prob: float = 0.0, seed: int = 0):
+    """The ``DatasetDict`` (memory-mapped from ``work``) and per-split counts for the report."""
+    from datasets import Dataset, DatasetDict, DatasetInfo, Features, NamedSplit, Value
+
+    features = Features({name: Value(dtype) for name, dtype in FEATURES.items()})
+    splits, stats = {}, {}
+    for split, test in (("train", False), ("test", True)):
+        arrow = work / f"{split}.arrow"
+        stats[split] = _write_arrow(_spool_rows(spools[test], labels, edges, infill_prob, seed), arrow)
+        splits[split] = Dataset.from_file(str(arrow), info=DatasetInfo(features=features), split=NamedSplit(split))
+    return DatasetDict(splits), stats
 
 
 def load_report(dataset_dir: str | Path) -> dict:
