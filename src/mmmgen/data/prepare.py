@@ -3,8 +3,10 @@
 Two passes keep memory bounded for 100,000+ files: worker processes parse, window and encode
 each file (``encode_file``) and the results stream to a spool on disk (one per split, ``marshal``
 records); then the density edges are computed once over the training windows and the final texts
-stream, in record batches, into one Arrow file per split, which ``datasets`` saves as a
-``DatasetDict``. Bad files are skipped, counted by reason and logged; they never stop the run.
+stream, in Arrow record batches, straight into the folder layout of ``DatasetDict.save_to_disk``
+(``datasets.load_from_disk`` reads it; importing ``datasets`` here would cost more start-up time
+than a small corpus takes to encode). Bad files are skipped, counted by reason and logged; they
+never stop the run.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import csv
 import json
 import logging
 import marshal
-import math
 import os
 import random
+import secrets
 import shutil
 import sys
 import tempfile
@@ -221,7 +223,8 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
                         counts.extend(n for _, n, _ in w["parts"])
                     marshal.dump((result.source, w["start_bar"], w["ts"], w["transpose"], w["parts"]), spool)
         edges = density_edges(np.asarray(counts), config.density_levels)
-        dataset, stats = _build_dataset(spools, labels, edges, work, config.infill_prob, config.seed)
+        tmp_out = work / "dataset"
+        stats = _write_dataset(spools, labels, edges, tmp_out, config.infill_prob, config.seed)
         report = {
             "files_total": len(files),
             "files_kept": kept,
@@ -236,9 +239,6 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
             "settings": {k: v for k, v in vars(config).items() if k not in codec.to_dict()},
             "seconds": round(time.time() - started, 2),
         }
-        tmp_out = work / "dataset"
-        shards = {k: max(1, math.ceil(ds.data.nbytes / 500e6)) for k, ds in dataset.items()}  # >=1: an empty split stays loadable
-        dataset.save_to_disk(str(tmp_out), num_shards=shards)
         (tmp_out / REPORT_NAME).write_text(json.dumps(report, indent=2))
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -285,45 +285,81 @@ def _spool_rows(path: Path, labels: dict[str, str], edges: list[float], infill_p
             yield (masked, *row[1:6], masked.count(" ") + 1, True)
 
 
-def _write_arrow(rows, path: Path) -> dict:
-    """Stream rows into an Arrow IPC stream file (the format ``datasets`` memory-maps); returns
-    the split's counts for the report."""
+SHARD_BYTES = 500e6  # a new Arrow shard past this size, as save_to_disk's default
+
+
+def _write_split(rows, split_dir: Path, split: str) -> dict:
+    """Stream rows into ``split_dir`` as ``save_to_disk`` lays out one split: Arrow IPC stream
+    shards ``data-0000i-of-0000n.arrow`` (with the features in the schema metadata, as ``datasets``
+    writes them), ``dataset_info.json`` and ``state.json``. Returns the split's counts for the report."""
     import pyarrow as pa
 
-    schema = pa.schema([(name, pa.type_for_alias(dtype)) for name, dtype in FEATURES.items()])
-    stats = {"windows": 0, "tokens": 0, "infill": 0, "genres": Counter()}
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-        batch: list[tuple] = []
+    features = {name: {"dtype": dtype, "_type": "Value"} for name, dtype in FEATURES.items()}
+    meta = {"huggingface": json.dumps({"info": {"features": features}})}
+    schema = pa.schema([(name, pa.type_for_alias(dtype)) for name, dtype in FEATURES.items()], metadata=meta)
+    stats = {"windows": 0, "tokens": 0, "infill": 0, "genres": Counter(), "bytes": 0}
+    split_dir.mkdir(parents=True)
+    shards: list[Path] = []
+    state = {"writer": None, "sink": None, "bytes": 0}
 
-        def flush():
-            columns = list(zip(*batch, strict=True)) if batch else [[] for _ in FEATURES]
-            writer.write_batch(pa.record_batch([pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema))
-            stats["windows"] += len(batch)
-            stats["tokens"] += sum(columns[6])
-            stats["infill"] += sum(columns[7])
-            stats["genres"].update(columns[3])
-            batch.clear()
+    def write(batch: list[tuple]) -> None:
+        if state["writer"] is None or state["bytes"] >= SHARD_BYTES:  # >= 1 shard: an empty split stays loadable
+            close()
+            shards.append(split_dir / f"shard-{len(shards)}.arrow")
+            state["sink"] = pa.OSFile(str(shards[-1]), "wb")
+            state["writer"], state["bytes"] = pa.ipc.new_stream(state["sink"], schema), 0
+        columns = list(zip(*batch, strict=True)) if batch else [[] for _ in FEATURES]
+        record = pa.record_batch([pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+        state["writer"].write_batch(record)
+        state["bytes"] += record.nbytes
+        stats["bytes"] += record.nbytes
+        stats["windows"] += len(batch)
+        stats["tokens"] += sum(columns[6])
+        stats["infill"] += sum(columns[7])
+        stats["genres"].update(columns[3])
 
-        for row in rows:
-            batch.append(row)
-            if len(batch) >= BATCH_ROWS:
-                flush()
-        if batch or not stats["windows"]:
-            flush()
+    def close() -> None:
+        if state["writer"] is not None:
+            state["writer"].close()
+            state["sink"].close()
+
+    batch: list[tuple] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= BATCH_ROWS:
+            write(batch)
+            batch = []
+    if batch or not shards:
+        write(batch)
+    close()
+    names = [f"data-{i:05d}-of-{len(shards):05d}.arrow" for i in range(len(shards))]
+    for shard, name in zip(shards, names, strict=True):
+        shard.rename(split_dir / name)
+    info = {
+        "citation": "", "description": "", "homepage": "", "license": "", "features": features,
+        "splits": {split: {"name": split, "num_bytes": stats["bytes"], "num_examples": stats["windows"]}},
+    }  # fmt: skip
+    state_json = {
+        "_data_files": [{"filename": name} for name in names],
+        "_fingerprint": secrets.token_hex(8),  # random, as datasets does for data it cannot hash
+        "_format_columns": None,
+        "_format_kwargs": {},
+        "_format_type": None,
+        "_output_all_columns": False,
+        "_split": split,
+    }
+    (split_dir / "dataset_info.json").write_text(json.dumps(info, indent=2))
+    (split_dir / "state.json").write_text(json.dumps(state_json, indent=2))
     return stats
 
 
-def _build_dataset(spools: dict[bool, Path], labels: dict[str, str], edges: list[float], work: Path, infill_prob: float = 0.0, seed: int = 0):
-    """The ``DatasetDict`` (memory-mapped from ``work``) and per-split counts for the report."""
-    from datasets import Dataset, DatasetDict, DatasetInfo, Features, NamedSplit, Value
-
-    features = Features({name: Value(dtype) for name, dtype in FEATURES.items()})
-    splits, stats = {}, {}
+def _write_dataset(spools: dict[bool, Path], labels: dict[str, str], edges: list[float], out: Path, infill_prob: float = 0.0, seed: int = 0) -> dict:
+    """The ``train``/``test`` ``DatasetDict`` folder at ``out``; per-split counts for the report."""
+    stats = {}
     for split, test in (("train", False), ("test", True)):
-        arrow = work / f"{split}.arrow"
-        stats[split] = _write_arrow(_spool_rows(spools[test], labels, edges, infill_prob, seed), arrow)
-        splits[split] = Dataset.from_file(str(arrow), info=DatasetInfo(features=features), split=NamedSplit(split))
-    return DatasetDict(splits), stats
+        stats[split] = _write_split(_spool_rows(spools[test], labels, edges, infill_prob, seed), out / split, split)
+    (out / "dataset_dict.json").write_text(json.dumps({"splits": list(stats)}))
+    return stats
 
 
 def load_report(dataset_dir: str | Path) -> dict:
