@@ -279,8 +279,10 @@ def _spool_rows(path: Path, labels: dict[str, str], edges: list[float], infill_p
         text = parts_to_text(tuple(ts), genre, parts, edges)
         row = (text, source, start_bar, genre, transpose, sum(n for _, n, _ in parts), text.count(" ") + 1, False)
         yield row
+        if not infill_prob:
+            continue
         rng = random.Random(f"{seed}:{source}:{start_bar}:{transpose}")  # stable per window
-        if infill_prob and rng.random() < infill_prob:
+        if rng.random() < infill_prob:
             masked = random_fill(text, rng)  # a new string: the plain row above is untouched
             yield (masked, *row[1:6], masked.count(" ") + 1, True)
 
