@@ -287,7 +287,28 @@ def _spool_rows(path: Path, labels: dict[str, str], edges: list[float], infill_p
             yield (masked, *row[1:6], masked.count(" ") + 1, True)
 
 
+BATCH_TEXT = 2**28  # and at most this many characters of text per batch (int32 string offsets)
 SHARD_BYTES = 500e6  # a new Arrow shard past this size, as save_to_disk's default
+
+
+def _arrow_array(values, type_):
+    """A pyarrow array of Python strings, ints or bools, built from its buffers: ``pa.array``
+    would import pandas (half a second) to ask whether the values are pandas objects."""
+    import pyarrow as pa
+
+    n = len(values)
+    if pa.types.is_string(type_):
+        encoded = [v.encode() for v in values]
+        offsets = np.zeros(n + 1, np.int32)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    elif pa.types.is_boolean(type_):
+        buffers = [None, pa.py_buffer(np.packbits(np.asarray(values, bool), bitorder="little"))]
+    else:
+        buffers = [None, pa.py_buffer(np.asarray(values, type_.to_pandas_dtype()))]
+    array = pa.Array.from_buffers(type_, n, buffers)
+    array.validate()
+    return array
 
 
 def _write_split(rows, split_dir: Path, split: str) -> dict:
@@ -311,7 +332,7 @@ def _write_split(rows, split_dir: Path, split: str) -> dict:
             state["sink"] = pa.OSFile(str(shards[-1]), "wb")
             state["writer"], state["bytes"] = pa.ipc.new_stream(state["sink"], schema), 0
         columns = list(zip(*batch, strict=True)) if batch else [[] for _ in FEATURES]
-        record = pa.record_batch([pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+        record = pa.RecordBatch.from_arrays([_arrow_array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
         state["writer"].write_batch(record)
         state["bytes"] += record.nbytes
         stats["bytes"] += record.nbytes
@@ -326,11 +347,13 @@ def _write_split(rows, split_dir: Path, split: str) -> dict:
             state["sink"].close()
 
     batch: list[tuple] = []
+    text_bytes = 0
     for row in rows:
         batch.append(row)
-        if len(batch) >= BATCH_ROWS:
+        text_bytes += len(row[0])
+        if len(batch) >= BATCH_ROWS or text_bytes >= BATCH_TEXT:
             write(batch)
-            batch = []
+            batch, text_bytes = [], 0
     if batch or not shards:
         write(batch)
     close()

@@ -20,6 +20,7 @@ open at ``BAR_END`` that the next bar does not hold ends at the bar line.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -268,6 +269,8 @@ def density_level(n_notes: int, edges: list[float] | np.ndarray | None) -> int:
     """The ``DENSITY`` level of a track with ``n_notes`` notes (``len(edges) + 1`` levels)."""
     if edges is None or len(edges) == 0:
         return 0
+    if isinstance(edges, list):  # as np.searchsorted(side="right"), without building an array per call
+        return bisect.bisect_right(edges, n_notes)
     return int(np.searchsorted(np.asarray(edges), n_notes, side="right"))
 
 
