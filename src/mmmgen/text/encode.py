@@ -78,20 +78,23 @@ def quantize_notes(notes: dict[str, np.ndarray], tpq: int, grid: int) -> np.ndar
     duplicates are dropped. Returns an (n, 4) int64 array ``pitch, start, end, velocity`` sorted
     by start then pitch.
     """
-    start = np.rint(notes["time"] * grid / tpq).astype(np.int64)
-    end = np.rint((notes["time"] + notes["duration"]) * grid / tpq).astype(np.int64)
-    end = np.maximum(end, start + 1)
-    arr = np.stack([notes["pitch"].astype(np.int64), start, end, notes["velocity"].astype(np.int64)], 1)
+    arr = np.empty((len(notes["time"]), 4), np.int64)
     if len(arr) == 0:
-        return arr.reshape(0, 4)
+        return arr
+    arr[:, 0] = notes["pitch"]
+    arr[:, 1] = np.rint(notes["time"] * grid / tpq)
+    arr[:, 2] = np.rint((notes["time"] + notes["duration"]) * grid / tpq)
+    np.maximum(arr[:, 2], arr[:, 1] + 1, out=arr[:, 2])
+    arr[:, 3] = notes["velocity"]
     arr = arr[np.lexsort((-arr[:, 2], arr[:, 1], arr[:, 0]))]  # by pitch, start, longest first
     same_pitch_next = arr[1:, 0] == arr[:-1, 0]
-    keep = np.ones(len(arr), bool)
-    keep[1:] = ~(same_pitch_next & (arr[1:, 1] == arr[:-1, 1]))  # duplicate onset: keep longest
-    arr = arr[keep]
-    same_pitch_next = arr[1:, 0] == arr[:-1, 0]
+    duplicate = same_pitch_next & (arr[1:, 1] == arr[:-1, 1])  # duplicate onset: keep the longest
+    if duplicate.any():
+        arr = arr[np.concatenate(([True], ~duplicate))]
+        same_pitch_next = arr[1:, 0] == arr[:-1, 0]
     overlap = same_pitch_next & (arr[1:, 1] < arr[:-1, 2])
-    arr[:-1, 2] = np.where(overlap, arr[1:, 1], arr[:-1, 2])
+    if overlap.any():
+        arr[:-1, 2] = np.where(overlap, arr[1:, 1], arr[:-1, 2])
     return arr[np.lexsort((arr[:, 0], arr[:, 1]))]
 
 
@@ -225,8 +228,10 @@ def track_to_bar_texts(track: TrackNotes, n_bars: int, bar_len: int, grid: int) 
             keys.append(start * 256 + 128 + pitch)
         if end <= limit:
             keys.append(end * 256 + pitch)
-        for bar in range(start // bar_len + 1, min(-(-end // bar_len), n_bars)):
-            holds[bar].append(pitch)
+        first = start // bar_len + 1
+        if end > first * bar_len:  # sounds past its bar: held in the next ones
+            for bar in range(first, min(-(-end // bar_len), n_bars)):
+                holds[bar].append(pitch)
     keys.sort()
     bars, i, n = [], 0, len(keys)
     for b in range(n_bars):
