@@ -21,6 +21,7 @@ open at ``BAR_END`` that the next bar does not hold ends at the bar line.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -78,24 +79,34 @@ def quantize_notes(notes: dict[str, np.ndarray], tpq: int, grid: int) -> np.ndar
     duplicates are dropped. Returns an (n, 4) int64 array ``pitch, start, end, velocity`` sorted
     by start then pitch.
     """
-    arr = np.empty((len(notes["time"]), 4), np.int64)
+    return _quantize_tracks([notes], tpq, grid)[:, 1:]
+
+
+def _quantize_tracks(tracks: list[dict[str, np.ndarray]], tpq: int, grid: int) -> np.ndarray:
+    """``quantize_notes`` of several tracks at once: an (n, 5) int64 array ``track, pitch, start,
+    end, velocity`` sorted by track, start, pitch (one set of numpy calls for the whole score)."""
+    sizes = [len(notes["time"]) for notes in tracks]
+    arr = np.empty((sum(sizes), 5), np.int64)
     if len(arr) == 0:
         return arr
-    arr[:, 0] = notes["pitch"]
-    arr[:, 1] = np.rint(notes["time"] * grid / tpq)
-    arr[:, 2] = np.rint((notes["time"] + notes["duration"]) * grid / tpq)
-    np.maximum(arr[:, 2], arr[:, 1] + 1, out=arr[:, 2])
-    arr[:, 3] = notes["velocity"]
-    arr = arr[np.lexsort((-arr[:, 2], arr[:, 1], arr[:, 0]))]  # by pitch, start, longest first
-    same_pitch_next = arr[1:, 0] == arr[:-1, 0]
-    duplicate = same_pitch_next & (arr[1:, 1] == arr[:-1, 1])  # duplicate onset: keep the longest
+    time = np.concatenate([notes["time"] for notes in tracks]) if len(tracks) > 1 else tracks[0]["time"]
+    duration = np.concatenate([notes["duration"] for notes in tracks]) if len(tracks) > 1 else tracks[0]["duration"]
+    arr[:, 0] = np.repeat(np.arange(len(tracks)), sizes)
+    arr[:, 1] = np.concatenate([notes["pitch"] for notes in tracks]) if len(tracks) > 1 else tracks[0]["pitch"]
+    arr[:, 2] = np.rint(time * grid / tpq)
+    arr[:, 3] = np.rint((time + duration) * grid / tpq)
+    np.maximum(arr[:, 3], arr[:, 2] + 1, out=arr[:, 3])
+    arr[:, 4] = np.concatenate([notes["velocity"] for notes in tracks]) if len(tracks) > 1 else tracks[0]["velocity"]
+    arr = arr[np.lexsort((-arr[:, 3], arr[:, 2], arr[:, 1], arr[:, 0]))]  # by track, pitch, start, longest first
+    same_pitch_next = (arr[1:, 1] == arr[:-1, 1]) & (arr[1:, 0] == arr[:-1, 0])
+    duplicate = same_pitch_next & (arr[1:, 2] == arr[:-1, 2])  # duplicate onset: keep the longest
     if duplicate.any():
         arr = arr[np.concatenate(([True], ~duplicate))]
-        same_pitch_next = arr[1:, 0] == arr[:-1, 0]
-    overlap = same_pitch_next & (arr[1:, 1] < arr[:-1, 2])
+        same_pitch_next = (arr[1:, 1] == arr[:-1, 1]) & (arr[1:, 0] == arr[:-1, 0])
+    overlap = same_pitch_next & (arr[1:, 2] < arr[:-1, 3])
     if overlap.any():
-        arr[:-1, 2] = np.where(overlap, arr[1:, 1], arr[:-1, 2])
-    return arr[np.lexsort((arr[:, 0], arr[:, 1]))]
+        arr[:-1, 3] = np.where(overlap, arr[1:, 2], arr[:-1, 3])
+    return arr[np.lexsort((arr[:, 1], arr[:, 2], arr[:, 0]))]
 
 
 def meter_segments(score, grid: int, end_tick: int | None = None) -> list[tuple[int, int, tuple[int, int]]]:
@@ -144,8 +155,8 @@ def score_to_windows(score, config: CodecConfig | None = None) -> list[Window]:
     config = config or CodecConfig()
     grid, tpq = config.grid, score.tpq
     arrays = [(t.program, t.is_drum, t.notes.numpy()) for t in score.tracks if len(t.notes) > 0]
-    tracks = [(program, is_drum, _ClipIndex(quantize_notes(notes, tpq, grid))) for program, is_drum, notes in arrays]
     end_tick = max((_last_end(notes) for _, _, notes in arrays), default=0)
+    cutter = _Cutter(_quantize_tracks([notes for _, _, notes in arrays], tpq, grid), [(p, d) for p, d, _ in arrays])
     windows: list[Window] = []
     bar_index = 0
     for seg_start, n_bars, meter in meter_segments(score, grid, end_tick):
@@ -159,15 +170,39 @@ def score_to_windows(score, config: CodecConfig | None = None) -> list[Window]:
         for first_bar in starts:
             w0 = seg_start + first_bar * length
             w1 = w0 + min(config.bars, n_bars - first_bar) * length
-            window = Window(meter, config.bars, length, [], bar_index + first_bar)
-            for program, is_drum, index in tracks:
-                cut = index.clip(w0, w1)
-                if len(cut):
-                    window.tracks.append(TrackNotes(program, is_drum, cut))
+            window = Window(meter, config.bars, length, cutter.cut(w0, w1), bar_index + first_bar)
             if window.n_notes >= max(config.min_notes, 1):
                 windows.append(window)
         bar_index += n_bars
     return windows
+
+
+class _Cutter:
+    """The quantized notes of all tracks (``_quantize_tracks``), cut into windows: ``cut`` gives
+    each track's ``_clip_notes``. Small scores are cut with one set of numpy calls for all tracks;
+    large ones per track by binary search (``_ClipIndex``), which does not test every note."""
+
+    SMALL = 4096  # notes
+
+    def __init__(self, notes: np.ndarray, tracks: list[tuple[int, bool]]):
+        self.notes, self.tracks = notes, tracks
+        bounds = np.searchsorted(notes[:, 0], np.arange(len(tracks) + 1)).tolist()
+        self.indexes = None
+        if len(notes) > self.SMALL:
+            self.indexes = [_ClipIndex(notes[a:b, 1:]) for a, b in itertools.pairwise(bounds)]
+
+    def cut(self, w0: int, w1: int) -> list[TrackNotes]:
+        if self.indexes is not None:
+            cuts = [index.clip(w0, w1) for index in self.indexes]
+        else:
+            sel = self.notes[(self.notes[:, 2] < w1) & (self.notes[:, 3] > w0)]
+            bounds = np.searchsorted(sel[:, 0], np.arange(len(self.tracks) + 1)).tolist()
+            sel = sel[:, 1:]  # a copy: shift in place
+            sel[:, 1:3] -= w0
+            np.maximum(sel[:, 1], -1, out=sel[:, 1])
+            np.minimum(sel[:, 2], w1 - w0, out=sel[:, 2])
+            cuts = [sel[a:b] for a, b in itertools.pairwise(bounds)]
+        return [TrackNotes(p, d, cut) for (p, d), cut in zip(self.tracks, cuts, strict=True) if len(cut)]
 
 
 class _ClipIndex:
