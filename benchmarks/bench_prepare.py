@@ -16,6 +16,11 @@ corpus label, into ``benchmarks/results/prepare.json`` and rendered to ``prepare
 
     .venv/bin/python benchmarks/bench_prepare.py                      # synthetic corpus
     .venv/bin/python benchmarks/bench_prepare.py --midi-dir ../shared/midi-dev
+    .venv/bin/python benchmarks/bench_prepare.py --midi-dir DIR --end-to-end   # + the CLI end to end
+
+``--end-to-end`` adds, in the same run, the command a user runs (``mmmgen prepare DIR OUT
+--num-proc 1``, and ``2``) timed as a subprocess against MidiTok's MMM doing the same job end to
+end (``_prepare_e2e.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import _env  # benchmarks/_env.py: hardware, versions and git state of a run
+import _prepare_e2e  # benchmarks/_prepare_e2e.py: the CLI end to end
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -395,6 +401,10 @@ def render_markdown(runs: dict) -> str:
                 f"{head['ratio_best']:.2f}x, median {head['ratio_median']:.2f}x - "
                 f"{verdict} the {TARGET_RATIO:g}x target.",
             ]
+        if run.get("end_to_end"):
+            lines += _prepare_e2e.markdown(run["end_to_end"], head["ratio_cpu"] if head else None, TARGET_RATIO)
+        if run.get("note"):
+            lines += ["", f"Note: {run['note']}"]
         busy = min(m["cpu_over_wall"] for m in run["methods"].values())
         if busy < 0.9:
             lines += [
@@ -468,9 +478,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-save", action="store_true", help="print only, do not update the results files"
     )
+    parser.add_argument(
+        "--end-to-end", action="store_true",
+        help="also time `mmmgen prepare` (subprocess) against MidiTok's MMM end to end on the same folder",
+    )
+    parser.add_argument("--e2e-repeat", type=int, default=3, help="interleaved end-to-end runs per command")
+    parser.add_argument("--e2e-num-proc", default="1,2", help="--num-proc values of the end-to-end `mmmgen prepare` runs")
+    parser.add_argument("--note", default="", help="a remark stored with the run and printed under its tables")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.end_to_end and args.max_files:
+        parser.error("--end-to-end times the whole folder: leave out --max-files")
     return args
 
 
@@ -518,6 +537,15 @@ def main(argv: list[str] | None = None) -> int:
         env = environment()
         results = {}
         raw = run_methods(methods, [str(p) for p in files], args.repeat)
+        e2e = None
+        if args.end_to_end:
+            e2e_root = args.midi_dir or out
+            e2e_methods = [_prepare_e2e.ours(int(n)) for n in args.e2e_num_proc.split(",") if n.strip()]
+            e2e_methods.append(_prepare_e2e.MIDITOK_E2E)
+            e2e_raw = _prepare_e2e.run(Path(e2e_root), Path(tmp), e2e_methods, args.e2e_repeat)
+            e2e = {"repeat": args.e2e_repeat, "methods": e2e_raw, "ratios": _prepare_e2e.ratios(e2e_raw)}
+            for m, ratio in e2e["ratios"].items():
+                print(f"  e2e MidiTok / {m}: wall best {ratio['wall_best']:.2f}x, CPU {ratio['cpu_best']:.2f}x", file=sys.stderr)
         for method in methods:
             results[method] = summarize(raw[method], len(files), n_notes)
             m = results[method]
@@ -541,6 +569,10 @@ def main(argv: list[str] | None = None) -> int:
         },
         "methods": results,
     }
+    if e2e:
+        run["end_to_end"] = e2e
+    if args.note:
+        run["note"] = args.note
     if all(h in results for h in HEADLINE):
         a, b = results[HEADLINE[0]], results[HEADLINE[1]]
         run["headline"] = {

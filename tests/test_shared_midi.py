@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 from datasets import load_from_disk
+from symusic import Score
 
 from mmmgen.config import PrepareConfig
 from mmmgen.data.prepare import prepare
 from mmmgen.render.files import read_pieces
-from mmmgen.text.decode import text_to_piece
+from mmmgen.text import vocab as V
+from mmmgen.text.decode import piece_to_score, text_to_piece
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "midi-dev"
 pytestmark = [pytest.mark.shared, pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/midi-dev not present")]
@@ -39,3 +41,17 @@ def test_tutorial_token_text_decodes(path):
         assert set(piece.issues) <= quirks, piece.issues
         notes += sum(len(t.notes) for t in piece.tracks)
     assert notes > 0
+
+
+@pytest.mark.parametrize("path", sorted(SHARED.glob("token_samples/*/*.txt")) if SHARED.is_dir() else [], ids=lambda p: p.parent.name + "/" + p.name)
+def test_tutorial_token_text_loses_no_notes(path):
+    """Every NOTE_ON of the tutorial's text becomes a note that still sounds in the rendered MIDI."""
+    for i, text in enumerate(read_pieces(path)):
+        piece = text_to_piece(text)
+        n_on = sum(w.startswith(V.NOTE_ON + "=") for w in text.split())
+        assert sum(len(t.notes) for t in piece.tracks) == n_on, f"piece {i} lost notes: {dict(piece.issues)}"
+        score = piece_to_score(piece)
+        back = Score.from_midi(score.dumps_midi())
+        assert back.note_num() == n_on and all(n.duration > 0 for t in back.tracks for n in t.notes)
+        if "BPM=" in text:
+            assert round(back.tempos[0].qpm) == round(piece.tempo)

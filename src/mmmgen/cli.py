@@ -19,6 +19,31 @@ from mmmgen.errors import MMMGenError
 log = logging.getLogger("mmmgen")
 
 
+def _hf_argument_parser():
+    """``transformers.HfArgumentParser`` without importing all of ``transformers`` (about 1 s of
+    start-up that ``mmmgen prepare`` and ``render`` never need otherwise).
+
+    ``transformers/hf_argparser.py`` imports nothing else from its package, so it loads alone from
+    its file; should that change, the ordinary import is used.
+    """
+    if "transformers" in sys.modules:
+        from transformers import HfArgumentParser
+
+        return HfArgumentParser
+    import importlib.util
+
+    try:
+        origin = importlib.util.find_spec("transformers").origin  # finds, does not import
+        spec = importlib.util.spec_from_file_location("mmmgen._hf_argparser", Path(origin).with_name("hf_argparser.py"))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.HfArgumentParser
+    except Exception:  # any surprise: the ordinary (slower) import
+        from transformers import HfArgumentParser
+
+        return HfArgumentParser
+
+
 def parse_config(
     argv: Sequence[str],
     types: Sequence[type],
@@ -32,9 +57,8 @@ def parse_config(
     Returns ``(configs, namespace)`` where the namespace holds positionals and ``extra`` options.
     """
     import yaml
-    from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(list(types), prog=prog, description=description)
+    parser = _hf_argument_parser()(list(types), prog=prog, description=description)
     for name, help_text in positionals:
         parser.add_argument(name, help=help_text)
     parser.add_argument("--config", default=None, help="YAML file of settings; explicit flags override it.")

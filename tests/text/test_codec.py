@@ -228,6 +228,20 @@ def test_encoded_text_is_strictly_valid(seed):
         text_to_piece(text, strict=True)
 
 
+@pytest.mark.parametrize("hop", [None, 3])
+def test_small_and_large_scores_are_cut_alike(monkeypatch, hop):
+    """Windows are cut with one set of numpy calls for all tracks of a small score and by binary
+    search per track for a large one: the same texts either way."""
+    from mmmgen.text import encode as E
+
+    config = CodecConfig(bars=4, hop=hop)
+    scores = [random_score(seed, n_bars=13, meter=[(4, 4), (3, 4), (6, 8)][seed % 3]) for seed in range(6)]
+    small = [score_to_texts(s, config) for s in scores]
+    monkeypatch.setattr(E._Cutter, "SMALL", 0)
+    assert [score_to_texts(s, config) for s in scores] == small
+    assert all(small)
+
+
 def _music21_midi(tmp_path: Path, work: str) -> Path:
     music21 = pytest.importorskip("music21")
     path = tmp_path / (work.replace("/", "_") + ".mid")

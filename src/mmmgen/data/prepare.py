@@ -1,9 +1,12 @@
 """A folder of MIDI files becomes a Hugging Face dataset of MMM window texts: ``prepare``.
 
 Two passes keep memory bounded for 100,000+ files: worker processes parse, window and encode
-each file (``encode_file``) and the results stream to a JSON-lines spool on disk; then the
-density edges are computed once over the training windows and the final texts are written with
-``datasets``. Bad files are skipped, counted by reason and logged; they never stop the run.
+each file (``encode_file``) and the results stream to a spool on disk (one per split, ``marshal``
+records); then the density edges are computed once over the training windows and the final texts
+stream, in Arrow record batches, straight into the folder layout of ``DatasetDict.save_to_disk``
+(``datasets.load_from_disk`` reads it; importing ``datasets`` here would cost more start-up time
+than a small corpus takes to encode). Bad files are skipped, counted by reason and logged; they
+never stop the run.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
+import marshal
 import os
 import random
+import secrets
 import shutil
 import sys
 import tempfile
@@ -53,7 +57,12 @@ def find_midi_files(midi_dir: str | Path) -> list[Path]:
     if not root.is_dir():
         msg = f"MIDI folder not found: {root}"
         raise DatasetError(msg)
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+    found = []
+    for folder, _, names in os.walk(root, followlinks=True):  # as rglob("*"): links followed
+        for name in names:
+            if os.path.splitext(name)[1].lower() in MIDI_SUFFIXES and os.path.isfile(path := os.path.join(folder, name)):
+                found.append(Path(path))
+    return sorted(found)
 
 
 def load_score(path: str | Path):
@@ -199,7 +208,8 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
     work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out_dir.parent))
     try:
         skipped, counts, kept = Counter(), [], 0
-        with open(work / "spool.jsonl", "w", encoding="utf-8") as spool:
+        spools = {False: work / "train.spool", True: work / "test.spool"}
+        with open(spools[False], "wb") as train_spool, open(spools[True], "wb") as test_spool:
             for result in _iter_results(tasks, config.num_proc):
                 if result.skipped:
                     skipped[result.skipped] += 1
@@ -207,29 +217,28 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
                     continue
                 kept += 1
                 is_test = result.source in test_sources
+                spool = test_spool if is_test else train_spool
                 for w in result.windows:
                     if not is_test:
                         counts.extend(n for _, n, _ in w["parts"])
-                    spool.write(json.dumps({"source": result.source, "test": is_test, **w}) + "\n")
+                    marshal.dump((result.source, w["start_bar"], w["ts"], w["transpose"], w["parts"]), spool)
         edges = density_edges(np.asarray(counts), config.density_levels)
-        dataset = _build_dataset(work / "spool.jsonl", labels, edges, work / "cache", config.infill_prob, config.seed)
+        tmp_out = work / "dataset"
+        stats = _write_dataset(spools, labels, edges, tmp_out, config.infill_prob, config.seed)
         report = {
             "files_total": len(files),
             "files_kept": kept,
             "files_skipped": dict(skipped),
-            "windows": {split: len(ds) for split, ds in dataset.items()},
-            "tokens": {split: int(sum(ds["n_words"])) for split, ds in dataset.items()},
-            "infill_windows": {split: int(sum(ds["infill"])) for split, ds in dataset.items()},
-            "genres": dict(Counter(dataset["train"]["genre"])),
+            "windows": {split: st["windows"] for split, st in stats.items()},
+            "tokens": {split: st["tokens"] for split, st in stats.items()},
+            "infill_windows": {split: st["infill"] for split, st in stats.items()},
+            "genres": dict(stats["train"]["genres"]),
             "codec": codec.to_dict(),
             "density_edges": edges,
             "genre_labels": sorted(set(labels.values()) | {V.OTHER_GENRE}),
             "settings": {k: v for k, v in vars(config).items() if k not in codec.to_dict()},
             "seconds": round(time.time() - started, 2),
         }
-        tmp_out = work / "dataset"
-        shards = {k: max(1, math.ceil(ds.data.nbytes / 500e6)) for k, ds in dataset.items()}  # >=1: an empty split stays loadable
-        dataset.save_to_disk(str(tmp_out), num_shards=shards)
         (tmp_out / REPORT_NAME).write_text(json.dumps(report, indent=2))
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -239,55 +248,143 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
     return report
 
 
-def _build_dataset(spool: Path, labels: dict[str, str], edges: list[float], cache: Path, infill_prob: float = 0.0, seed: int = 0):
-    from datasets import Dataset, DatasetDict, Features, Value
+FEATURES = {  # column -> dtype (datasets' Value names, which are pyarrow's type names)
+    "text": "string",
+    "source": "string",
+    "start_bar": "int32",
+    "genre": "string",
+    "transpose": "int8",
+    "n_notes": "int32",
+    "n_words": "int32",
+    "infill": "bool",
+}
+BATCH_ROWS = 4096  # rows per Arrow record batch: bounded memory, few Python-to-Arrow calls
 
+
+def _read_spool(path: Path):
+    with open(path, "rb") as f:
+        while True:
+            try:
+                yield marshal.load(f)
+            except EOFError:
+                return
+
+
+def _spool_rows(path: Path, labels: dict[str, str], edges: list[float], infill_prob: float, seed: int):
+    """Final dataset rows of one split's spool, in spool order (a bar-fill variant after its window)."""
     from mmmgen.text.fill import random_fill
 
-    features = Features(
-        {
-            "text": Value("string"),
-            "source": Value("string"),
-            "start_bar": Value("int32"),
-            "genre": Value("string"),
-            "transpose": Value("int8"),
-            "n_notes": Value("int32"),
-            "n_words": Value("int32"),
-            "infill": Value("bool"),
-        }
-    )
+    for source, start_bar, ts, transpose, parts in _read_spool(path):
+        genre = labels.get(source, V.OTHER_GENRE)
+        text = parts_to_text(tuple(ts), genre, parts, edges)
+        row = (text, source, start_bar, genre, transpose, sum(n for _, n, _ in parts), text.count(" ") + 1, False)
+        yield row
+        if not infill_prob:
+            continue
+        rng = random.Random(f"{seed}:{source}:{start_bar}:{transpose}")  # stable per window
+        if rng.random() < infill_prob:
+            masked = random_fill(text, rng)  # a new string: the plain row above is untouched
+            yield (masked, *row[1:6], masked.count(" ") + 1, True)
 
-    def rows(test: bool):
-        with open(spool, encoding="utf-8") as f:
-            for line in f:
-                w = json.loads(line)
-                if w["test"] != test:
-                    continue
-                genre = labels.get(w["source"], V.OTHER_GENRE)
-                text = parts_to_text(tuple(w["ts"]), genre, w["parts"], edges)
-                row = {
-                    "text": text,
-                    "source": w["source"],
-                    "start_bar": w["start_bar"],
-                    "genre": genre,
-                    "transpose": w["transpose"],
-                    "n_notes": sum(n for _, n, _ in w["parts"]),
-                    "n_words": text.count(" ") + 1,
-                    "infill": False,
-                }
-                yield row
-                rng = random.Random(f"{seed}:{w['source']}:{w['start_bar']}:{w['transpose']}")  # stable per window
-                if infill_prob and rng.random() < infill_prob:
-                    masked = random_fill(text, rng)  # a new string: the plain row above is untouched
-                    yield {**row, "text": masked, "n_words": masked.count(" ") + 1, "infill": True}
 
-    def build(test: bool):
-        has_rows = any(True for _ in rows(test))
-        if not has_rows:
-            return Dataset.from_dict({k: [] for k in features}, features=features)
-        return Dataset.from_generator(rows, gen_kwargs={"test": test}, features=features, cache_dir=str(cache))
+BATCH_TEXT = 2**28  # and at most this many characters of text per batch (int32 string offsets)
+SHARD_BYTES = 500e6  # a new Arrow shard past this size, as save_to_disk's default
 
-    return DatasetDict({"train": build(False), "test": build(True)})
+
+def _arrow_array(values, type_):
+    """A pyarrow array of Python strings, ints or bools, built from its buffers: ``pa.array``
+    would import pandas (half a second) to ask whether the values are pandas objects."""
+    import pyarrow as pa
+
+    n = len(values)
+    if pa.types.is_string(type_):
+        encoded = [v.encode() for v in values]
+        offsets = np.zeros(n + 1, np.int32)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    elif pa.types.is_boolean(type_):
+        buffers = [None, pa.py_buffer(np.packbits(np.asarray(values, bool), bitorder="little"))]
+    else:
+        buffers = [None, pa.py_buffer(np.asarray(values, type_.to_pandas_dtype()))]
+    array = pa.Array.from_buffers(type_, n, buffers)
+    array.validate()
+    return array
+
+
+def _write_split(rows, split_dir: Path, split: str) -> dict:
+    """Stream rows into ``split_dir`` as ``save_to_disk`` lays out one split: Arrow IPC stream
+    shards ``data-0000i-of-0000n.arrow`` (with the features in the schema metadata, as ``datasets``
+    writes them), ``dataset_info.json`` and ``state.json``. Returns the split's counts for the report."""
+    import pyarrow as pa
+
+    features = {name: {"dtype": dtype, "_type": "Value"} for name, dtype in FEATURES.items()}
+    meta = {"huggingface": json.dumps({"info": {"features": features}})}
+    schema = pa.schema([(name, pa.type_for_alias(dtype)) for name, dtype in FEATURES.items()], metadata=meta)
+    stats = {"windows": 0, "tokens": 0, "infill": 0, "genres": Counter(), "bytes": 0}
+    split_dir.mkdir(parents=True)
+    shards: list[Path] = []
+    state = {"writer": None, "sink": None, "bytes": 0}
+
+    def write(batch: list[tuple]) -> None:
+        if state["writer"] is None or state["bytes"] >= SHARD_BYTES:  # >= 1 shard: an empty split stays loadable
+            close()
+            shards.append(split_dir / f"shard-{len(shards)}.arrow")
+            state["sink"] = pa.OSFile(str(shards[-1]), "wb")
+            state["writer"], state["bytes"] = pa.ipc.new_stream(state["sink"], schema), 0
+        columns = list(zip(*batch, strict=True)) if batch else [[] for _ in FEATURES]
+        record = pa.RecordBatch.from_arrays([_arrow_array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+        state["writer"].write_batch(record)
+        state["bytes"] += record.nbytes
+        stats["bytes"] += record.nbytes
+        stats["windows"] += len(batch)
+        stats["tokens"] += sum(columns[6])
+        stats["infill"] += sum(columns[7])
+        stats["genres"].update(columns[3])
+
+    def close() -> None:
+        if state["writer"] is not None:
+            state["writer"].close()
+            state["sink"].close()
+
+    batch: list[tuple] = []
+    text_bytes = 0
+    for row in rows:
+        batch.append(row)
+        text_bytes += len(row[0])
+        if len(batch) >= BATCH_ROWS or text_bytes >= BATCH_TEXT:
+            write(batch)
+            batch, text_bytes = [], 0
+    if batch or not shards:
+        write(batch)
+    close()
+    names = [f"data-{i:05d}-of-{len(shards):05d}.arrow" for i in range(len(shards))]
+    for shard, name in zip(shards, names, strict=True):
+        shard.rename(split_dir / name)
+    info = {
+        "citation": "", "description": "", "homepage": "", "license": "", "features": features,
+        "splits": {split: {"name": split, "num_bytes": stats["bytes"], "num_examples": stats["windows"]}},
+    }  # fmt: skip
+    state_json = {
+        "_data_files": [{"filename": name} for name in names],
+        "_fingerprint": secrets.token_hex(8),  # random, as datasets does for data it cannot hash
+        "_format_columns": None,
+        "_format_kwargs": {},
+        "_format_type": None,
+        "_output_all_columns": False,
+        "_split": split,
+    }
+    (split_dir / "dataset_info.json").write_text(json.dumps(info, indent=2))
+    (split_dir / "state.json").write_text(json.dumps(state_json, indent=2))
+    return stats
+
+
+def _write_dataset(spools: dict[bool, Path], labels: dict[str, str], edges: list[float], out: Path, infill_prob: float = 0.0, seed: int = 0) -> dict:
+    """The ``train``/``test`` ``DatasetDict`` folder at ``out``; per-split counts for the report."""
+    stats = {}
+    for split, test in (("train", False), ("test", True)):
+        stats[split] = _write_split(_spool_rows(spools[test], labels, edges, infill_prob, seed), out / split, split)
+    (out / "dataset_dict.json").write_text(json.dumps({"splits": list(stats)}))
+    return stats
 
 
 def load_report(dataset_dir: str | Path) -> dict:

@@ -218,7 +218,7 @@ def render_file(
     for i, text in enumerate(pieces):
         piece = text_to_piece(text, grid=grid)
         if piece.issues:
-            log.warning("piece %d: skipped %s", i, dict(piece.issues))
+            log.warning("piece %d: repaired or skipped %s", i, dict(piece.issues))
         score = as_score(piece, grid=grid, tempo=tempo)
         written += render_score(score, out_dir / f"{i:04d}", formats, soundfont, synth, sample_rate,
                                 title=f"{input_path.name} #{i}", text=text)  # fmt: skip

@@ -2,12 +2,24 @@
 
 Any word sequence decodes: lenient decoding skips what it cannot use and counts it by kind in
 ``Piece.issues``; strict decoding raises ``MMMDecodeError`` naming the problem and the word.
+
+Text written by the tutorial's encoder (float ``TIME_DELTA`` values, ``BPM=`` words) reads as the
+tutorial's own decoder reads it: every ``NOTE_ON`` in a bar becomes an audible note. A ``NOTE_ON``
+of a sounding pitch ends the sounding note there and starts a new one; a ``NOTE_OFF`` of a silent
+pitch is ignored; a ``NOTE_OFF`` at the instant of its ``NOTE_ON`` leaves the note waiting for a
+later ``NOTE_OFF`` of that pitch in the bar (the tutorial's decoder lets the last ``NOTE_OFF``
+set the end) and otherwise gives it the shortest grid length; a note no ``NOTE_OFF`` ends lasts
+to the bar line (or into the next bar's ``NOTE_HOLD``). Float time deltas add up exactly and are
+rounded to the grid where they land, so many small deltas do not drift. Each repair is counted in
+``Piece.issues``. mmmgen's own text never needs any of this and decodes as it always did.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from mmmgen.errors import MMMGenError
 from mmmgen.text import vocab as V
@@ -57,6 +69,8 @@ class _Decoder:
         self.bar_start = 0
         self.t = 0
         self.open: dict[int, tuple[int, int]] = {}  # pitch -> (start, velocity)
+        self.zero: dict[int, tuple[int, int]] = {}  # closed at its onset; a later NOTE_OFF may still end it
+        self.exact: int | Fraction = 0  # time since the bar start in exact grid steps (float deltas add up)
         self.carry: dict[int, tuple[int, int]] = {}  # open at the last BAR_END
         self.holding = False  # still at the head of the bar, where NOTE_HOLD may appear
         self.velocity = 80
@@ -91,7 +105,7 @@ class _Decoder:
     def _on_piece_end(self, _):
         if self.track is not None:
             self.problem("missing TRACK_END")
-            self._end_track()
+            self._close_track()
         return False
 
     def _on_time_signature(self, value):
@@ -106,14 +120,18 @@ class _Decoder:
 
     def _on_bpm(self, value):
         try:
-            self.piece.tempo = float(value)
+            bpm = float(value)
         except (TypeError, ValueError):
+            bpm = math.nan
+        if not (math.isfinite(bpm) and bpm > 0):
             self.problem("bad BPM")
+        else:
+            self.piece.tempo = bpm
 
     def _on_track_start(self, _):
         if self.track is not None:
             self.problem("missing TRACK_END")
-            self._end_track()
+            self._close_track()
         self.track = Track()
         self.t = self.bar_start = 0
 
@@ -147,6 +165,7 @@ class _Decoder:
             self._end_bar()
         self.in_bar, self.holding = True, True
         self.bar_start = self.t = self.track.n_bars * self.bar_len
+        self.exact = 0
 
     def _on_bar_end(self, _):
         if not self.in_bar:
@@ -190,6 +209,8 @@ class _Decoder:
         if pitch in self.open:
             self.problem("NOTE_ON of a sounding pitch")
             self._close(pitch, self.t)
+        if pitch in self.zero:
+            self._add_short(pitch, *self.zero.pop(pitch), self.bar_start + self.bar_len)
         self.open[pitch] = (self.t, self.velocity)
 
     def _on_note_off(self, value):
@@ -197,34 +218,45 @@ class _Decoder:
         if pitch is None:
             return
         self._end_head()
+        if pitch in self.zero:  # ends the note closed at its onset, as in the tutorial's decoder
+            if self.zero[pitch][0] < self.t:
+                self._add(pitch, self.zero[pitch][0], self.t, self.zero.pop(pitch)[1])
+            return
         if pitch not in self.open:
             self.problem("NOTE_OFF without NOTE_ON")
             return
         self._close(pitch, self.t)
 
     def _on_time_delta(self, value):
-        steps = V.parse_time_delta(value or "", self.grid)
-        if not self.in_bar or steps is None or steps < 0:
+        steps = V.time_delta_exact(value or "", self.grid)
+        if not self.in_bar or steps is None or round(steps) < 0:
             self.problem("misplaced or bad TIME_DELTA")
             return
         self._end_head()
-        bar_end = self.bar_start + self.bar_len
-        if self.t + steps > bar_end:
+        exact = self.exact + max(steps, 0)
+        if round(exact) > self.bar_len:
             self.problem("TIME_DELTA past the bar end")
-        self.t = min(self.t + steps, bar_end)
+            exact = self.bar_len
+        self.exact = exact
+        self.t = self.bar_start + round(exact)
 
     # helpers
     def _end_head(self) -> None:
         if self.holding:
             self.holding = False
             for pitch, (start, vel) in self.carry.items():  # not held: ends at the bar line
-                self._add(pitch, start, self.bar_start, vel)
+                if start < self.bar_start:
+                    self._add(pitch, start, self.bar_start, vel)
+                else:  # begun at the very end of the last bar
+                    self.problem("note of zero length")
+                    self._add_short(pitch, start, vel, self.bar_start)
             self.carry = {}
 
     def _close(self, pitch: int, time: int) -> None:
         start, vel = self.open.pop(pitch)
         if time <= start:
             self.problem("note of zero length")
+            self.zero[pitch] = (start, vel)
             return
         self._add(pitch, start, time, vel)
 
@@ -232,8 +264,17 @@ class _Decoder:
         if end > start:
             self.track.notes.append((pitch, start, end, vel))
 
+    def _add_short(self, pitch: int, start: int, vel: int, bar_end: int) -> None:
+        """A note of the shortest grid length at ``start``, kept inside its bar, which ends at
+        ``bar_end`` (synthesizers drop zero-length notes)."""
+        start = max(min(start, bar_end - 1), 0)
+        self._add(pitch, start, start + 1, vel)
+
     def _end_bar(self) -> None:
         self._end_head()
+        for pitch, (start, vel) in self.zero.items():
+            self._add_short(pitch, start, vel, self.bar_start + self.bar_len)
+        self.zero = {}
         self.carry, self.open = self.open, {}
         self.in_bar = False
         self.track.n_bars += 1
@@ -244,6 +285,13 @@ class _Decoder:
         self._end_head()
         self.piece.tracks.append(self.track)
         self.track, self.open, self.carry = None, {}, {}
+
+    def _close_track(self) -> None:
+        """End the current track where the text broke off (a missing ``BAR_END`` too)."""
+        if self.in_bar:
+            self.problem("missing BAR_END")
+            self._end_bar()
+        self._end_track()
 
     def finish(self) -> Piece:
         if self.track is not None:

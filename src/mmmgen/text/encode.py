@@ -20,6 +20,8 @@ open at ``BAR_END`` that the next bar does not hold ends at the bar line.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -77,28 +79,42 @@ def quantize_notes(notes: dict[str, np.ndarray], tpq: int, grid: int) -> np.ndar
     duplicates are dropped. Returns an (n, 4) int64 array ``pitch, start, end, velocity`` sorted
     by start then pitch.
     """
-    start = np.rint(notes["time"] * grid / tpq).astype(np.int64)
-    end = np.rint((notes["time"] + notes["duration"]) * grid / tpq).astype(np.int64)
-    end = np.maximum(end, start + 1)
-    arr = np.stack([notes["pitch"].astype(np.int64), start, end, notes["velocity"].astype(np.int64)], 1)
+    return _quantize_tracks([notes], tpq, grid)[:, 1:]
+
+
+def _quantize_tracks(tracks: list[dict[str, np.ndarray]], tpq: int, grid: int) -> np.ndarray:
+    """``quantize_notes`` of several tracks at once: an (n, 5) int64 array ``track, pitch, start,
+    end, velocity`` sorted by track, start, pitch (one set of numpy calls for the whole score)."""
+    sizes = [len(notes["time"]) for notes in tracks]
+    arr = np.empty((sum(sizes), 5), np.int64)
     if len(arr) == 0:
-        return arr.reshape(0, 4)
-    arr = arr[np.lexsort((-arr[:, 2], arr[:, 1], arr[:, 0]))]  # by pitch, start, longest first
-    same_pitch_next = arr[1:, 0] == arr[:-1, 0]
-    keep = np.ones(len(arr), bool)
-    keep[1:] = ~(same_pitch_next & (arr[1:, 1] == arr[:-1, 1]))  # duplicate onset: keep longest
-    arr = arr[keep]
-    same_pitch_next = arr[1:, 0] == arr[:-1, 0]
-    overlap = same_pitch_next & (arr[1:, 1] < arr[:-1, 2])
-    arr[:-1, 2] = np.where(overlap, arr[1:, 1], arr[:-1, 2])
-    return arr[np.lexsort((arr[:, 0], arr[:, 1]))]
+        return arr
+    time = np.concatenate([notes["time"] for notes in tracks]) if len(tracks) > 1 else tracks[0]["time"]
+    duration = np.concatenate([notes["duration"] for notes in tracks]) if len(tracks) > 1 else tracks[0]["duration"]
+    arr[:, 0] = np.repeat(np.arange(len(tracks)), sizes)
+    arr[:, 1] = np.concatenate([notes["pitch"] for notes in tracks]) if len(tracks) > 1 else tracks[0]["pitch"]
+    arr[:, 2] = np.rint(time * grid / tpq)
+    arr[:, 3] = np.rint((time + duration) * grid / tpq)
+    np.maximum(arr[:, 3], arr[:, 2] + 1, out=arr[:, 3])
+    arr[:, 4] = np.concatenate([notes["velocity"] for notes in tracks]) if len(tracks) > 1 else tracks[0]["velocity"]
+    arr = arr[np.lexsort((-arr[:, 3], arr[:, 2], arr[:, 1], arr[:, 0]))]  # by track, pitch, start, longest first
+    same_pitch_next = (arr[1:, 1] == arr[:-1, 1]) & (arr[1:, 0] == arr[:-1, 0])
+    duplicate = same_pitch_next & (arr[1:, 2] == arr[:-1, 2])  # duplicate onset: keep the longest
+    if duplicate.any():
+        arr = arr[np.concatenate(([True], ~duplicate))]
+        same_pitch_next = (arr[1:, 1] == arr[:-1, 1]) & (arr[1:, 0] == arr[:-1, 0])
+    overlap = same_pitch_next & (arr[1:, 2] < arr[:-1, 3])
+    if overlap.any():
+        arr[:-1, 3] = np.where(overlap, arr[1:, 2], arr[:-1, 3])
+    return arr[np.lexsort((arr[:, 1], arr[:, 2], arr[:, 0]))]
 
 
-def meter_segments(score, grid: int) -> list[tuple[int, int, tuple[int, int]]]:
+def meter_segments(score, grid: int, end_tick: int | None = None) -> list[tuple[int, int, tuple[int, int]]]:
     """``(start_step, n_bars, (num, den))`` stretches of constant meter covering the score.
 
     No time signature means 4/4. A meter change mid-bar starts a new segment there (the partial
     bar before it is dropped). Meters the vocabulary cannot spell are returned too; callers skip them.
+    ``end_tick`` (the last note end, when the caller has it) saves reading the notes again.
     """
     tpq = score.tpq
     signatures: dict[int, tuple[int, int]] = {}
@@ -110,7 +126,8 @@ def meter_segments(score, grid: int) -> list[tuple[int, int, tuple[int, int]]]:
     for step, meter in sorted(signatures.items()):
         if not changes or changes[-1][1] != meter:
             changes.append((step, meter))
-    end_tick = max((int((t.notes.numpy()["time"] + t.notes.numpy()["duration"]).max()) for t in score.tracks if len(t.notes)), default=0)
+    if end_tick is None:
+        end_tick = max((_last_end(t.notes.numpy()) for t in score.tracks if len(t.notes)), default=0)
     end_step = math.ceil(max(end_tick, score.end()) * grid / tpq)  # symusic's end() is the last onset
     segments = []
     for i, (step, meter) in enumerate(changes):
@@ -123,6 +140,10 @@ def meter_segments(score, grid: int) -> list[tuple[int, int, tuple[int, int]]]:
     return segments
 
 
+def _last_end(notes: dict[str, np.ndarray]) -> int:
+    return int((notes["time"] + notes["duration"]).max())
+
+
 # --- encoder -----------------------------------------------------------------------------------
 def score_to_windows(score, config: CodecConfig | None = None) -> list[Window]:
     """Cut a score into windows of ``config.bars`` bars every ``config.hop`` bars.
@@ -133,14 +154,12 @@ def score_to_windows(score, config: CodecConfig | None = None) -> list[Window]:
     """
     config = config or CodecConfig()
     grid, tpq = config.grid, score.tpq
-    tracks = [
-        (t.program, t.is_drum, quantize_notes(t.notes.numpy(), tpq, grid))
-        for t in score.tracks
-        if len(t.notes) > 0
-    ]
+    arrays = [(t.program, t.is_drum, t.notes.numpy()) for t in score.tracks if len(t.notes) > 0]
+    end_tick = max((_last_end(notes) for _, _, notes in arrays), default=0)
+    cutter = _Cutter(_quantize_tracks([notes for _, _, notes in arrays], tpq, grid), [(p, d) for p, d, _ in arrays])
     windows: list[Window] = []
     bar_index = 0
-    for seg_start, n_bars, meter in meter_segments(score, grid):
+    for seg_start, n_bars, meter in meter_segments(score, grid, end_tick):
         if V.parse_time_signature(f"{meter[0]}_{meter[1]}") is None:
             bar_index += n_bars  # a meter the text cannot spell (e.g. 7/32)
             continue
@@ -151,15 +170,62 @@ def score_to_windows(score, config: CodecConfig | None = None) -> list[Window]:
         for first_bar in starts:
             w0 = seg_start + first_bar * length
             w1 = w0 + min(config.bars, n_bars - first_bar) * length
-            window = Window(meter, config.bars, length, [], bar_index + first_bar)
-            for program, is_drum, notes in tracks:
-                cut = _clip_notes(notes, w0, w1)
-                if len(cut):
-                    window.tracks.append(TrackNotes(program, is_drum, cut))
+            window = Window(meter, config.bars, length, cutter.cut(w0, w1), bar_index + first_bar)
             if window.n_notes >= max(config.min_notes, 1):
                 windows.append(window)
         bar_index += n_bars
     return windows
+
+
+class _Cutter:
+    """The quantized notes of all tracks (``_quantize_tracks``), cut into windows: ``cut`` gives
+    each track's ``_clip_notes``. Small scores are cut with one set of numpy calls for all tracks;
+    large ones per track by binary search (``_ClipIndex``), which does not test every note."""
+
+    SMALL = 4096  # notes
+
+    def __init__(self, notes: np.ndarray, tracks: list[tuple[int, bool]]):
+        self.notes, self.tracks = notes, tracks
+        bounds = np.searchsorted(notes[:, 0], np.arange(len(tracks) + 1)).tolist()
+        self.indexes = None
+        if len(notes) > self.SMALL:
+            self.indexes = [_ClipIndex(notes[a:b, 1:]) for a, b in itertools.pairwise(bounds)]
+
+    def cut(self, w0: int, w1: int) -> list[TrackNotes]:
+        if self.indexes is not None:
+            cuts = [index.clip(w0, w1) for index in self.indexes]
+        else:
+            sel = self.notes[(self.notes[:, 2] < w1) & (self.notes[:, 3] > w0)]
+            bounds = np.searchsorted(sel[:, 0], np.arange(len(self.tracks) + 1)).tolist()
+            sel = sel[:, 1:]  # a copy: shift in place
+            sel[:, 1:3] -= w0
+            np.maximum(sel[:, 1], -1, out=sel[:, 1])
+            np.minimum(sel[:, 2], w1 - w0, out=sel[:, 2])
+            cuts = [sel[a:b] for a, b in itertools.pairwise(bounds)]
+        return [TrackNotes(p, d, cut) for (p, d), cut in zip(self.tracks, cuts, strict=True) if len(cut)]
+
+
+class _ClipIndex:
+    """A track's notes (sorted by start) ready to be cut into many windows: ``clip`` gives what
+    ``_clip_notes`` gives, finding the notes by binary search instead of testing all of them."""
+
+    def __init__(self, notes: np.ndarray):
+        self.notes = notes
+        self.starts = np.ascontiguousarray(notes[:, 1])
+        self.ends = notes[:, 2]
+        self.max_len = int((notes[:, 2] - notes[:, 1]).max()) if len(notes) else 0
+
+    def clip(self, w0: int, w1: int) -> np.ndarray:
+        lo, hi = np.searchsorted(self.starts, (w0 - self.max_len, w1)).tolist()  # only these can sound in [w0, w1)
+        cut = self.notes[lo:hi]
+        held = cut[:, 1] < w0
+        if held.any():
+            cut = cut[~held | (cut[:, 2] > w0)]
+        cut = cut.copy()
+        cut[:, 1:3] -= w0
+        np.maximum(cut[:, 1], -1, out=cut[:, 1])
+        np.minimum(cut[:, 2], w1 - w0, out=cut[:, 2])
+        return cut
 
 
 def _clip_notes(notes: np.ndarray, w0: int, w1: int) -> np.ndarray:
@@ -185,29 +251,45 @@ def track_to_bar_texts(track: TrackNotes, n_bars: int, bar_len: int, grid: int) 
     """The words of each bar of a track, ``BAR_START ... BAR_END`` included.
 
     One pass over the notes: each onset goes to its bar, each offset to the bar it closes, each
-    bar a note sounds through gets a ``NOTE_HOLD``; then one sort by (bar, time, off-before-on,
-    pitch).
+    bar a note sounds through gets a ``NOTE_HOLD``; then one sort of the events by (time,
+    off-before-on, pitch), packed in one int each. Time order is bar order: an offset on a bar
+    line closes the bar before it and sorts before the onsets that open the next bar.
     """
-    events: list[tuple[int, int, int, int]] = []  # (bar, time, 0=off / 1=on, pitch)
+    limit = n_bars * bar_len
     holds: list[list[int]] = [[] for _ in range(n_bars)]
+    keys: list[int] = []  # time * 256 + (128 if onset) + pitch
     for pitch, start, end, _ in track.notes.tolist():
-        if start >= 0 and start // bar_len < n_bars:
-            events.append((start // bar_len, start, 1, pitch))
-        if (end - 1) // bar_len < n_bars:
-            events.append(((end - 1) // bar_len, end, 0, pitch))
-        for bar in range(start // bar_len + 1, min(-(-end // bar_len), n_bars)):
-            holds[bar].append(pitch)
-    events.sort()
-    bars, i = [], 0
+        if 0 <= start < limit:
+            keys.append(start * 256 + 128 + pitch)
+        if end <= limit:
+            keys.append(end * 256 + pitch)
+        first = start // bar_len + 1
+        if end > first * bar_len:  # sounds past its bar: held in the next ones
+            for bar in range(first, min(-(-end // bar_len), n_bars)):
+                holds[bar].append(pitch)
+    keys.sort()
+    bars, i, n = [], 0, len(keys)
     for b in range(n_bars):
-        words = [V.BAR_START, *(_NOTE_HOLD[p] for p in sorted(holds[b]))]
+        words = [V.BAR_START, *(_NOTE_HOLD[p] for p in sorted(holds[b]))] if holds[b] else [V.BAR_START]
         t = b * bar_len
-        while i < len(events) and events[i][0] == b:
-            _, time, is_on, pitch = events[i]
-            if time != t:
-                words += _time_delta_words(time - t, grid)
-                t = time
-            words.append(_NOTE_ON[pitch] if is_on else _NOTE_OFF[pitch])
+        bar_end = t + bar_len
+        while i < n:
+            key = keys[i]
+            time = key >> 8
+            if key & 128:  # onset: in this bar while before its end
+                if time >= bar_end:
+                    break
+                if time != t:
+                    words += _time_delta_words(time - t, grid)
+                    t = time
+                words.append(_NOTE_ON[key & 127])
+            else:  # offset: closes this bar up to and at its end
+                if time > bar_end:
+                    break
+                if time != t:
+                    words += _time_delta_words(time - t, grid)
+                    t = time
+                words.append(_NOTE_OFF[key & 127])
             i += 1
         words.append(V.BAR_END)
         bars.append(" ".join(words))
@@ -227,6 +309,8 @@ def density_level(n_notes: int, edges: list[float] | np.ndarray | None) -> int:
     """The ``DENSITY`` level of a track with ``n_notes`` notes (``len(edges) + 1`` levels)."""
     if edges is None or len(edges) == 0:
         return 0
+    if isinstance(edges, list):  # as np.searchsorted(side="right"), without building an array per call
+        return bisect.bisect_right(edges, n_notes)
     return int(np.searchsorted(np.asarray(edges), n_notes, side="right"))
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 # --- structure words --------------------------------------------------------------------------
 PIECE_START = "PIECE_START"
@@ -142,11 +143,20 @@ def parse_time_delta(value: str, grid: int) -> int | None:
 
     Returns None when the value is not a number. Values are rounded to the nearest grid step.
     """
+    steps = time_delta_exact(value, grid)
+    return None if steps is None else round(steps)
+
+
+@lru_cache(maxsize=4096)
+def time_delta_exact(value: str, grid: int) -> int | Fraction | None:
+    """Exact (unrounded) grid steps of a ``TIME_DELTA`` value, an ``int`` when whole; None when it
+    is not a finite number."""
     try:
         sixteenths = Fraction(value) if "/" in value else Fraction(float(value))
     except (ValueError, ZeroDivisionError, OverflowError):
         return None
-    return round(sixteenths * grid / 4)
+    steps = sixteenths * grid / 4
+    return steps.numerator if steps.denominator == 1 else steps
 
 
 def parse_int(value: str | None, low: int, high: int) -> int | None:
