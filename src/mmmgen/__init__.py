@@ -21,11 +21,14 @@ from __future__ import annotations
 import importlib
 
 __all__ = [
+    "ControlError",
+    "Controls",
     "Generator",
     "MMMGenError",
     "Sampling",
     "Song",
     "find_run",
+    "estimate_key",
     "generate_song",
     "generator_from_run",
     "load_run",
@@ -36,6 +39,9 @@ __all__ = [
 ]
 
 _WHERE = {  # public name -> the module that defines it (read-only)
+    "ControlError": "mmmgen.generate.controls",
+    "Controls": "mmmgen.generate.controls",
+    "estimate_key": "mmmgen.generate.controls",
     "Generator": "mmmgen.generate.song",
     "MMMGenError": "mmmgen.errors",
     "Sampling": "mmmgen.generate.sampling",

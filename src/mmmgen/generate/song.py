@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 
+from mmmgen.generate.controls import Controls, fill_context
 from mmmgen.generate.engine import Engine
 from mmmgen.generate.grammar import TrackSpec, TrackState
 from mmmgen.generate.sampling import GenerationError, Sampling
@@ -78,6 +79,7 @@ class Generator(Engine):
         density: int | None = None,
         new_instrument: bool = False,
         sampling: Sampling | None = None,
+        controls: Controls | None = None,
     ) -> Song:
         """The song with one more track.
 
@@ -86,7 +88,9 @@ class Generator(Engine):
             density: force the DENSITY level; None lets the model choose.
             new_instrument: when the model chooses, only instruments the song does not have.
             sampling: temperature / top-k / top-p / seed.
+            controls: musical controls the new track obeys (scale, range, polyphony, note lengths).
         """
+        controls = _checked(controls, song.time_signature, self.grid)
         if density is not None and not 0 <= density < self.density_levels:
             msg = f"density must be in 0..{self.density_levels - 1}, got {density}"
             raise GenerationError(msg)
@@ -96,7 +100,7 @@ class Generator(Engine):
         elif new_instrument:
             taken = set(song.instruments)
             instruments = [k for k in self.table.inst if k not in taken]
-        spec = TrackSpec(song.n_bars, song.time_signature, instruments, density)
+        spec = TrackSpec(song.n_bars, song.time_signature, instruments, density, controls=controls)
         track = self._sample_track(song.text, spec, sampling or Sampling())
         return replace(song, tracks=(*song.tracks, track))
 
@@ -132,12 +136,15 @@ class Generator(Engine):
         assert piece.tracks[0].n_bars == spec.n_bars and piece.tracks[0].notes, "constraints failed"
         return text
 
-    def infill(self, song: Song, track: int, bars: list[int] | None = None, sampling: Sampling | None = None) -> Song:
+    def infill(
+        self, song: Song, track: int, bars: list[int] | None = None, sampling: Sampling | None = None, controls: Controls | None = None
+    ) -> Song:
         """The song with bars of one track written anew, conditioned on everything else (bar-fill).
 
         Args:
             track: the track's index in the song (0-based).
             bars: bar indexes (0-based); None regenerates the whole track.
+            controls: musical controls the new bars obey (their notes; a note held into them keeps its pitch).
 
         Every other bar keeps its words. A note that the bar before the span leaves sounding may be
         held into the first new bar (or ends at the bar line); a ``NOTE_HOLD`` in the bar after the
@@ -155,11 +162,16 @@ class Generator(Engine):
             raise GenerationError(msg)
         piece = split_words(song.text)
         context = mask_bars(song.text, {track: bars}, with_fills=False)
-        spec = TrackSpec(1, song.time_signature)
+        controls = _checked(controls, song.time_signature, self.grid)
+        spec = TrackSpec(1, song.time_signature, controls=controls)
         written: dict[int, list[str]] = {}
         for i, b in enumerate(bars):
             before = written.get(b - 1, piece.tracks[track].bars[b - 1] if b > 0 else [])
-            state = TrackState.for_fill(spec, sounding_at_end(before), self.grid)
+            carried, around = sounding_at_end(before), {}
+            if controls is not None:
+                now = [written.get(k, bar) for k, bar in enumerate(piece.tracks[track].bars)]
+                around = fill_context(piece.tracks[track].head, now, b, carried, bars, song.time_signature, self.grid)
+            state = TrackState.for_fill(spec, carried, self.grid, **around)
             seed = None if sampling.seed is None else sampling.seed + i
             context += f" {V.FILL_START}"
             words = self._sample_words(context, state, replace(sampling, seed=seed))
@@ -225,6 +237,7 @@ def generate_song(
     tempo: float = 120.0,
     sampling: Sampling | None = None,
     prompt: Song | None = None,
+    controls: Controls | None = None,
 ) -> Song:
     """A piece of ``tracks`` new tracks (after the prompt's, if any); track i uses ``instruments[i]``."""
     sampling = sampling or Sampling()
@@ -233,8 +246,16 @@ def generate_song(
     for i in range(tracks):
         seed = None if sampling.seed is None else sampling.seed + i
         inst = instruments[i] if i < len(instruments) else None
-        song = generator.add_track(song, instrument=inst, density=density, new_instrument=inst is None, sampling=replace(sampling, seed=seed))
+        song = generator.add_track(song, instrument=inst, density=density, new_instrument=inst is None, sampling=replace(sampling, seed=seed), controls=controls)
     return song
+
+
+def _checked(controls: Controls | None, time_signature: tuple[int, int], grid: int) -> Controls | None:
+    """The controls to apply (None when none is set), checked against the meter before sampling."""
+    if controls is None or not controls.active:
+        return None
+    controls.check(tuple(time_signature), grid)
+    return controls
 
 
 def _pick_genre(generator: Generator, sampling: Sampling) -> str:
