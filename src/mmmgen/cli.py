@@ -188,7 +188,7 @@ def cmd_size(argv: Sequence[str]) -> int:
 
 
 def cmd_generate(argv: Sequence[str]) -> int:
-    from mmmgen.config import GenerateConfig
+    from mmmgen.config import ControlsConfig, GenerateConfig
     from mmmgen.generate.sampling import Sampling
     from mmmgen.generate.song import generate_song, prompt_song
     from mmmgen.model.run import find_run, generator_from_run
@@ -196,7 +196,8 @@ def cmd_generate(argv: Sequence[str]) -> int:
     from mmmgen.render.gm import program_from_name
     from mmmgen.text import vocab as V
 
-    (c,), _ = parse_config(argv, [GenerateConfig], "mmmgen generate", "Generate a multitrack piece one instrument at a time.")
+    (c, k), _ = parse_config(argv, [GenerateConfig, ControlsConfig], "mmmgen generate", "Generate a multitrack piece one instrument at a time.")
+    controls = controls_from(k)  # bad controls fail before the model loads
     meter = V.parse_time_signature(c.time_signature)
     if meter is None:
         print(f"mmmgen generate: error: bad --time-signature {c.time_signature!r} (e.g. 4_4, 6_8)", file=sys.stderr)
@@ -210,7 +211,7 @@ def cmd_generate(argv: Sequence[str]) -> int:
     bars = c.bars or settings.get("codec", {}).get("bars", 8)
     prompt = prompt_song(c.prompt, settings, c.tempo) if c.prompt else None
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
-    song = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt)
+    song = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt, controls)
     from mmmgen.text.decode import text_to_score
 
     score = text_to_score(song.text, generator.grid, tempo=song.tempo)
@@ -220,21 +221,32 @@ def cmd_generate(argv: Sequence[str]) -> int:
 
 
 def cmd_infill(argv: Sequence[str]) -> int:
-    from mmmgen.config import InfillConfig
+    from mmmgen.config import ControlsConfig, InfillConfig
     from mmmgen.generate.sampling import Sampling
     from mmmgen.generate.song import prompt_song
     from mmmgen.model.run import find_run, generator_from_run
     from mmmgen.render.files import render_score
     from mmmgen.text.decode import text_to_score
 
-    (c,), _ = parse_config(argv, [InfillConfig], "mmmgen infill", "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was.")
+    (c, k), _ = parse_config(argv, [InfillConfig, ControlsConfig], "mmmgen infill", "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was.")
+    controls = controls_from(k)
     generator, settings = generator_from_run(find_run(c.model))
     song = prompt_song(c.input, settings, c.tempo)
-    song = generator.infill(song, c.track - 1, c.bar_range(), Sampling(c.temperature, c.top_k, c.top_p, c.seed))
+    song = generator.infill(song, c.track - 1, c.bar_range(), Sampling(c.temperature, c.top_k, c.top_p, c.seed), controls=controls)
     score = text_to_score(song.text, generator.grid, tempo=song.tempo)
     written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
     print(f"track {c.track}, bars {c.bars} regenerated; wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def controls_from(k):
+    """The ``Controls`` of the ``--scale``/``--pitch-range``/... flags (None when none is set)."""
+    from mmmgen.generate.controls import Controls, parse_pitch_range
+
+    if all(v is None for v in (k.scale, k.pitch_range, k.max_polyphony, k.min_note, k.max_note)):
+        return None
+    pitch_range = parse_pitch_range(k.pitch_range) if k.pitch_range else None
+    return Controls(k.scale, pitch_range, k.max_polyphony, k.min_note, k.max_note)
 
 
 def cmd_evaluate(argv: Sequence[str]) -> int:

@@ -453,3 +453,16 @@ class EvaluateConfig:
         if (self.bars is not None and self.bars < 1) or (self.max_windows is not None and self.max_windows < 1):
             msg = f"--bars and --max-windows must be at least 1, got {self.bars}, {self.max_windows}"
             raise ValueError(msg)
+
+
+# --- musical controls (mmmgen generate / mmmgen infill) -----------------------------------------
+@dataclass
+class ControlsConfig:
+    """Musical controls every new track (or bar) obeys; drum tracks are exempt."""
+
+    scale: str | None = field(default=None, metadata={"help": "Scale lock TONIC:MODE, e.g. C:major, A:minor, D:dorian, E:minor-pentatonic (modes: major, minor, the church modes, major-/minor-pentatonic)."})
+    pitch_range: str | None = field(default=None, metadata={"help": "Lowest-highest MIDI pitch of new notes, e.g. 48-72."})
+    max_polyphony: int | None = field(default=None, metadata={"help": "Most notes sounding at once in a track."})
+    min_note: float | None = field(default=None, metadata={"help": "Shortest note in quarter notes (0.25: a sixteenth)."})
+    max_note: float | None = field(default=None, metadata={"help": "Longest note in quarter notes (4: a whole note in 4/4)."})
+
