@@ -188,7 +188,7 @@ def cmd_size(argv: Sequence[str]) -> int:
 
 
 def cmd_generate(argv: Sequence[str]) -> int:
-    from mmmgen.config import ControlsConfig, GenerateConfig
+    from mmmgen.config import ControlsConfig, GenerateConfig, TakesConfig
     from mmmgen.generate.sampling import Sampling
     from mmmgen.generate.song import generate_song, prompt_song
     from mmmgen.model.run import find_run, generator_from_run
@@ -196,7 +196,7 @@ def cmd_generate(argv: Sequence[str]) -> int:
     from mmmgen.render.gm import program_from_name
     from mmmgen.text import vocab as V
 
-    (c, k), _ = parse_config(argv, [GenerateConfig, ControlsConfig], "mmmgen generate", "Generate a multitrack piece one instrument at a time.")
+    (c, takes, k), _ = parse_config(argv, [GenerateConfig, TakesConfig, ControlsConfig], "mmmgen generate", "Generate a multitrack piece one instrument at a time.")
     controls = controls_from(k)  # bad controls fail before the model loads
     meter = V.parse_time_signature(c.time_signature)
     if meter is None:
@@ -211,7 +211,10 @@ def cmd_generate(argv: Sequence[str]) -> int:
     bars = c.bars or settings.get("codec", {}).get("bars", 8)
     prompt = prompt_song(c.prompt, settings, c.tempo) if c.prompt else None
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
-    song = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt, controls)
+    if takes.takes is not None:
+        made = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt, takes=takes.takes, controls=controls)
+        return write_takes(made, generator.grid, Path(c.out), c.format, takes.rank)
+    song = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt, controls=controls)
     from mmmgen.text.decode import text_to_score
 
     score = text_to_score(song.text, generator.grid, tempo=song.tempo)
@@ -221,17 +224,23 @@ def cmd_generate(argv: Sequence[str]) -> int:
 
 
 def cmd_infill(argv: Sequence[str]) -> int:
-    from mmmgen.config import ControlsConfig, InfillConfig
+    from mmmgen.config import ControlsConfig, InfillConfig, TakesConfig
     from mmmgen.generate.sampling import Sampling
     from mmmgen.generate.song import prompt_song
     from mmmgen.model.run import find_run, generator_from_run
     from mmmgen.render.files import render_score
     from mmmgen.text.decode import text_to_score
 
-    (c, k), _ = parse_config(argv, [InfillConfig, ControlsConfig], "mmmgen infill", "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was.")
+    (c, takes, k), _ = parse_config(
+        argv, [InfillConfig, TakesConfig, ControlsConfig], "mmmgen infill", "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was."
+    )
     controls = controls_from(k)
     generator, settings = generator_from_run(find_run(c.model))
     song = prompt_song(c.input, settings, c.tempo)
+    if takes.takes is not None:
+        sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
+        made = generator.infill(song, c.track - 1, c.bar_range(), sampling, takes=takes.takes, controls=controls)
+        return write_takes(made, generator.grid, Path(c.out), c.format, takes.rank)
     song = generator.infill(song, c.track - 1, c.bar_range(), Sampling(c.temperature, c.top_k, c.top_p, c.seed), controls=controls)
     score = text_to_score(song.text, generator.grid, tempo=song.tempo)
     written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
@@ -247,6 +256,30 @@ def controls_from(k):
         return None
     pitch_range = parse_pitch_range(k.pitch_range) if k.pitch_range else None
     return Controls(k.scale, pitch_range, k.max_polyphony, k.min_note, k.max_note)
+
+
+def write_takes(takes: list, grid: int, out: Path, formats: str, rank: bool) -> int:
+    """Write ``out/take-K/piece.*`` for each take (best first with ``rank``) and ``out/takes.csv``; print a line each."""
+    import csv
+
+    from mmmgen.generate.song import rank_takes
+    from mmmgen.render.files import render_score
+    from mmmgen.text.decode import text_to_score
+
+    ordered = rank_takes(takes) if rank else list(takes)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "takes.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["take", "seed", "log_likelihood_per_note"])
+        for k, take in enumerate(ordered, 1):
+            song = take.song
+            score = text_to_score(song.text, grid, tempo=song.tempo)
+            written = render_score(score, out / f"take-{k}" / "piece", formats, text=song.text)
+            writer.writerow([k, take.seed, f"{take.log_likelihood_per_note:.6f}"])
+            print(f"take {k}: seed {take.seed}, log-likelihood per note {take.log_likelihood_per_note:.3f}, "
+                  f"{len(song.tracks)} tracks, {song.n_bars} bars, genre {song.genre}; wrote " + ", ".join(str(p) for p in written))
+    print(f"wrote {out / 'takes.csv'}" + (" (takes ranked best first)" if rank else ""))
+    return 0
 
 
 def cmd_evaluate(argv: Sequence[str]) -> int:

@@ -375,6 +375,26 @@ class InfillConfig(PieceConfig):
         return list(range(a - 1, b))
 
 
+@dataclass
+class TakesConfig:
+    """Several takes at once (``mmmgen generate`` / ``mmmgen infill``; ``extend`` too once it exists)."""
+
+    takes: int | None = field(
+        default=None,
+        metadata={"help": "Write N takes, decoded as one batch: DIR/take-1/piece.* .. DIR/take-N/piece.* and DIR/takes.csv "
+                  "(take, seed, log_likelihood_per_note); take k uses --seed + k - 1 (default: one piece in DIR, as without takes)."},
+    )
+    rank: bool = field(default=False, metadata={"help": "With --takes: number the take folders best first, by the model's log-likelihood per note."})
+
+    def __post_init__(self) -> None:
+        if self.takes is not None and not 1 <= self.takes <= 64:
+            msg = f"--takes must be in 1..64, got {self.takes}"
+            raise ValueError(msg)
+        if self.rank and self.takes is None:
+            msg = "--rank needs --takes N"
+            raise ValueError(msg)
+
+
 # --- hyperparameter sweeps (mmmgen sweep) ------------------------------------------------------
 @dataclass
 class SweepConfig:

@@ -239,3 +239,14 @@ def test_key_of_real_music():
         expected = score.analyze("key.krumhanslschmuckler")
         tonic = K.TONICS[expected.tonic.pitchClass]
         assert K.estimate_key(w) == f"{tonic}:{expected.mode}", name
+
+
+def test_takes_obey_too(generator):
+    c = Controls(scale="C:major", pitch_range=(48, 72), max_polyphony=2, max_note=1)
+    takes = generator.start("POP", n_bars=2, instrument=(0, False), sampling=Sampling(seed=11), takes=3, controls=c)
+    filled = generator.infill(takes[0].song, 0, [1], Sampling(seed=12), takes=2, controls=c)
+    for take in [*takes, *filled]:
+        track = text_to_piece(take.song.text, strict=True).tracks[0]
+        assert violations([(p, a, e) for p, a, e, _ in track.notes], c, 12) == []
+    again = generator.start("POP", n_bars=2, instrument=(0, False), sampling=Sampling(seed=takes[1].seed), controls=c)
+    assert again == takes[1].song  # a take is reproduced from its seed, controls included

@@ -12,15 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mmmgen.text import vocab as V
 from mmmgen.text.vocab import bar_steps
-
-if TYPE_CHECKING:
-    from mmmgen.generate.controls import Controls
 
 # phases of a track
 EXPECT_INST, EXPECT_DENSITY, EXPECT_BAR, IN_BAR, DONE = range(5)
@@ -110,7 +106,7 @@ class TrackSpec:
     density: int | None = None  # forced DENSITY level
     max_words_per_bar: int = 400  # past this, the bar may only close (keeps generation bounded)
     fill: bool = False  # writing one bar-fill (FILL_START .. FILL_END) instead of a track
-    controls: Controls | None = None  # musical controls (generate/controls.py); None = the grammar alone
+    controls: object | None = None  # a ``controls.Controls`` (its ``narrow`` applies the control rules); None = the grammar alone
 
     @property
     def end_word(self) -> str:

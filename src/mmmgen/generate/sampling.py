@@ -34,18 +34,22 @@ class Sampling:
 
 
 def _probs(logits, banned: np.ndarray, sampling: Sampling):
-    """Probabilities of the next word: ``banned`` words left out, then temperature, top-k and top-p."""
+    """Probabilities of the next word: ``banned`` words left out, then temperature, top-k and top-p.
+
+    ``logits`` is one row ``[vocab]`` or several ``[rows, vocab]`` (``banned`` of the same shape):
+    every step works along the last axis, so each row comes out as it would alone.
+    """
     import torch
 
     logits = logits.masked_fill(torch.from_numpy(banned), float("-inf")).div_(sampling.temperature)
     if sampling.top_k:
-        kth = torch.topk(logits, min(sampling.top_k, logits.numel())).values[-1]
+        kth = torch.topk(logits, min(sampling.top_k, logits.shape[-1])).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits, -1)
     if sampling.top_p < 1:
         sorted_p, order = torch.sort(probs, descending=True)
-        keep = torch.cumsum(sorted_p, 0) - sorted_p < sampling.top_p  # always keeps the top word
-        probs = torch.zeros_like(probs).scatter(0, order, sorted_p * keep)
+        keep = torch.cumsum(sorted_p, -1) - sorted_p < sampling.top_p  # always keeps the top word
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p * keep)
     return probs
 
 
@@ -63,3 +67,17 @@ def _draw(logits, banned: np.ndarray, sampling: Sampling, gen) -> int:
     return int(torch.div(probs, noise, out=noise).argmax())
 
 
+
+
+def _draw_rows(logits, banned: np.ndarray, sampling: Sampling, gens) -> list[int]:
+    """``_draw`` for several rows at once (``logits`` ``[rows, vocab]``), row ``i`` with its own generator ``gens[i]``.
+
+    Each row draws the same random numbers as ``_draw`` with that generator would (one ``Exp(1)``
+    per word, from its own generator), so a row's word does not depend on the other rows.
+    """
+    import torch
+
+    probs = _probs(logits, banned, sampling)
+    n = probs.shape[-1]
+    noise = torch.stack([torch.empty(n).exponential_(1, generator=g) for g in gens])
+    return torch.div(probs, noise, out=noise).argmax(-1).tolist()

@@ -6,6 +6,13 @@ song: ``start``, ``add_track``, ``regenerate_last``, ``remove_last``, ``change_t
 sampled word is masked by the grammar rules of ``grammar.py`` (``engine.py`` draws them), so a new track always parses,
 has exactly the song's number of bars and at least one note. The key/value cache of the text
 already read is kept between calls, so adding a track reads only the new words.
+
+Takes: ``start``, ``add_track``, ``regenerate_last``, ``infill`` and ``generate_song`` accept
+``takes=N`` and then return N ``Take`` s (a song, its seed, its log-likelihood per note), decoded
+as one batch (``batch.py``); ``rank_takes`` orders them best first. Each operation is written once,
+as a *program* (a Python generator that yields what to read and how to draw, and receives the
+words): ``takes=None`` runs it one request at a time through ``Engine._sample_words`` (today's
+path, unchanged), ``takes=N`` runs N of them, one per seed, through ``batch.run_rows``.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 
+from mmmgen.generate.batch import fresh_seed, run_rows
 from mmmgen.generate.controls import Controls, fill_context
 from mmmgen.generate.engine import Engine
 from mmmgen.generate.grammar import TrackSpec, TrackState
@@ -61,14 +69,63 @@ class Song:
         return cls(piece.time_signature, piece.genre or V.OTHER_GENRE, bars, piece.tempo or tempo, tuple(tracks))
 
 
+@dataclass(frozen=True)
+class Take:
+    """One of several takes of an operation (``takes=N``).
+
+    Attributes:
+        song: the song this take made.
+        seed: its seed: the operation with ``sampling.seed = seed`` and ``takes=None`` makes the same song.
+        log_likelihood_per_note: the words the model drew for this take (every word of the new track(s)
+            or filled bars, grammar-forced ones included; not the prompt, not a genre picked at
+            random), each scored with the natural log of its probability under the model's own
+            distribution (softmax of the logits at temperature 1, without the grammar mask, top-k or
+            top-p), summed and divided by the number of those words that are ``NOTE_ON`` (at least 1).
+            Higher is more typical of what the model learned.
+    """
+
+    song: Song
+    seed: int
+    log_likelihood_per_note: float
+
+
+def rank_takes(takes) -> list[Take]:
+    """The takes best first: highest log-likelihood per note first (ties keep their order)."""
+    return sorted(takes, key=lambda t: -t.log_likelihood_per_note)
+
+
+MAX_TAKES = 64
+
+
+def take_seeds(seed: int | None, takes: int) -> list[int]:
+    """Seeds of ``takes`` takes: ``seed + k`` for take k (a fresh random base when ``seed`` is None)."""
+    if isinstance(takes, bool) or not isinstance(takes, int) or not 1 <= takes <= MAX_TAKES:
+        msg = f"takes must be a whole number in 1..{MAX_TAKES}, got {takes!r}"
+        raise GenerationError(msg)
+    base = fresh_seed() if seed is None else int(seed)
+    return [base + k for k in range(takes)]
+
+
 class Generator(Engine):
     """Songs made and changed one track at a time: ``start``, ``add_track``, ``regenerate_last``,
-    ``remove_last``, ``change_tempo``, ``infill``. Each returns a new ``Song``."""
+    ``remove_last``, ``change_tempo``, ``infill``. Each returns a new ``Song``, or with ``takes=N``
+    a list of N ``Take`` s decoded as one batch."""
 
     # --- song operations -----------------------------------------------------------------
-    def start(self, genre: str | None = None, time_signature=(4, 4), n_bars: int = 8, tempo: float = 120.0, **track) -> Song:
-        """A new song with one track; ``genre=None`` lets the model choose it."""
-        genre = V.normalize_genre(genre) if genre else _pick_genre(self, track.get("sampling") or Sampling())
+    def start(
+        self, genre: str | None = None, time_signature=(4, 4), n_bars: int = 8, tempo: float = 120.0, takes: int | None = None, **track
+    ) -> Song | list[Take]:
+        """A new song with one track; ``genre=None`` lets the model choose it (with ``takes``, per take from its seed)."""
+        sampling = track.get("sampling") or Sampling()
+        if takes is not None:
+            def program(seed):
+                chosen = V.normalize_genre(genre) if genre else _pick_genre(self, replace(sampling, seed=seed))
+                song = Song(tuple(time_signature), chosen, n_bars, tempo)
+                rest = {k: v for k, v in track.items() if k != "sampling"}
+                return self._add_program(song, self._track_spec(song, **rest), seed)
+
+            return self._takes(program, sampling, takes)
+        genre = V.normalize_genre(genre) if genre else _pick_genre(self, sampling)
         song = Song(tuple(time_signature), genre, n_bars, tempo)
         return self.add_track(song, **track)
 
@@ -79,8 +136,9 @@ class Generator(Engine):
         density: int | None = None,
         new_instrument: bool = False,
         sampling: Sampling | None = None,
+        takes: int | None = None,
         controls: Controls | None = None,
-    ) -> Song:
+    ) -> Song | list[Take]:
         """The song with one more track.
 
         Args:
@@ -88,30 +146,23 @@ class Generator(Engine):
             density: force the DENSITY level; None lets the model choose.
             new_instrument: when the model chooses, only instruments the song does not have.
             sampling: temperature / top-k / top-p / seed.
+            takes: None returns the song; N returns N ``Take`` s (seeds ``seed``, ``seed + 1``, ...).
             controls: musical controls the new track obeys (scale, range, polyphony, note lengths).
         """
-        controls = _checked(controls, song.time_signature, self.grid)
-        if density is not None and not 0 <= density < self.density_levels:
-            msg = f"density must be in 0..{self.density_levels - 1}, got {density}"
-            raise GenerationError(msg)
-        instruments = None
-        if instrument is not None:
-            instruments = [instrument]
-        elif new_instrument:
-            taken = set(song.instruments)
-            instruments = [k for k in self.table.inst if k not in taken]
-        spec = TrackSpec(song.n_bars, song.time_signature, instruments, density, controls=controls)
-        track = self._sample_track(song.text, spec, sampling or Sampling())
-        return replace(song, tracks=(*song.tracks, track))
+        spec = self._track_spec(song, instrument, density, new_instrument, controls)
+        sampling = sampling or Sampling()
+        if takes is not None:
+            return self._takes(lambda seed: self._add_program(song, spec, seed), sampling, takes)
+        return self._drive(self._add_program(song, spec, sampling.seed), sampling)
 
-    def regenerate_last(self, song: Song, **track) -> Song:
+    def regenerate_last(self, song: Song, takes: int | None = None, **track) -> Song | list[Take]:
         """The song with its last track written anew (same instrument unless another is forced)."""
         if not song.tracks:
             msg = "the song has no track to regenerate"
             raise GenerationError(msg)
         last = song.instruments[-1]
         track.setdefault("instrument", last)
-        return self.add_track(self.remove_last(song), **track)
+        return self.add_track(self.remove_last(song), takes=takes, **track)
 
     @staticmethod
     def remove_last(song: Song) -> Song:
@@ -128,30 +179,23 @@ class Generator(Engine):
             raise GenerationError(msg)
         return replace(song, tempo=float(tempo))
 
-    def _sample_track(self, song_text: str, spec: TrackSpec, sampling: Sampling) -> str:
-        state = TrackState(spec, self.grid)
-        words = self._sample_words(f"{song_text} {V.TRACK_START}", state, sampling)
-        text = " ".join([V.TRACK_START, *words])
-        piece = text_to_piece(f"PIECE_START {V.time_signature(*spec.time_signature)} {text}", self.grid, strict=True)
-        assert piece.tracks[0].n_bars == spec.n_bars and piece.tracks[0].notes, "constraints failed"
-        return text
-
     def infill(
-        self, song: Song, track: int, bars: list[int] | None = None, sampling: Sampling | None = None, controls: Controls | None = None
-    ) -> Song:
+        self, song: Song, track: int, bars: list[int] | None = None, sampling: Sampling | None = None, takes: int | None = None,
+        controls: Controls | None = None,
+    ) -> Song | list[Take]:
         """The song with bars of one track written anew, conditioned on everything else (bar-fill).
 
         Args:
             track: the track's index in the song (0-based).
             bars: bar indexes (0-based); None regenerates the whole track.
-            controls: musical controls the new bars obey (their notes; a note held into them keeps its pitch).
+            takes: None returns the song; N returns N ``Take`` s (seeds ``seed``, ``seed + 1``, ...).
+            controls: musical controls the notes of the new bars obey (a note held into them keeps its pitch).
 
         Every other bar keeps its words. A note that the bar before the span leaves sounding may be
         held into the first new bar (or ends at the bar line); a ``NOTE_HOLD`` in the bar after the
         span continues a note the new bars leave sounding, else it starts the note at the bar line.
+        Bar ``i`` of the span is drawn with seed ``seed + i``.
         """
-        from mmmgen.text.fill import mask_bars, sounding_at_end, split_words
-
         sampling = sampling or Sampling()
         if not 0 <= track < len(song.tracks):
             msg = f"track must be 1..{len(song.tracks)}, got {track + 1}"
@@ -160,21 +204,49 @@ class Generator(Engine):
         if not bars or bars[0] < 0 or bars[-1] >= song.n_bars:
             msg = f"bars must be within 1..{song.n_bars}"
             raise GenerationError(msg)
+        controls = _checked(controls, song.time_signature, self.grid)
+        if takes is not None:
+            return self._takes(lambda seed: self._infill_program(song, track, bars, seed, controls), sampling, takes)
+        return self._drive(self._infill_program(song, track, bars, sampling.seed, controls), sampling)
+
+    # --- programs: each operation once, run alone (``_drive``) or as a batch of takes (``_takes``) ----------
+    def _track_spec(self, song: Song, instrument=None, density=None, new_instrument: bool = False, controls: Controls | None = None) -> TrackSpec:
+        if density is not None and not 0 <= density < self.density_levels:
+            msg = f"density must be in 0..{self.density_levels - 1}, got {density}"
+            raise GenerationError(msg)
+        instruments = None
+        if instrument is not None:
+            instruments = [instrument]
+        elif new_instrument:
+            taken = set(song.instruments)
+            instruments = [k for k in self.table.inst if k not in taken]
+        return TrackSpec(song.n_bars, song.time_signature, instruments, density, controls=_checked(controls, song.time_signature, self.grid))
+
+    def _add_program(self, song: Song, spec: TrackSpec, seed: int | None):
+        """Program: the song with one more track (``spec``), drawn with ``seed``."""
+        words = yield f"{song.text} {V.TRACK_START}", TrackState(spec, self.grid), seed
+        text = " ".join([V.TRACK_START, *words])
+        piece = text_to_piece(f"PIECE_START {V.time_signature(*spec.time_signature)} {text}", self.grid, strict=True)
+        assert piece.tracks[0].n_bars == spec.n_bars and piece.tracks[0].notes, "constraints failed"
+        return replace(song, tracks=(*song.tracks, text))
+
+    def _infill_program(self, song: Song, track: int, bars: list[int], seed: int | None, controls: Controls | None = None):
+        """Program: ``bars`` (sorted, valid) of track ``track`` written anew; bar ``i`` drawn with ``seed + i``."""
+        from mmmgen.text.fill import mask_bars, sounding_at_end, split_words
+
         piece = split_words(song.text)
         context = mask_bars(song.text, {track: bars}, with_fills=False)
-        controls = _checked(controls, song.time_signature, self.grid)
         spec = TrackSpec(1, song.time_signature, controls=controls)
         written: dict[int, list[str]] = {}
         for i, b in enumerate(bars):
             before = written.get(b - 1, piece.tracks[track].bars[b - 1] if b > 0 else [])
             carried, around = sounding_at_end(before), {}
-            if controls is not None:
+            if controls is not None:  # what the control rules need to know of the bars around
                 now = [written.get(k, bar) for k, bar in enumerate(piece.tracks[track].bars)]
                 around = fill_context(piece.tracks[track].head, now, b, carried, bars, song.time_signature, self.grid)
             state = TrackState.for_fill(spec, carried, self.grid, **around)
-            seed = None if sampling.seed is None else sampling.seed + i
             context += f" {V.FILL_START}"
-            words = self._sample_words(context, state, replace(sampling, seed=seed))
+            words = yield context, state, None if seed is None else seed + i
             context += " " + " ".join(words)
             written[b] = words[:-1]  # without FILL_END
         target = piece.tracks[track]
@@ -184,6 +256,24 @@ class Generator(Engine):
         assert text_to_piece(result.text, self.grid, strict=True).tracks[track].n_bars == song.n_bars
         return result
 
+    def _drive(self, program, sampling: Sampling):
+        """Run one program request by request through ``_sample_words`` (the single-song path)."""
+        try:
+            request = next(program)
+        except StopIteration as stop:  # nothing to draw (e.g. no new track)
+            return stop.value
+        while True:
+            text, state, seed = request
+            try:
+                request = program.send(self._sample_words(text, state, replace(sampling, seed=seed)))
+            except StopIteration as stop:
+                return stop.value
+
+    def _takes(self, make_program, sampling: Sampling, takes: int) -> list[Take]:
+        """N takes, one program per seed, decoded as one batch (``batch.run_rows``)."""
+        seeds = take_seeds(sampling.seed, takes)
+        rows = run_rows(self, [make_program(seed) for seed in seeds], sampling)
+        return [Take(song, seed, loglik / max(notes, 1)) for seed, (song, loglik, notes) in zip(seeds, rows, strict=True)]
 
 
 def instrument_label(program: int, is_drum: bool) -> str:
@@ -237,17 +327,29 @@ def generate_song(
     tempo: float = 120.0,
     sampling: Sampling | None = None,
     prompt: Song | None = None,
+    takes: int | None = None,
     controls: Controls | None = None,
-) -> Song:
-    """A piece of ``tracks`` new tracks (after the prompt's, if any); track i uses ``instruments[i]``."""
+) -> Song | list[Take]:
+    """A piece of ``tracks`` new tracks (after the prompt's, if any); track i uses ``instruments[i]``.
+
+    Track ``i`` is drawn with seed ``seed + i``. ``takes=N``: N ``Take`` s of the whole piece, decoded
+    as one batch (each row goes on to its next track as soon as its last one ends).
+    """
     sampling = sampling or Sampling()
-    song = prompt or Song(tuple(time_signature), V.normalize_genre(genre) if genre else _pick_genre(generator, sampling), n_bars, tempo)
     instruments = list(instruments or [])
-    for i in range(tracks):
-        seed = None if sampling.seed is None else sampling.seed + i
-        inst = instruments[i] if i < len(instruments) else None
-        song = generator.add_track(song, instrument=inst, density=density, new_instrument=inst is None, sampling=replace(sampling, seed=seed), controls=controls)
-    return song
+
+    def program(seed):
+        pick = replace(sampling, seed=seed)
+        song = prompt or Song(tuple(time_signature), V.normalize_genre(genre) if genre else _pick_genre(generator, pick), n_bars, tempo)
+        for i in range(tracks):
+            inst = instruments[i] if i < len(instruments) else None
+            spec = generator._track_spec(song, inst, density, new_instrument=inst is None, controls=controls)
+            song = yield from generator._add_program(song, spec, None if seed is None else seed + i)
+        return song
+
+    if takes is not None:
+        return generator._takes(program, sampling, takes)
+    return generator._drive(program(sampling.seed), sampling)
 
 
 def _checked(controls: Controls | None, time_signature: tuple[int, int], grid: int) -> Controls | None:
