@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _env  # noqa: E402
+import _env
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SCALES = ("C:major", "A:minor", "D:dorian", "E:phrygian", "F:lydian", "G:mixolydian", "B:locrian", "Eb:major-pentatonic", "F#:minor-pentatonic")

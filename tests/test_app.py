@@ -192,7 +192,7 @@ def callx(client, api: str, **overrides):
 
 def session_info(client) -> tuple[str, str, int]:
     """``(seed used, uploaded key, takes on offer)`` of the client's session."""
-    seed, key, choice, *audios = client.predict(api_name="/session_info")
+    seed, key, _choice, *audios = client.predict(api_name="/session_info")
     return seed, key, sum(1 for a in audios if isinstance(a, dict) and a.get("visible"))
 
 
@@ -227,6 +227,7 @@ def test_history_is_bounded():
     for i in range(HISTORY + 5):
         s.record(i)
     assert len(s.past) == HISTORY and s.past[0] == 5 and s.undo("now") == HISTORY + 4 and s.future == ["now"]
+    assert s.undo(HISTORY + 4, redo=True) == "now" and not s.future
 
 
 def test_seed_used_is_shown_and_makes_the_same_song(app_url):
@@ -303,7 +304,7 @@ def test_key_of_the_uploaded_midi(app_url, tmp_path):
 def test_render_folders_are_bounded_per_session(app_url):
     from gradio_client import Client
 
-    from mmmgen.app import KEEP_RENDERS, MAX_APP_TAKES, Session
+    from mmmgen.app import KEEP_RENDERS, MAX_APP_TAKES, Session, close_session
 
     s = Session()
     c = Client(app_url, verbose=False)
@@ -317,7 +318,7 @@ def test_render_folders_are_bounded_per_session(app_url):
         d.mkdir()
         s.keep(d)
     assert len(list(tmp.iterdir())) == KEEP_RENDERS + MAX_APP_TAKES
-    s.close()
+    close_session(s)
     assert not list(tmp.iterdir())
 
 

@@ -6,19 +6,16 @@ Every action turns widget values into one ``Generator`` call, renders the song (
 piano roll) and returns the outputs; an impossible action shows a warning and leaves the previous
 results on the page.
 
-Each session also keeps a ``Session`` (``gr.State``): a bounded undo/redo history of songs
-(``/undo``, ``/redo``), the seed each action actually used (shown, so any result can be made
-again), the takes on offer (``Takes`` > 1: each can be played, ``/keep_take`` keeps one) and its
-own render folders (the last few are kept; the rest, and all of them when the session ends, are
-deleted). Musical controls (scale lock, including the key estimated from an uploaded MIDI file,
-and pitch range), top-p/top-k, the meter (those the model's vocabulary knows) and the drum kit
-used for rendering come after the original parameters of each API endpoint, with defaults. A
-Stop button cancels queued and running actions (a generation already running in its worker thread
-finishes in the background; its result is dropped).
+A ``Session`` (``gr.State``) keeps a bounded undo/redo history (``/undo``, ``/redo``), the seed
+used (shown), the takes on offer (``/keep_take``) and its render folders (bounded, deleted with
+the session). Controls (scale lock, also in the key of an uploaded MIDI file; pitch range), top-p,
+top-k, meter and drum kit come after each endpoint's original parameters, with defaults. Stop
+cancels queued and running actions (a running generation finishes in its thread; its result is dropped).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import shutil
@@ -61,6 +58,7 @@ class AppSettings:
     concurrency: int = 1  # generations at once (CPU: one at a time is fastest overall)
     queue_size: int = 16  # waiting requests beyond this are turned away with a message
     keep_renders_s: float = 900.0  # rendered files older than this are deleted
+    cache_minutes: float = 10.0  # gradio's copies of the outputs older than this are deleted
 
 
 class SongRenderer:
@@ -91,12 +89,15 @@ class SongRenderer:
         midi = write_midi(score, out / "song.mid")
         audio = render_audio(score, out / "song.wav")
         roll = plot_pianoroll(score, out / "pianoroll.png")
+        gc.collect()  # a matplotlib figure is cyclic garbage: without this the server's RSS grows ~0.5 MB a render
         return str(audio), str(midi), str(roll)
 
-    def _prune(self) -> None:
+    def _prune(self, most: int = 256) -> None:
+        """Delete folders older than ``keep_s``, and the oldest beyond ``most`` (gradio has its own copies)."""
         cutoff = time.time() - self.keep_s
-        for d in self.root.iterdir():
-            if d.stat().st_mtime < cutoff:
+        dirs = sorted(self.root.iterdir(), key=lambda d: d.stat().st_mtime)
+        for k, d in enumerate(dirs):
+            if d.stat().st_mtime < cutoff or k < len(dirs) - most:
                 shutil.rmtree(d, ignore_errors=True)
 
 
@@ -119,19 +120,14 @@ class Session:
         del self.past[:-HISTORY]
         self.future.clear()
 
-    def undo(self, current):
-        if not self.past:
-            msg = "nothing to undo"
+    def undo(self, current, redo: bool = False):
+        """The song before ``current`` (after it with ``redo``)."""
+        source, target = (self.future, self.past) if redo else (self.past, self.future)
+        if not source:
+            msg = f"nothing to {'redo' if redo else 'undo'}"
             raise GenerationError(msg)
-        self.future.append(current)
-        return self.past.pop()
-
-    def redo(self, current):
-        if not self.future:
-            msg = "nothing to redo"
-            raise GenerationError(msg)
-        self.past.append(current)
-        return self.future.pop()
+        target.append(current)
+        return source.pop()
 
     def keep(self, folder: Path) -> None:
         """A new render folder; the oldest beyond the bound are deleted."""
@@ -139,16 +135,16 @@ class Session:
         while len(self.dirs) > KEEP_RENDERS + MAX_APP_TAKES:
             shutil.rmtree(self.dirs.popleft(), ignore_errors=True)
 
-    def close(self) -> None:
-        """The session ended: delete its render folders."""
-        while self.dirs:
-            shutil.rmtree(self.dirs.popleft(), ignore_errors=True)
+def cache_policy(settings: AppSettings) -> tuple[int, int]:
+    """Gradio's ``delete_cache``: every fifth of ``cache_minutes``, delete files older than it."""
+    keep = max(int(settings.cache_minutes * 60), 60)
+    return max(keep // 5, 12), keep
 
 
 def close_session(session) -> None:
-    """``gr.State`` delete callback."""
-    if isinstance(session, Session):
-        session.close()
+    """``gr.State`` delete callback: the session ended, its render folders go."""
+    while isinstance(session, Session) and session.dirs:
+        shutil.rmtree(session.dirs.popleft(), ignore_errors=True)
 
 
 def fresh_seed() -> int:
@@ -350,19 +346,15 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
         except Exception:
             return warn(None, session, "upload failed")
 
-    def undo(song, session):
+    def undo(song, session, redo: bool = False):
         session = kept(session)
         try:
-            return respond(session.undo(song), session)
+            return respond(session.undo(song, redo), session)
         except MMMGenError as exc:
             return warn(exc, session)
 
     def redo(song, session):
-        session = kept(session)
-        try:
-            return respond(session.redo(song), session)
-        except MMMGenError as exc:
-            return warn(exc, session)
+        return undo(song, session, redo=True)
 
     def keep_take(song, take, session):
         session = kept(session)
@@ -385,7 +377,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
         choice = gr.update(choices=[str(i) for i in range(1, n + 1)] or ["1"], value="1", visible=n > 1)
         return (session.seed, session.uploaded_key or "", choice, *audios)
 
-    with gr.Blocks(title="mmmgen — multitrack music generator", analytics_enabled=False, delete_cache=(600, 1800)) as demo:
+    with gr.Blocks(title="mmmgen — multitrack music generator", analytics_enabled=False, delete_cache=cache_policy(settings)) as demo:
         gr.Markdown("# mmmgen\nBuild a piece one instrument at a time with a GPT-2 model trained on MMM text.")
         song_state = gr.State(None)
         session_state = gr.State(None, time_to_live=SESSION_TTL_S, delete_callback=close_session)

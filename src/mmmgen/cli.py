@@ -341,6 +341,7 @@ def cmd_app(argv: Sequence[str]) -> int:
     app_settings = AppSettings(
         bars=codec.get("bars", 8), grid=codec.get("grid", 12), density_levels=codec.get("density_levels", 10),
         density_edges=settings.get("density_edges", []), genres=generator.genres, concurrency=c.concurrency, queue_size=c.queue_size,
+        cache_minutes=c.cache_minutes,
     )
     print(f"model: {run}\nopen http://{c.host}:{c.port}/ in a browser (Ctrl+C stops)")
     serve(build_app(generator, app_settings), c.host, c.port, block=True)

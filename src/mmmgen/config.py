@@ -339,6 +339,7 @@ class AppConfig:
     port: int = field(default=7860, metadata={"help": "Port."})
     concurrency: int = field(default=1, metadata={"help": "Generations at once (1 is fastest overall on a CPU)."})
     queue_size: int = field(default=16, metadata={"help": "Requests that may wait; more are turned away with a message."})
+    cache_minutes: float = field(default=10.0, metadata={"help": "Served files (audio, MIDI, pictures) older than this are deleted."})
 
 
 @dataclass
