@@ -165,8 +165,13 @@ def main() -> int:
                     "render_files": files, "render_mb": round(size / 2**20, 2), "gradio_files": gfiles, "gradio_mb": round(gsize / 2**20, 2)})
     layout = {str(d.relative_to(work / "tmp")): sum(1 for _ in d.rglob("*")) for d in (work / "tmp").glob("*/*") if d.is_dir()}
     server.send_signal(signal.SIGINT)  # as Ctrl+C: the app exits and removes its render folder
-    server.wait(timeout=30)
-    left = folder_size(work / "tmp")[0]  # the render folder is removed when the app exits
+    try:
+        server.wait(timeout=90)
+        left = folder_size(work / "tmp")[0]  # the render folder is removed when the app exits
+    except subprocess.TimeoutExpired:  # reported, not hidden
+        server.kill()
+        server.wait()
+        left = None
 
     first_round = min((t for _, n, t in rounds if n == 1), default=started) - started
     after_warm = [s for s in samples if s["t_s"] >= first_round] or samples
@@ -224,7 +229,8 @@ def markdown(r: dict) -> str:
         f"- RSS: start {r['rss_start_mb']} MB, after the first round {r['rss_after_first_round_mb']} MB, end {r['rss_end_mb']} MB,"
         f" max {r['rss_max_mb']} MB; growth after the first round **{r['rss_growth_after_first_round_mb']} MB** (limit 100)",
         f"- render files (mmmgen's temp folder): max {r['render_files_max']}, first-half max {r['render_files_first_half_max']},"
-        f" last-quarter max {r['render_files_last_quarter_max']}; left after the app exits: {r['render_files_left_after_exit']}",
+        f" last-quarter max {r['render_files_last_quarter_max']}; left after the app exits (Ctrl+C): {r['render_files_left_after_exit']}"
+        f"{' (it did not exit within 90 s of Ctrl+C and was killed)' if r['render_files_left_after_exit'] is None else ''}",
         f"- gradio's cache: max {r['gradio_files_max']} files, {r['gradio_mb_max']} MB; first-half max {r['gradio_files_first_half_max']},"
         f" last-quarter max {r['gradio_files_last_quarter_max']} files",
         "",
