@@ -134,7 +134,8 @@ def main() -> int:
     env = {**os.environ, "TMPDIR": str(work / "tmp"), "GRADIO_TEMP_DIR": str(work / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False",
            "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     server = subprocess.Popen([sys.executable, "-m", "mmmgen", "app", "--port", str(port), "--queue-size", "32", "--cache-minutes", str(args.cache_minutes)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=open(work / "server.log", "w"))
+                              stdout=subprocess.DEVNULL, stderr=open(work / "server.log", "w"),
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a background shell ignores Ctrl+C
     url = f"http://127.0.0.1:{port}/"
     proc = psutil.Process(server.pid)
     for _ in range(300):
