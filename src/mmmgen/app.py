@@ -7,10 +7,9 @@ piano roll) and returns the outputs; an impossible action shows a warning and le
 results on the page.
 
 A ``Session`` (``gr.State``) keeps a bounded undo/redo history (``/undo``, ``/redo``), the seed
-used (shown), the takes on offer (``/keep_take``) and its render folders (bounded, deleted with
-the session). Controls (scale lock, also in the key of an uploaded MIDI file; pitch range), top-p,
-top-k, meter and drum kit come after each endpoint's original parameters, with defaults. Stop
-cancels queued and running actions (a running generation finishes in its thread; its result is dropped).
+used, the takes on offer (``/keep_take``) and its render folders (bounded, deleted with it). Scale
+lock (or the key of an uploaded MIDI), pitch range, top-p/k, meter and drum kit follow each endpoint's
+original parameters. Stop cancels actions (a running generation ends in its thread, unseen).
 """
 
 from __future__ import annotations
@@ -70,8 +69,7 @@ class SongRenderer:
         self.root = Path(self._dir.name)
 
     def __call__(self, song: Song, kit: int = 0, session: Session | None = None, picture: bool = True) -> tuple[str, str, str | None]:
-        """Audio, MIDI and piano roll of ``song`` (drums played with GM2 kit ``kit``); the folder
-        counts against ``session``'s bound when given."""
+        """Audio, MIDI and piano roll of ``song``, drums with GM2 kit ``kit``, in a folder of ``session``."""
         from mmmgen.render.files import plot_pianoroll, render_audio, write_midi
         from mmmgen.text.decode import text_to_score
 
@@ -141,6 +139,22 @@ def cache_policy(settings: AppSettings) -> tuple[int, int]:
     return max(keep // 5, 12), keep
 
 
+def prune_gradio_cache(demo, keep_s: float) -> None:
+    """Delete this app's files in gradio's cache older than ``keep_s`` (gradio's ``delete_cache`` task
+    iterates live sets and dies for good once one changes size meanwhile, as under load)."""
+    cutoff, keep = time.time() - keep_s, set().union(*(getattr(b, "keep_in_cache", set()) for b in demo.blocks.values()))
+    for files in list(demo.temp_file_sets):
+        for f in list(files):
+            try:
+                if f not in keep and Path(f).lstat().st_ctime < cutoff:
+                    Path(f).unlink()
+                    files.discard(f)
+            except FileNotFoundError:
+                files.discard(f)
+            except OSError:
+                pass
+
+
 def close_session(session) -> None:
     """``gr.State`` delete callback: the session ended, its render folders go."""
     while isinstance(session, Session) and session.dirs:
@@ -175,8 +189,7 @@ def make_controls(scale, low, high, session: Session | None):
             msg = "upload a MIDI file first: its key is estimated from its notes"
             raise GenerationError(msg)
         scale = session.uploaded_key
-    low = 0 if low in (None, "") else int(low)
-    high = 127 if high in (None, "") else int(high)
+    low, high = (0 if low in (None, "") else int(low)), (127 if high in (None, "") else int(high))
     pitch_range = None if (low, high) == (0, 127) else (low, high)
     if scale is None and pitch_range is None:
         return None
@@ -228,6 +241,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
     meters = meter_choices(generator)
 
     def respond(song: Song | None, session: Session):
+        prune_gradio_cache(demo, cache_policy(settings)[1])
         if song is None:
             return (None, None, None, None, "", "", session)
         audio, midi, roll = render(song, session.kit, session)
@@ -239,8 +253,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
     def finish(session: Session, before: Song | None, result, seed: int | None):
         """Show the action's song (the best take first), remember the song before it for undo."""
         if isinstance(result, list):  # takes
-            takes = rank_takes(result)
-            session.takes = takes
+            session.takes = takes = rank_takes(result)
             session.take_audio = [render(t.song, session.kit, session, picture=False)[0] for t in takes]
             session.seed = ", ".join(f"take {i}: {t.seed}" for i, t in enumerate(takes, 1))
             new = takes[0].song
@@ -266,8 +279,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
             c = parse_controls(temperature, genre, instrument, density, seed, top_p, top_k)
             c["controls"] = make_controls(scale, low, high, session)
             c["meter"] = V.parse_time_signature(str(meter or "4/4")) or (4, 4)
-            n = 1 if takes in (None, "") else int(takes)
-            c["takes"] = None if n <= 1 else min(n, MAX_APP_TAKES)
+            c["takes"] = min(int(takes), MAX_APP_TAKES) if takes not in (None, "") and int(takes) > 1 else None
             session.kit = DRUM_KITS.get(kit, 0)
             result = action(song, c, float(tempo), int(bars), *fill)
             sampled = action not in (remove_last, change_tempo)
