@@ -9,8 +9,8 @@ pass over the weights: on a CPU a few rows cost little more than one.
 
 The prompt the rows share is read once, at batch 1 (reusing the engine's cache), and its
 keys/values are copied to every row (``_LeanRows``); a row's own words then go in its own row.
-A row whose program has returned reads a dummy word until the others are done (rows never see
-each other). Reproducibility: row ``i`` draws from its own ``torch.Generator`` exactly the random
+A row whose program has returned is moved behind the others and left out of the
+following steps (rows never see each other). Reproducibility: row ``i`` draws from its own ``torch.Generator`` exactly the random
 numbers one row alone would, so a seed gives the same take in a batch of any size as long as the
 logits agree; a batched matrix product can round the last bits differently from a one-row one,
 which changes a word only where two candidates tie to within that rounding.
@@ -60,6 +60,8 @@ class _LeanRows:
         self.n_layers, self.heads, self.head_dim = len(layers), heads, wte.shape[1] // heads
         self.kv, self.valid, self.layers, self.end, self.dense = None, None, [], 0, True
         self.pos, self.slots = [0] * rows, [[] for _ in range(rows)]
+        self.live, self.phys, self.logical = rows, list(range(rows)), list(range(rows))
+        self.packed = _pack(weights, rows) if rows > 1 else None
         if start is not None and start.length:
             n = start.length
             self._reserve(n)
@@ -87,42 +89,52 @@ class _LeanRows:
         """Row ``row`` forgets all but its first ``keep`` words."""
         drop = self.slots[row][keep:]
         if drop:
-            self.valid[row, drop] = False
+            self.valid[self.phys[row], drop] = False
             self.dense = False
             del self.slots[row][keep:]
         self.pos[row] = keep
 
+    def _retire(self, row: int) -> None:
+        """Row ``row`` is done: its keys/values move behind the live rows, which alone are computed from now on."""
+        p, q = self.phys[row], self.live - 1
+        if p != q:
+            end, other = self.end, self.logical[q]
+            self.kv[:, :, [p, q], :, :end] = self.kv[:, :, [q, p], :, :end]
+            self.valid[[p, q], :end] = self.valid[[q, p], :end]
+            self.phys[row], self.phys[other], self.logical[p], self.logical[q] = q, p, other, row
+        self.live -= 1
+
     def read(self, feeds: list[list[int] | None]):
-        """Read ``feeds[r]`` into row ``r`` (None: a finished row, fed a dummy word): each row's last logits ``[rows, vocab]``.
+        """Read ``feeds[r]`` into row ``r`` (None: a finished row): each row's last logits ``[rows, vocab]`` (a finished row's are junk).
 
         The same ops as ``lean._lean_step`` with a batch axis: the weights are read once per step
-        for all rows.
+        for all rows. Finished rows are moved behind the live ones and left out (``_retire``).
         """
         import torch
         import torch.nn.functional as F
 
+        for r, feed in enumerate(feeds):
+            if feed is None and self.phys[r] < self.live:
+                self._retire(r)
         wte, wpe, layers, (lnf_w, lnf_b, lnf_eps), head, heads = self.weights
-        rows, end, ctx = self.rows, self.end, self.context
-        count = max(len(f) for f in feeds if f is not None)
+        rows, end = self.live, self.end
+        live_feeds = [feeds[self.logical[p]] for p in range(rows)]
+        count = max(len(f) for f in live_feeds)
         self._reserve(end + count)
         tokens, positions, last = [], [], []
-        for r, feed in enumerate(feeds):
-            p = self.pos[r]
-            if feed is None:  # finished: a dummy word, never read again
-                tokens += [0] * count
-                positions += [min(p, ctx - 1)] * count
-                last.append(0)
-                continue
+        for p, feed in enumerate(live_feeds):
+            r = self.logical[p]
+            start = self.pos[r]
             n = len(feed)
             tokens += feed + [0] * (count - n)
-            positions += [*range(p, p + n), *[p + n - 1] * (count - n)]
+            positions += [*range(start, start + n), *[start + n - 1] * (count - n)]
             last.append(n - 1)
             self.slots[r].extend(range(end, end + n))
-            self.pos[r] = p + n
-        self.valid[:, end : end + count] = True  # a finished row's dummy words too: it never reads them
-        for r, feed in enumerate(feeds):
-            if feed is not None and len(feed) < count:  # padding after the row's words
-                self.valid[r, end + len(feed) : end + count] = False
+            self.pos[r] = start + n
+        self.valid[:rows, end : end + count] = True
+        for p, feed in enumerate(live_feeds):
+            if len(feed) < count:  # padding after the row's words
+                self.valid[p, end + len(feed) : end + count] = False
                 self.dense = False
         stop = end + count
         device = wte.device
@@ -131,25 +143,67 @@ class _LeanRows:
         head_dim = width // heads
         mask = None
         if not self.dense or count > 1:
-            mask = self.valid[:, None, None, :stop]
+            mask = self.valid[:rows, None, None, :stop]
             if count > 1:
                 causal = torch.arange(stop, device=device)[None, :] <= torch.arange(end, stop, device=device)[:, None]
                 mask = mask & causal[None, None]
-        shape, addmm, layer_norm, sdpa = (width,), torch.addmm, torch.layer_norm, F.scaled_dot_product_attention
+        shape, layer_norm, sdpa = (width,), torch.layer_norm, F.scaled_dot_product_attention
+        packed = self.packed if rows > 1 else None  # one row: MKL's addmm (a matrix-vector product) is faster
+        if packed is None:
+            addmm, layers_w, head_w = torch.addmm, layers, head
+        else:  # oneDNN with weights packed for a few rows (MKL's addmm is ~2x slower at 4 rows than at 1 here)
+            linear = torch.ops.mkldnn._linear_pointwise
+
+            def addmm(bias, a, w):
+                return linear(a, w, bias, "none", [], "")
+
+            layers_w, head_w = packed
         for (ln1_w, ln1_b, eps1, qkv_w, qkv_b, scale, out_w, out_b, ln2_w, ln2_b, eps2, fc_w, fc_b, act, proj_w, proj_b), (kv, keys, values) in zip(
-            layers, self.layers, strict=True
+            layers_w, self.layers, strict=True
         ):
             y = addmm(qkv_b, layer_norm(x, shape, ln1_w, ln1_b, eps1), qkv_w)
             qkv = y.view(rows, count, 3, heads, head_dim).permute(2, 0, 3, 1, 4)  # [3, rows, heads, count, head_dim]
-            kv[:, :, :, end:stop] = qkv[1:]
-            a = sdpa(qkv[0], keys[:, :, :stop], values[:, :, :stop], attn_mask=mask, scale=scale)
+            kv[:, :rows, :, end:stop] = qkv[1:]
+            a = sdpa(qkv[0], keys[:rows, :, :stop], values[:rows, :, :stop], attn_mask=mask, scale=scale)
             a = a.transpose(1, 2).reshape(rows * count, width)
             x = addmm(out_b, a, out_w).add_(x)
             x = addmm(proj_b, act(addmm(fc_b, layer_norm(x, shape, ln2_w, ln2_b, eps2), fc_w)), proj_w).add_(x)
         self.end = stop
         if count > 1:
             x = x.view(rows, count, width)[torch.arange(rows, device=device), torch.tensor(last, device=device)]
-        return F.linear(layer_norm(x, shape, lnf_w, lnf_b, lnf_eps), head)
+        x = layer_norm(x, shape, lnf_w, lnf_b, lnf_eps)
+        logits = F.linear(x, head_w) if packed is None else addmm(None, x, head_w)
+        if rows == self.rows:
+            return logits if self.phys == self.logical else logits[self.phys]
+        return logits[[p if p < rows else 0 for p in self.phys]]
+
+
+def _pack(weights, rows: int):
+    """The lean weights with every matrix packed by oneDNN for ``rows`` rows, or None where that is not available.
+
+    Returns ``(layers, head)`` shaped like ``weights``' (the matrices replaced by packed ones, used
+    with ``torch.ops.mkldnn._linear_pointwise``). On the CPUs measured, MKL's ``addmm`` costs 3x
+    more at 4 rows than at 1 while oneDNN's packed product costs ~1.7x (benchmarks/README.md). CPU only.
+    """
+    import torch
+
+    wte, _, layers, _, head, _ = weights
+    if wte.device.type != "cpu" or wte.dtype != torch.float32 or not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        reorder = torch.ops.mkldnn._reorder_linear_weight
+        pack = lambda w: reorder(w.t().contiguous(), rows)  # noqa: E731 - Conv1D stores [in, out]
+        packed = [
+            (a, b, c, pack(qkv_w), qkv_b, scale, pack(out_w), out_b, d, e, f, pack(fc_w), fc_b, act, pack(proj_w), proj_b)
+            for (a, b, c, qkv_w, qkv_b, scale, out_w, out_b, d, e, f, fc_w, fc_b, act, proj_w, proj_b) in layers
+        ]
+        head_p = reorder(head.contiguous(), rows)
+        probe = torch.ops.mkldnn._linear_pointwise(wte[:rows], packed[0][3], packed[0][4], "none", [], "")
+        if not torch.allclose(probe, torch.addmm(layers[0][4], wte[:rows], layers[0][3]), atol=1e-4, rtol=1e-4):
+            return None
+    except (AttributeError, RuntimeError):
+        return None
+    return packed, head_p
 
 
 class _ForwardRows:
@@ -289,9 +343,7 @@ def _run(engine, programs: list, requests: list, sampling):
                 chosen = _draw_rows(logits[sampled], ~np.stack(masks), sampling, [gens[r] for r in sampled])
                 tokens.update(zip(sampled, chosen, strict=True))
             if ready:
-                index = torch.tensor(ready)
-                picked = torch.tensor([tokens[r] for r in ready])
-                probs = torch.log_softmax(logits[index], -1).gather(1, picked[:, None])[:, 0].tolist()
+                probs = torch.log_softmax(logits, -1)[ready, [tokens[r] for r in ready]].tolist()
             for j, r in enumerate(ready):
                 token = tokens[r]
                 loglik[r] += probs[j]
