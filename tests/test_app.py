@@ -190,3 +190,183 @@ def test_in_a_real_browser(app_url, tmp_path):
         page.screenshot(path=str(out / "app.png"), full_page=True)
         browser.close()
     assert not outside, f"the page reached outside this machine: {outside[:5]}"
+
+
+# --- undo/redo, takes, controls, seeds, drum kits, per-session files (issue 17) --------------------
+EXTRA = {"top_p": 1.0, "top_k": 0, "meter": "4/4", "scale": "off", "pitch_low": 0, "pitch_high": 127, "drum_kit": "Standard", "takes": 1}
+
+
+def callx(client, api: str, **overrides):
+    """``call`` with the parameters added after the original ones (issue 17), in their order."""
+    args = {**CONTROLS, **EXTRA, **overrides}
+    return client.predict(*args.values(), api_name=api)
+
+
+def session_info(client) -> tuple[str, str, int]:
+    """``(seed used, uploaded key, takes on offer)`` of the client's session."""
+    seed, key, _choice, *audios = client.predict(api_name="/session_info")
+    return seed, key, sum(1 for a in audios if isinstance(a, dict) and a.get("visible"))
+
+
+def test_undo_and_redo_restore_exactly_the_previous_song(app_url):
+    from gradio_client import Client
+
+    c = Client(app_url, verbose=False)
+    *_, a = callx(c, "/start", seed=21)
+    *_, b = callx(c, "/add", seed=22)
+    *_, b2 = callx(c, "/regenerate_last", seed=23)
+    *_, b3 = callx(c, "/change_tempo", tempo=95)
+    assert b3 == b2 != b and tracks_of(b) == 2
+    assert c.predict(api_name="/undo")[-1] == b2  # tempo back (the text is the same)
+    assert c.predict(api_name="/undo")[-1] == b
+    assert c.predict(api_name="/undo")[-1] == a
+    assert c.predict(api_name="/redo")[-1] == b
+    assert c.predict(api_name="/redo")[-1] == b2
+    assert c.predict(api_name="/undo")[-1] == b
+    *_, other = callx(c, "/remove_last")  # a new action forgets what could be redone
+    assert other == a
+    assert c.predict(api_name="/redo")[-1] == {"__type__": "update"}  # nothing to redo: a warning
+    assert c.predict(api_name="/undo")[-1] == b
+    assert c.predict(api_name="/undo")[-1] == a
+    assert c.predict(api_name="/undo")[-1] == ""  # back to the empty page
+    assert c.predict(api_name="/undo")[-1] == {"__type__": "update"}  # nothing more to undo
+
+
+def test_history_is_bounded():
+    from mmmgen.app_session import HISTORY, Session
+
+    s = Session()
+    for i in range(HISTORY + 5):
+        s.record(i)
+    assert len(s.past) == HISTORY and s.past[0] == 5 and s.undo("now") == HISTORY + 4 and s.future == ["now"]
+    assert s.undo(HISTORY + 4, redo=True) == "now" and not s.future
+
+
+def test_seed_used_is_shown_and_makes_the_same_song(app_url):
+    from gradio_client import Client
+
+    c = Client(app_url, verbose=False)
+    *_, first = callx(c, "/start", seed=0)  # a fresh seed, drawn and shown
+    seed, _, _ = session_info(c)
+    assert seed.isdigit() and int(seed) > 0
+    *_, again = callx(c, "/start", seed=int(seed))
+    assert again == first
+
+
+def test_takes_play_and_one_is_kept(app_url):
+    from gradio_client import Client
+
+    c = Client(app_url, verbose=False)
+    *_, shown = callx(c, "/start", seed=30, instrument="Violin", takes=3)
+    seeds, _, offered = session_info(c)
+    assert offered == 3 and seeds.count("take") == 3
+    take_seeds = [int(part.split(": ")[1]) for part in seeds.split(", ")]
+    assert sorted(take_seeds) == [30, 31, 32]
+    *_, kept = c.predict("2", api_name="/keep_take")
+    other = Client(app_url, verbose=False)  # take 2 is made again from its seed alone
+    *_, remade = callx(other, "/start", seed=take_seeds[1], instrument="Violin")
+    assert kept == remade and tracks_of(kept) == 1
+    assert session_info(c)[0] == str(take_seeds[1])
+    assert c.predict(api_name="/undo")[-1] == shown  # keeping is an action like any other
+    with pytest.raises(Exception, match="not in the list of choices"):  # no such take: gradio refuses it
+        c.predict("9", api_name="/keep_take")
+
+
+def test_controls_meter_sampling_and_drum_kit_through_the_api(app_url):
+    from gradio_client import Client
+    from symusic import Score
+
+    from mmmgen.generate.controls import Controls, violations
+
+    c = Client(app_url, verbose=False)
+    extra = {"top_p": 0.9, "top_k": 40, "meter": "3/4", "scale": "D:dorian", "pitch_low": 50, "pitch_high": 70}
+    *_, tokens = callx(c, "/start", seed=40, instrument="Violin", **extra)
+    assert "TIME_SIGNATURE=3_4" in tokens
+    *_, tokens = callx(c, "/add", seed=41, instrument="Flute", **extra)
+    for track in text_to_piece(tokens, strict=True).tracks:
+        assert violations([(p, a, e) for p, a, e, _ in track.notes], Controls("D:dorian", (50, 70)), 12) == []
+    _, midi, *_ = callx(c, "/add", seed=42, instrument="Drums", drum_kit="Brush")
+    drums = [t for t in Score(midi).tracks if t.is_drum]
+    assert drums and drums[0].program == 40  # GM2 Brush kit
+    *_, bad = callx(c, "/add", seed=43, scale="C:major", pitch_low=61, pitch_high=61)
+    assert bad == {"__type__": "update"}  # no common pitch: a warning before sampling
+    *_, bad = callx(Client(app_url, verbose=False), "/start", seed=44, scale="Key of the uploaded MIDI")
+    assert bad == {"__type__": "update"}  # nothing uploaded yet
+
+
+def test_key_of_the_uploaded_midi(app_url, tmp_path):
+    from gradio_client import Client, handle_file
+    from symusic import Note, Score, Track
+
+    score = Score(480)
+    track = Track(program=0)
+    for i, pitch in enumerate([62, 66, 69, 74, 73, 71, 69, 67, 66, 64, 62, 69, 66, 62] * 2):  # D major
+        track.notes.append(Note(i * 480, 480, pitch, 80))
+    score.tracks.append(track)
+    path = tmp_path / "d.mid"
+    score.dump_midi(str(path))
+    c = Client(app_url, verbose=False)
+    c.predict(handle_file(str(path)), 120, api_name="/upload")
+    assert session_info(c)[1] == "D:major"
+    *_, tokens = callx(c, "/add", seed=50, instrument="Violin", scale="Key of the uploaded MIDI")
+    new = text_to_piece(tokens, strict=True).tracks[-1]
+    assert new.notes and all(p % 12 in {2, 4, 6, 7, 9, 11, 1} for p, *_ in new.notes)
+
+
+def test_render_folders_are_bounded_per_session(app_url):
+    from gradio_client import Client
+
+    from mmmgen.app_session import KEEP_RENDERS, MAX_APP_TAKES, Session, close_session
+
+    s = Session()
+    c = Client(app_url, verbose=False)
+    for i in range(KEEP_RENDERS + MAX_APP_TAKES + 3):
+        callx(c, "/start", seed=60 + i)
+    folder = Path(c.predict(*CONTROLS.values(), api_name="/change_tempo")[1]).parent  # gradio's copy; ours is private
+    assert folder.exists()
+    tmp = Path(__import__("tempfile").mkdtemp())
+    for i in range(KEEP_RENDERS + MAX_APP_TAKES + 5):
+        d = tmp / str(i)
+        d.mkdir()
+        s.keep(d)
+    assert len(list(tmp.iterdir())) == KEEP_RENDERS + MAX_APP_TAKES
+    close_session(s)
+    assert not list(tmp.iterdir())
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
+def test_in_a_real_browser_keep_a_take_then_undo(app_url):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        page.goto(app_url)
+        tokens = page.locator("#tokens textarea")
+
+        def settle(condition: str, arg=None):
+            page.wait_for_timeout(500)
+            page.wait_for_function(
+                "a => { const t = document.querySelector('#tokens textarea');"
+                f" return t && ({condition}) && !document.body.innerText.includes('processing'); }}",
+                arg=arg, timeout=120_000,
+            )
+
+        takes = page.locator("#takes input[type=number]")
+        takes.fill("2")
+        takes.press("Enter")
+        page.get_by_role("button", name="Start from scratch", exact=True).click()
+        settle("t.value.includes('TRACK_START')")
+        expect(page.locator("#take_2")).to_be_visible(timeout=60_000)  # each take can be played
+        expect(page.locator("#seed_used textarea")).to_have_value(re.compile(r"take 1: \d+, take 2: \d+"))
+        first = tokens.input_value()
+        page.locator("#take_choice").get_by_text("2", exact=True).click()
+        page.get_by_role("button", name="Keep take", exact=True).click()
+        settle("t.value !== a && t.value.includes('TRACK_START')", first)
+        kept = tokens.input_value()
+        assert kept != first and tracks_of(kept) == 1
+        page.get_by_role("button", name="Undo", exact=True).click()
+        settle("t.value === a", first)
+        page.get_by_role("button", name="Redo", exact=True).click()
+        settle("t.value === a", kept)
+        browser.close()

@@ -80,3 +80,20 @@ def test_find_run_prefers_the_shipped_model_and_latest_picks_the_newest_local_ru
     shutil.rmtree(tmp_path / "runs")
     with pytest.raises(G.GenerationError, match="no trained model found"):
         G.find_run(None)
+
+
+def test_control_flags_are_obeyed_and_impossible_ones_are_one_line_errors(debug_run, tmp_path, capsys):
+    from mmmgen.generate.controls import Controls, violations
+
+    out = tmp_path / "out"
+    flags = ["--scale", "G:mixolydian", "--pitch-range", "50-74", "--max-polyphony", "2", "--min-note", "0.25", "--max-note", "2"]
+    args = ["generate", "--model", str(debug_run), "--out", str(out), "--tracks", "2", "--bars", "2", "--seed", "4", "--format", "txt"]
+    assert main([*args, "--instrument", "0", "Violin", *flags]) == 0
+    controls = Controls("G:mixolydian", (50, 74), 2, 0.25, 2)
+    for track in text_to_piece((out / "piece.txt").read_text(), strict=True).tracks:
+        assert violations([(p, a, e) for p, a, e, _ in track.notes], controls, 12) == []
+    filled = tmp_path / "filled"
+    assert main(["infill", "--model", str(debug_run), "--input", str(out / "piece.txt"), "--bars", "2", "--out", str(filled), "--format", "txt", "--seed", "5", *flags]) == 0
+    assert main([*args, "--scale", "C:major", "--pitch-range", "61-61"]) == 2
+    assert "no pitch in common" in capsys.readouterr().err
+    assert main([*args, "--scale", "X:weird"]) == 2

@@ -21,11 +21,14 @@ from __future__ import annotations
 import importlib
 
 __all__ = [
+    "ControlError",
+    "Controls",
     "Generator",
     "MMMGenError",
     "Sampling",
     "Song",
     "Take",
+    "estimate_key",
     "find_run",
     "generate_song",
     "generator_from_run",
@@ -38,6 +41,9 @@ __all__ = [
 ]
 
 _WHERE = {  # public name -> the module that defines it (read-only)
+    "ControlError": "mmmgen.generate.controls",
+    "Controls": "mmmgen.generate.controls",
+    "estimate_key": "mmmgen.generate.controls",
     "Generator": "mmmgen.generate.song",
     "MMMGenError": "mmmgen.errors",
     "Sampling": "mmmgen.generate.sampling",

@@ -5,18 +5,28 @@ and passed in (no module-level state). Each browser session keeps its own song i
 Every action turns widget values into one ``Generator`` call, renders the song (audio, MIDI,
 piano roll) and returns the outputs; an impossible action shows a warning and leaves the previous
 results on the page.
+
+A ``Session`` (``gr.State``) keeps a bounded undo/redo history (``/undo``, ``/redo``), the seed
+used, the takes on offer (``/keep_take``) and its render folders (bounded, deleted with it). Scale
+lock (or the key of an uploaded MIDI), pitch range, top-p/k, meter and drum kit follow each endpoint's
+original parameters. Stop cancels actions (a running generation ends in its thread, unseen).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
-import time
-import uuid
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mmmgen.app_session import (
+    MAX_APP_TAKES,
+    Session,
+    SongRenderer,
+    cache_policy,
+    close_session,
+    prune_gradio_cache,
+)
 from mmmgen.errors import MMMGenError
 from mmmgen.generate.sampling import GenerationError, Sampling
 from mmmgen.generate.song import MAX_BARS, Generator, Song
@@ -31,6 +41,9 @@ MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 ACTIONS = ("start", "add", "remove_last", "regenerate_last", "change_tempo", "regenerate_bars", "extend")
 MAX_LENGTH_BARS = 128  # the length control's maximum (Continue makes a song longer, up to MAX_BARS)
 MAX_UPLOAD_BARS = MAX_BARS  # an upload keeps this many bars at most (a message says when it is cut)
+NO_SCALE = "off"
+UPLOAD_KEY = "Key of the uploaded MIDI"
+SESSION_TTL_S = 3600  # a session's state (history, takes, render folders) lives this long after its last action
 
 
 @dataclass
@@ -45,34 +58,42 @@ class AppSettings:
     concurrency: int = 1  # generations at once (CPU: one at a time is fastest overall)
     queue_size: int = 16  # waiting requests beyond this are turned away with a message
     keep_renders_s: float = 900.0  # rendered files older than this are deleted
+    cache_minutes: float = 10.0  # gradio's copies of the outputs older than this are deleted
 
 
-class SongRenderer:
-    """Writes a song's MIDI, audio and piano roll into a private temp folder, pruning old ones."""
+def fresh_seed() -> int:
+    """A random seed that can be typed back in (1 .. 2**31 - 1)."""
+    return random.SystemRandom().randrange(1, 2**31)
 
-    def __init__(self, grid: int, keep_s: float):
-        self.grid, self.keep_s = grid, keep_s
-        self._dir = tempfile.TemporaryDirectory(prefix="mmmgen-app-")  # removed at exit
-        self.root = Path(self._dir.name)
 
-    def __call__(self, song: Song) -> tuple[str, str, str]:
-        from mmmgen.render.files import plot_pianoroll, render_audio, write_midi
-        from mmmgen.text.decode import text_to_score
+def meter_choices(generator: Generator) -> list[str]:
+    """The meters the model's vocabulary knows, as ``4/4``."""
+    meters = {V.parse_time_signature(V.parse_word(w).value) for w in generator.table.ids if V.parse_word(w).kind == V.TIME_SIGNATURE}
+    return [f"{n}/{d}" for n, d in sorted(m for m in meters if m)] or ["4/4"]
 
-        self._prune()
-        out = self.root / uuid.uuid4().hex
-        out.mkdir()
-        score = text_to_score(song.text, self.grid, tempo=song.tempo)
-        midi = write_midi(score, out / "song.mid")
-        audio = render_audio(score, out / "song.wav")
-        roll = plot_pianoroll(score, out / "pianoroll.png")
-        return str(audio), str(midi), str(roll)
 
-    def _prune(self) -> None:
-        cutoff = time.time() - self.keep_s
-        for d in self.root.iterdir():
-            if d.stat().st_mtime < cutoff:
-                shutil.rmtree(d, ignore_errors=True)
+def scale_choices() -> list[str]:
+    from mmmgen.generate.controls import SCALES, TONICS
+
+    return [NO_SCALE, UPLOAD_KEY, *(f"{t}:{m}" for m in SCALES for t in TONICS)]
+
+
+def make_controls(scale, low, high, session: Session | None):
+    """Widget values -> ``Controls`` (None when none is set)."""
+    from mmmgen.generate.controls import Controls
+
+    if scale in (None, "", NO_SCALE):
+        scale = None
+    elif scale == UPLOAD_KEY:
+        if session is None or not session.uploaded_key:
+            msg = "upload a MIDI file first: its key is estimated from its notes"
+            raise GenerationError(msg)
+        scale = session.uploaded_key
+    low, high = (0 if low in (None, "") else int(low)), (127 if high in (None, "") else int(high))
+    pitch_range = None if (low, high) == (0, 127) else (low, high)
+    if scale is None and pitch_range is None:
+        return None
+    return Controls(scale=scale, pitch_range=pitch_range)
 
 
 def instrument_choices() -> list[str]:
@@ -81,12 +102,15 @@ def instrument_choices() -> list[str]:
     return [MODEL_CHOICE, "Drums", *(instrument_name(p) for p in range(V.N_PROGRAMS))]
 
 
-def parse_controls(temperature, genre, instrument, density, seed) -> dict:
-    """Widget values -> Generator arguments. Seed 0 or empty means a fresh random seed."""
+def parse_controls(temperature, genre, instrument, density, seed, top_p=1.0, top_k=0) -> dict:
+    """Widget values -> Generator arguments. Seed 0 or empty means a fresh random seed (drawn here,
+    so it can be shown and typed back in)."""
     from mmmgen.render.gm import program_from_name
 
-    seed = int(seed) if seed not in (None, "") and int(seed) != 0 else None
-    sampling = Sampling(temperature=max(float(temperature), 0.01), seed=seed)
+    seed = int(seed) if seed not in (None, "") and int(seed) != 0 else fresh_seed()
+    top_p = 1.0 if top_p in (None, "") else min(max(float(top_p), 0.01), 1.0)
+    top_k = 0 if top_k in (None, "") else max(int(top_k), 0)
+    sampling = Sampling(temperature=max(float(temperature), 0.01), top_k=top_k, top_p=top_p, seed=seed)
     inst = None if instrument in (None, "", MODEL_CHOICE) else program_from_name(instrument)
     level = None if density in (None, "", AUTO_DENSITY) else int(density)
     return {
@@ -107,29 +131,76 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
     """The Gradio Blocks app over one loaded generator."""
     import gradio as gr
 
+    from mmmgen.generate.controls import key_of_text
+    from mmmgen.generate.song import rank_takes
+    from mmmgen.render.gm import DRUM_KITS
+
     settings = settings or AppSettings()
     render = SongRenderer(settings.grid, settings.keep_renders_s)
     genres = settings.genres or generator.genres
+    meters = meter_choices(generator)
 
-    def respond(song: Song | None):
+    def respond(song: Song | None, session: Session):
+        prune_gradio_cache(demo, cache_policy(settings)[1])
         if song is None:
-            return (None, None, None, None, "", "")
-        audio, midi, roll = render(song)
-        return (song, audio, midi, roll, describe(song), song.text)
+            return (None, None, None, None, "", "", session)
+        audio, midi, roll = render(song, session.kit, session)
+        return (song, audio, midi, roll, describe(song), song.text, session)
+
+    def kept(session) -> Session:
+        return session if isinstance(session, Session) else Session()
+
+    def finish(session: Session, before: Song | None, result, seed: int | None):
+        """Show the action's song (the best take first), remember the song before it for undo."""
+        if isinstance(result, list):  # takes
+            session.takes = takes = rank_takes(result)
+            session.take_audio = [render(t.song, session.kit, session, picture=False)[0] for t in takes]
+            session.seed = ", ".join(f"take {i}: {t.seed}" for i, t in enumerate(takes, 1))
+            new = takes[0].song
+        else:
+            new = result
+            if seed is not None:
+                session.takes, session.take_audio, session.seed = [], [], str(seed)
+        if new != before:
+            session.record(before)
+        return respond(new, session)
+
+    def warn(exc: Exception | None, session: Session, what: str = "app action failed"):
+        if exc is not None:
+            gr.Warning(str(exc))
+        else:  # never a stack trace on the page; the log has it
+            log.exception(what)
+            gr.Warning("Something went wrong; the previous song is kept. See the server log.")
+        return (*(gr.skip() for _ in range(6)), session)
+
+    def act(action, fill, song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k, meter, scale, low, high, kit, takes, session):
+        session = kept(session)
+        try:
+            c = parse_controls(temperature, genre, instrument, density, seed, top_p, top_k)
+            c["controls"] = make_controls(scale, low, high, session)
+            c["meter"] = V.parse_time_signature(str(meter or "4/4")) or (4, 4)
+            c["takes"] = min(int(takes), MAX_APP_TAKES) if takes not in (None, "") and int(takes) > 1 else None
+            session.kit = DRUM_KITS.get(kit, 0)
+            result = action(song, c, float(tempo), int(bars), *fill)
+            sampled = action not in (remove_last, change_tempo)
+            return finish(session, song, result, c["sampling"].seed if sampled else None)
+        except (MMMGenError, ValueError) as exc:
+            return warn(exc, session)
+        except Exception:
+            return warn(None, session)
 
     def guarded(action):
-        def run(song, temperature, genre, instrument, density, tempo, seed, bars):
-            try:
-                c = parse_controls(temperature, genre, instrument, density, seed)
-                return respond(action(song, c, float(tempo), int(bars)))
-            except (MMMGenError, ValueError) as exc:
-                gr.Warning(str(exc))
-            except Exception:  # never a stack trace on the page; the log has it
-                log.exception("app action failed")
-                gr.Warning("Something went wrong; the previous song is kept. See the server log.")
-            return tuple(gr.skip() for _ in range(6))
+        def run(song, temperature, genre, instrument, density, tempo, seed, bars, top_p=1.0, top_k=0, meter="4/4",
+                scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, session=None):
+            return act(action, (), song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k, meter,
+                       scale, pitch_low, pitch_high, drum_kit, takes, session)
 
         return run
+
+    def guarded_fill(song, temperature, genre, instrument, density, tempo, seed, bars, track, first, last, top_p=1.0, top_k=0,
+                     meter="4/4", scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, session=None):
+        return act(regenerate_bars, (track, first, last), song, temperature, genre, instrument, density, tempo, seed, bars,
+                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, session)
 
     def need(song: Song | None) -> Song:
         if song is None or not song.tracks:
@@ -138,18 +209,24 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
         return song
 
     def start(song, c, tempo, bars):
-        return generator.start(c["genre"], n_bars=bars, tempo=tempo, instrument=c["instrument"], density=c["density"], sampling=c["sampling"])
+        return generator.start(
+            c["genre"], time_signature=c["meter"], n_bars=bars, tempo=tempo, takes=c["takes"],
+            instrument=c["instrument"], density=c["density"], sampling=c["sampling"], controls=c["controls"],
+        )
 
     def add(song, c, tempo, bars):
         song = generator.change_tempo(need(song), tempo)
         new = c["instrument"] is None
-        return generator.add_track(song, instrument=c["instrument"], density=c["density"], new_instrument=new, sampling=c["sampling"])
+        return generator.add_track(
+            song, instrument=c["instrument"], density=c["density"], new_instrument=new, sampling=c["sampling"],
+            takes=c["takes"], controls=c["controls"],
+        )
 
     def remove_last(song, c, tempo, bars):
         return generator.remove_last(need(song))
 
     def regenerate_last(song, c, tempo, bars):
-        kwargs = {"density": c["density"], "sampling": c["sampling"]}
+        kwargs = {"density": c["density"], "sampling": c["sampling"], "takes": c["takes"], "controls": c["controls"]}
         if c["instrument"] is not None:
             kwargs["instrument"] = c["instrument"]
         return generator.regenerate_last(generator.change_tempo(need(song), tempo), **kwargs)
@@ -157,38 +234,76 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
     def change_tempo(song, c, tempo, bars):
         return generator.change_tempo(need(song), tempo)
 
-    def regenerate_bars(song, temperature, genre, instrument, density, tempo, seed, bars, track, first, last):
-        def action(song, c, tempo, _bars):
-            song = generator.change_tempo(need(song), tempo)
-            if int(first) > int(last):
-                msg = f"the first bar ({int(first)}) comes after the last ({int(last)})"
-                raise GenerationError(msg)
-            return generator.infill(song, int(track) - 1, list(range(int(first) - 1, int(last))), c["sampling"])
+    def regenerate_bars(song, c, tempo, _bars, track, first, last):
+        song = generator.change_tempo(need(song), tempo)
+        if int(first) > int(last):
+            msg = f"the first bar ({int(first)}) comes after the last ({int(last)})"
+            raise GenerationError(msg)
+        bars = list(range(int(first) - 1, int(last)))
+        return generator.infill(song, int(track) - 1, bars, c["sampling"], takes=c["takes"], controls=c["controls"])
 
-        return guarded(action)(song, temperature, genre, instrument, density, tempo, seed, bars)
+    def extend(song, c, tempo, _bars, new_bars):
+        return generator.extend(generator.change_tempo(need(song), tempo), int(new_bars), c["sampling"], takes=c["takes"],
+                                controls=c["controls"])
 
-    def extend(song, temperature, genre, instrument, density, tempo, seed, bars, new_bars=settings.bars):
-        def action(song, c, tempo, _bars):
-            return generator.extend(generator.change_tempo(need(song), tempo), int(new_bars), c["sampling"])
+    def guarded_extend(song, temperature, genre, instrument, density, tempo, seed, bars, new_bars=settings.bars, top_p=1.0,
+                       top_k=0, meter="4/4", scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, session=None):
+        return act(extend, (new_bars,), song, temperature, genre, instrument, density, tempo, seed, bars,
+                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, session)
 
-        return guarded(action)(song, temperature, genre, instrument, density, tempo, seed, bars)
-
-    def upload(song, file, tempo):
+    def upload(song, file, tempo, drum_kit="Standard", session=None):
+        session = kept(session)
         try:
             new, note = song_from_upload(file, settings, tempo)
             if note:
                 gr.Warning(f"Uploaded file: {note}")
-            return respond(new)
+            try:
+                session.uploaded_key = key_of_text(new.text, settings.grid)
+            except MMMGenError:
+                session.uploaded_key = None
+            session.kit = DRUM_KITS.get(drum_kit, 0)
+            session.takes, session.take_audio = [], []
+            return finish(session, song, new, None)
         except (MMMGenError, ValueError) as exc:
-            gr.Warning(str(exc))
+            return warn(exc, session)
         except Exception:
-            log.exception("upload failed")
-            gr.Warning("Could not read that file; the previous song is kept.")
-        return tuple(gr.skip() for _ in range(6))
+            return warn(None, session, "upload failed")
 
-    with gr.Blocks(title="mmmgen — multitrack music generator", analytics_enabled=False, delete_cache=(600, 1800)) as demo:
+    def undo(song, session, redo: bool = False):
+        session = kept(session)
+        try:
+            return respond(session.undo(song, redo), session)
+        except MMMGenError as exc:
+            return warn(exc, session)
+
+    def redo(song, session):
+        return undo(song, session, redo=True)
+
+    def keep_take(song, take, session):
+        session = kept(session)
+        try:
+            k = int(take or 1)
+            if not 1 <= k <= len(session.takes):
+                msg = f"no take {k} on offer ({len(session.takes)} takes)" if session.takes else "no takes on offer: set Takes above 1 first"
+                raise GenerationError(msg)
+            chosen = session.takes[k - 1]
+            session.seed = str(chosen.seed)
+            return finish(session, song, chosen.song, None)
+        except (MMMGenError, ValueError) as exc:
+            return warn(exc, session)
+
+    def extras(session):
+        """What the session knows beside the song: seed(s) used, uploaded key, the takes to play."""
+        session = kept(session)
+        n = len(session.takes)
+        audios = [gr.update(value=session.take_audio[i] if i < n else None, visible=i < n) for i in range(MAX_APP_TAKES)]
+        choice = gr.update(choices=[str(i) for i in range(1, n + 1)] or ["1"], value="1", visible=n > 1)
+        return (session.seed, session.uploaded_key or "", choice, *audios)
+
+    with gr.Blocks(title="mmmgen — multitrack music generator", analytics_enabled=False, delete_cache=cache_policy(settings)) as demo:
         gr.Markdown("# mmmgen\nBuild a piece one instrument at a time with a GPT-2 model trained on MMM text.")
         song_state = gr.State(None)
+        session_state = gr.State(None, time_to_live=SESSION_TTL_S, delete_callback=close_session)
         with gr.Row():
             with gr.Column(scale=1):
                 temperature = gr.Slider(0, 1, value=0.85, step=0.01, label="Temperature", elem_id="temperature")
@@ -200,6 +315,16 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
                 bars = gr.Slider(1, max(MAX_LENGTH_BARS, settings.bars), value=settings.bars, step=1,
                                  label=f"Bars (trained on {settings.bars}; longer songs are written {settings.bars} bars at a time)", elem_id="bars")
                 new_bars = gr.Slider(1, 64, value=settings.bars, step=1, label="New bars on every track (Continue)", elem_id="new_bars")
+                with gr.Accordion("Sampling, meter, key and range", open=False):
+                    top_p = gr.Slider(0.05, 1, value=1.0, step=0.01, label="Top-p (1: off)", elem_id="top_p")
+                    top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0: off)", elem_id="top_k")
+                    meter = gr.Dropdown(meters, value="4/4" if "4/4" in meters else meters[0], label="Meter (for Start)", elem_id="meter")
+                    scale = gr.Dropdown(scale_choices(), value=NO_SCALE, label="Scale lock of new notes (drums are free)", elem_id="scale")
+                    with gr.Row():
+                        pitch_low = gr.Number(value=0, precision=0, minimum=0, maximum=127, label="Lowest pitch", elem_id="pitch_low")
+                        pitch_high = gr.Number(value=127, precision=0, minimum=0, maximum=127, label="Highest pitch", elem_id="pitch_high")
+                    drum_kit = gr.Dropdown(list(DRUM_KITS), value="Standard", label="Drum kit (rendering)", elem_id="drum_kit")
+                takes = gr.Slider(1, MAX_APP_TAKES, value=1, step=1, label="Takes (several at once; play them, keep one)", elem_id="takes")
                 with gr.Group():
                     gr.Markdown("**Regenerate bars** of any track (the rest stays as it is)")
                     with gr.Row():
@@ -216,21 +341,43 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
                     b_regen = gr.Button("Regenerate last instrument", elem_id="regenerate_last")
                     b_tempo = gr.Button("Change tempo", elem_id="change_tempo")
                     b_extend = gr.Button("Continue", elem_id="extend")
+                with gr.Row():
+                    b_undo = gr.Button("Undo", elem_id="undo", size="sm")
+                    b_redo = gr.Button("Redo", elem_id="redo", size="sm")
+                    b_stop = gr.Button("Stop", elem_id="stop", variant="stop", size="sm")
+                    seed_used = gr.Textbox(label="Seed used (type it into Seed to make it again)", elem_id="seed_used", interactive=False)
+                    key_box = gr.Textbox(label="Key of the uploaded MIDI", elem_id="uploaded_key", interactive=False)
+                with gr.Row():
+                    take_audio = [gr.Audio(label=f"Take {i + 1}", type="filepath", interactive=False, visible=False, elem_id=f"take_{i + 1}") for i in range(MAX_APP_TAKES)]
+                with gr.Row():
+                    take_choice = gr.Radio(["1"], value="1", label="Take to keep", visible=False, elem_id="take_choice")
+                    b_keep = gr.Button("Keep take", elem_id="keep_take", size="sm")
                 audio = gr.Audio(label="Audio", type="filepath", elem_id="audio", interactive=False)
                 pianoroll = gr.Image(label="Piano roll", type="filepath", elem_id="pianoroll", interactive=False)
                 with gr.Row():
                     instruments = gr.Textbox(label="Instruments", lines=6, elem_id="instruments", interactive=False)
                     midi = gr.File(label="MIDI file", elem_id="midi", interactive=False)
                 tokens = gr.Textbox(label="MMM text", lines=6, max_lines=12, elem_id="tokens", interactive=False)
+                b_info = gr.Button("Session info", visible=False, elem_id="session_info")
         controls = [song_state, temperature, genre, instrument, density, tempo, seed, bars]
-        outputs = [song_state, audio, midi, pianoroll, instruments, tokens]
+        extra = [top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, session_state]
+        outputs = [song_state, audio, midi, pianoroll, instruments, tokens, session_state]
+        shown = [seed_used, key_box, take_choice, *take_audio]
+        events = []
         for button, action in zip(
             (b_start, b_add, b_remove, b_regen, b_tempo), (start, add, remove_last, regenerate_last, change_tempo), strict=True
         ):
-            button.click(guarded(action), controls, outputs, api_name=action.__name__, concurrency_id="model")
-        b_fill.click(regenerate_bars, [*controls, fill_track, fill_first, fill_last], outputs, api_name="regenerate_bars", concurrency_id="model")
-        b_extend.click(extend, [*controls, new_bars], outputs, api_name="extend", concurrency_id="model")
-        upload_box.upload(upload, [song_state, upload_box, tempo], outputs, api_name="upload", concurrency_id="model")
+            events.append(button.click(guarded(action), [*controls, *extra], outputs, api_name=action.__name__, concurrency_id="model"))
+        events.append(b_fill.click(guarded_fill, [*controls, fill_track, fill_first, fill_last, *extra], outputs, api_name="regenerate_bars", concurrency_id="model"))
+        events.append(b_extend.click(guarded_extend, [*controls, new_bars, *extra], outputs, api_name="extend", concurrency_id="model"))
+        events.append(upload_box.upload(upload, [song_state, upload_box, tempo, drum_kit, session_state], outputs, api_name="upload", concurrency_id="model"))
+        events.append(b_undo.click(undo, [song_state, session_state], outputs, api_name="undo", concurrency_id="model"))
+        events.append(b_redo.click(redo, [song_state, session_state], outputs, api_name="redo", concurrency_id="model"))
+        events.append(b_keep.click(keep_take, [song_state, take_choice, session_state], outputs, api_name="keep_take", concurrency_id="model"))
+        for event in events:
+            event.then(extras, [session_state], shown, api_visibility="private")
+        b_info.click(extras, [session_state], shown, api_name="session_info")
+        b_stop.click(None, None, None, cancels=events, api_visibility="private")  # queued and running actions
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     demo.mmmgen_renderer = render  # keeps the temp folder alive as long as the app
     return demo

@@ -212,7 +212,7 @@ def cmd_size(argv: Sequence[str]) -> int:
 
 
 def cmd_generate(argv: Sequence[str]) -> int:
-    from mmmgen.config import GenerateConfig, TakesConfig
+    from mmmgen.config import ControlsConfig, GenerateConfig, TakesConfig
     from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
     from mmmgen.generate.song import generate_song
@@ -221,7 +221,8 @@ def cmd_generate(argv: Sequence[str]) -> int:
     from mmmgen.render.gm import program_from_name
     from mmmgen.text import vocab as V
 
-    (c, takes), _ = parse_config(argv, [GenerateConfig, TakesConfig], "mmmgen generate", "Generate a multitrack piece one instrument at a time.")
+    (c, takes, k), _ = parse_config(argv, [GenerateConfig, TakesConfig, ControlsConfig], "mmmgen generate", "Generate a multitrack piece one instrument at a time.")
+    controls = controls_from(k)  # bad controls fail before the model loads
     meter = V.parse_time_signature(c.time_signature)
     if meter is None:
         print(f"mmmgen generate: error: bad --time-signature {c.time_signature!r} (e.g. 4_4, 6_8)", file=sys.stderr)
@@ -236,9 +237,9 @@ def cmd_generate(argv: Sequence[str]) -> int:
     prompt = prompt_song(c.prompt, settings, c.tempo) if c.prompt else None
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
     if takes.takes is not None:
-        made = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt, takes=takes.takes)
+        made = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt, takes=takes.takes, controls=controls)
         return write_takes(made, generator.grid, Path(c.out), c.format, takes.rank)
-    song = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt)
+    song = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt, controls=controls)
     from mmmgen.text.decode import text_to_score
 
     score = text_to_score(song.text, generator.grid, tempo=song.tempo)
@@ -248,23 +249,24 @@ def cmd_generate(argv: Sequence[str]) -> int:
 
 
 def cmd_infill(argv: Sequence[str]) -> int:
-    from mmmgen.config import InfillConfig, TakesConfig
+    from mmmgen.config import ControlsConfig, InfillConfig, TakesConfig
     from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
     from mmmgen.model.run import find_run, generator_from_run
     from mmmgen.render.files import render_score
     from mmmgen.text.decode import text_to_score
 
-    (c, takes), _ = parse_config(
-        argv, [InfillConfig, TakesConfig], "mmmgen infill", "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was."
+    (c, takes, k), _ = parse_config(
+        argv, [InfillConfig, TakesConfig, ControlsConfig], "mmmgen infill", "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was."
     )
+    controls = controls_from(k)
     generator, settings = generator_from_run(find_run(c.model))
     song = prompt_song(c.input, settings, c.tempo)
     if takes.takes is not None:
         sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
-        made = generator.infill(song, c.track - 1, c.bar_range(), sampling, takes=takes.takes)
+        made = generator.infill(song, c.track - 1, c.bar_range(), sampling, takes=takes.takes, controls=controls)
         return write_takes(made, generator.grid, Path(c.out), c.format, takes.rank)
-    song = generator.infill(song, c.track - 1, c.bar_range(), Sampling(c.temperature, c.top_k, c.top_p, c.seed))
+    song = generator.infill(song, c.track - 1, c.bar_range(), Sampling(c.temperature, c.top_k, c.top_p, c.seed), controls=controls)
     score = text_to_score(song.text, generator.grid, tempo=song.tempo)
     written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
     print(f"track {c.track}, bars {c.bars} regenerated; wrote " + ", ".join(str(p) for p in written))
@@ -272,7 +274,7 @@ def cmd_infill(argv: Sequence[str]) -> int:
 
 
 def cmd_extend(argv: Sequence[str]) -> int:
-    from mmmgen.config import ExtendConfig, TakesConfig
+    from mmmgen.config import ControlsConfig, ExtendConfig, TakesConfig
     from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
     from mmmgen.generate.song import MAX_BARS
@@ -280,8 +282,8 @@ def cmd_extend(argv: Sequence[str]) -> int:
     from mmmgen.render.files import render_score
     from mmmgen.text.decode import text_to_score
 
-    (c, t), ns = parse_config(
-        argv, [ExtendConfig, TakesConfig], "mmmgen extend",
+    (c, t, k), ns = parse_config(
+        argv, [ExtendConfig, TakesConfig, ControlsConfig], "mmmgen extend",
         f"Continue a piece: every track gets --bars more bars, window by window; its bars (up to {MAX_BARS}) stay as they are.",
         [("input", f"The piece: MMM text (first line; e.g. a piece.txt from generate) or a MIDI file (all its bars, up to {MAX_BARS}).")],
     )
@@ -289,14 +291,25 @@ def cmd_extend(argv: Sequence[str]) -> int:
     song = prompt_song(ns["input"], settings, c.tempo)
     before = song.n_bars
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
+    controls = controls_from(k)
     if t.takes is not None:
-        takes = generator.extend(song, c.bars or generator.window, sampling, takes=t.takes)
+        takes = generator.extend(song, c.bars or generator.window, sampling, takes=t.takes, controls=controls)
         return write_takes(takes, generator.grid, Path(c.out), c.format, t.rank)
-    song = generator.extend(song, c.bars or generator.window, sampling)
+    song = generator.extend(song, c.bars or generator.window, sampling, controls=controls)
     score = text_to_score(song.text, generator.grid, tempo=song.tempo)
     written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
     print(f"{len(song.tracks)} tracks, {before} + {song.n_bars - before} = {song.n_bars} bars; wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def controls_from(k):
+    """The ``Controls`` of the ``--scale``/``--pitch-range``/... flags (None when none is set)."""
+    from mmmgen.generate.controls import Controls, parse_pitch_range
+
+    if all(v is None for v in (k.scale, k.pitch_range, k.max_polyphony, k.min_note, k.max_note)):
+        return None
+    pitch_range = parse_pitch_range(k.pitch_range) if k.pitch_range else None
+    return Controls(k.scale, pitch_range, k.max_polyphony, k.min_note, k.max_note)
 
 
 def write_takes(takes: list, grid: int, out: Path, formats: str, rank: bool) -> int:
@@ -382,6 +395,7 @@ def cmd_app(argv: Sequence[str]) -> int:
     app_settings = AppSettings(
         bars=codec.get("bars", 8), grid=codec.get("grid", 12), density_levels=codec.get("density_levels", 10),
         density_edges=settings.get("density_edges", []), genres=generator.genres, concurrency=c.concurrency, queue_size=c.queue_size,
+        cache_minutes=c.cache_minutes,
     )
     print(f"model: {run}\nopen http://{c.host}:{c.port}/ in a browser (Ctrl+C stops)")
     serve(build_app(generator, app_settings), c.host, c.port, block=True)

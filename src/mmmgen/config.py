@@ -339,6 +339,7 @@ class AppConfig:
     port: int = field(default=7860, metadata={"help": "Port."})
     concurrency: int = field(default=1, metadata={"help": "Generations at once (1 is fastest overall on a CPU)."})
     queue_size: int = field(default=16, metadata={"help": "Requests that may wait; more are turned away with a message."})
+    cache_minutes: float = field(default=10.0, metadata={"help": "Served files (audio, MIDI, pictures) older than this are deleted."})
 
 
 @dataclass
@@ -515,3 +516,16 @@ class SpaceConfig:
         if self.max_mb <= 0:
             msg = f"--max-mb must be positive, got {self.max_mb}"
             raise ValueError(msg)
+
+
+# --- musical controls (mmmgen generate / mmmgen infill) -----------------------------------------
+@dataclass
+class ControlsConfig:
+    """Musical controls every new track (or bar) obeys; drum tracks are exempt."""
+
+    scale: str | None = field(default=None, metadata={"help": "Scale lock TONIC:MODE, e.g. C:major, A:minor, D:dorian, E:minor-pentatonic (modes: major, minor, the church modes, major-/minor-pentatonic)."})
+    pitch_range: str | None = field(default=None, metadata={"help": "Lowest-highest MIDI pitch of new notes, e.g. 48-72."})
+    max_polyphony: int | None = field(default=None, metadata={"help": "Most notes sounding at once in a track."})
+    min_note: float | None = field(default=None, metadata={"help": "Shortest note in quarter notes (0.25: a sixteenth)."})
+    max_note: float | None = field(default=None, metadata={"help": "Longest note in quarter notes (4: a whole note in 4/4)."})
+

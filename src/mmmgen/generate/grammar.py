@@ -106,6 +106,7 @@ class TrackSpec:
     density: int | None = None  # forced DENSITY level
     max_words_per_bar: int = 400  # past this, the bar may only close (keeps generation bounded)
     fill: bool = False  # writing one bar-fill (FILL_START .. FILL_END) instead of a track
+    controls: object | None = None  # a ``controls.Controls`` (its ``narrow`` applies the control rules); None = the grammar alone
 
     @property
     def end_word(self) -> str:
@@ -126,6 +127,9 @@ class TrackState:
     carry: set[int] = field(default_factory=set)  # pitches open at the last BAR_END
     notes: int = 0
     words_in_bar: int = 0
+    born: dict[int, int] = field(default_factory=dict)  # sounding or carried pitch -> onset, steps from the track start
+    after: frozenset[int] = frozenset()  # a fill: pitches the bar after it holds (they may continue its notes)
+    is_drum: bool = False  # the track's INST is DRUMS
 
     @property
     def bar_len(self) -> int:
@@ -136,15 +140,33 @@ class TrackState:
         return self.bars_done == self.spec.n_bars - 1
 
     @classmethod
-    def for_fill(cls, spec: TrackSpec, carried: set[int], grid: int = 12) -> TrackState:
-        """The state at the start of a fill: inside a bar whose previous bar left ``carried`` sounding."""
-        return cls(replace(spec, fill=True, n_bars=1), grid, phase=IN_BAR, carry=set(carried))
+    def for_fill(
+        cls, spec: TrackSpec, carried: set[int], grid: int = 12, ages: dict[int, int] | None = None,
+        after: Iterable[int] = (), is_drum: bool = False,
+    ) -> TrackState:
+        """The state at the start of a fill: inside a bar whose previous bar left ``carried`` sounding.
+
+        ``ages``: how long (steps) each carried note has sounded at the bar line; ``after``: the
+        pitches the next bar holds; ``is_drum``: a drum track (the controls need these three).
+        """
+        ages = ages or {}
+        born = {p: -ages.get(p, 0) for p in carried}
+        return cls(
+            replace(spec, fill=True, n_bars=1), grid, phase=IN_BAR, carry=set(carried), born=born,
+            after=frozenset(after), is_drum=is_drum,
+        )
+
+    @property
+    def now(self) -> int:
+        """Steps from the track (or fill) start."""
+        return self.bars_done * self.bar_len + self.t
 
     def step(self, word: str) -> None:
         """Advance over one word (assumed allowed)."""
         kind, pitch, steps = _read(word, self.grid)
         if self.phase == EXPECT_INST:
             self.phase = EXPECT_DENSITY
+            self.is_drum = word == V.inst(0, True)
         elif self.phase == EXPECT_DENSITY:
             self.phase = EXPECT_BAR
         elif kind == V.BAR_START:
@@ -163,11 +185,15 @@ class TrackState:
                 return
             if self.head:  # the head of the bar ends: carried pitches not held end at the bar line
                 self.head, self.carry = False, set()
+                if len(self.born) > len(self.open):
+                    self.born = {p: b for p, b in self.born.items() if p in self.open}
             if kind == V.NOTE_ON:
                 self.open[pitch] = self.t
+                self.born[pitch] = self.now
                 self.notes += 1
             elif kind == V.NOTE_OFF:
                 self.open.pop(pitch, None)
+                self.born.pop(pitch, None)
             elif kind == V.TIME_DELTA:
                 self.t += steps
 
@@ -302,10 +328,11 @@ def allowed(s: TrackState, v: VocabTable, rules=RULES) -> np.ndarray:
     in one pass (the rules one by one cost ~200 us per word, mostly allocating and and-ing full
     masks; the one pass ~15 us). ``conjunction`` is the reference; the tests check that both agree
     over many states, so a change to a rule must be made in ``_allowed_fast`` too.
+    With ``spec.controls`` set, the musical controls (``controls.py``) narrow the mask further.
     """
-    if rules is RULES:
-        return _allowed_fast(s, v)
-    return conjunction(s, v, rules)
+    m = _allowed_fast(s, v) if rules is RULES else conjunction(s, v, rules)
+    controls = s.spec.controls
+    return m if controls is None else controls.narrow(s, v, m)
 
 
 def conjunction(s: TrackState, v: VocabTable, rules=RULES) -> np.ndarray:

@@ -16,6 +16,7 @@ import random
 from dataclasses import dataclass, replace
 
 from mmmgen.generate.batch import fresh_seed, run_rows
+from mmmgen.generate.controls import Controls
 from mmmgen.generate.engine import Engine
 from mmmgen.generate.grammar import TrackSpec
 from mmmgen.generate.sampling import ContextFull, GenerationError, Sampling
@@ -136,6 +137,7 @@ class Generator(Engine):
         new_instrument: bool = False,
         sampling: Sampling | None = None,
         takes: int | None = None,
+        controls: Controls | None = None,
     ) -> Song | list[Take]:
         """The song with one more track.
 
@@ -145,8 +147,9 @@ class Generator(Engine):
             new_instrument: when the model chooses, only instruments the song does not have.
             sampling: temperature / top-k / top-p / seed.
             takes: None returns the song; N returns N ``Take`` s (seeds ``seed``, ``seed + 1``, ...).
+            controls: musical controls the new track obeys (scale, range, polyphony, note lengths).
         """
-        spec = self._track_spec(song, instrument, density, new_instrument)
+        spec = self._track_spec(song, instrument, density, new_instrument, controls)
         sampling = sampling or Sampling()
         if takes is not None:
             return self._takes(lambda seed: self._add_program(song, spec, seed), sampling, takes)
@@ -162,13 +165,14 @@ class Generator(Engine):
         return self.add_track(self.remove_last(song), takes=takes, **track)
 
     def extend(self, song: Song, bars: int, sampling: Sampling | None = None, takes: int | None = None,
-               **track_kwargs) -> Song | list[Take]:
+               controls: Controls | None = None, **track_kwargs) -> Song | list[Take]:
         """The song with ``bars`` more bars on every track; every earlier bar stays word for word.
 
         Window by window (``window.py``): the model reads the most recent bars of every track (as
         many as its context holds) and writes the new bars track by track under the grammar masks.
-        Each track keeps its instrument and density. ``track_kwargs`` are per-track controls; none
-        applies to bars that continue a track yet, so any given is an error. Window ``w`` draws
+        Each track keeps its instrument and density; ``controls`` bind the notes of the new bars of
+        every track (drums exempt). Other ``track_kwargs`` (an instrument, a density) do not apply to
+        bars that continue a track, so any given is an error. Window ``w`` draws
         track ``i`` with seed ``seed + w * SEED_STRIDE + i``.
         """
         if track_kwargs:
@@ -181,9 +185,10 @@ class Generator(Engine):
             msg = f"bars must be in 1..{MAX_BARS - song.n_bars} (a song has at most {MAX_BARS} bars; this one has {song.n_bars})"
             raise GenerationError(msg)
         sampling = sampling or Sampling()
+        controls = _checked(controls, song.time_signature, self.grid)
         if takes is not None:
-            return self._takes(lambda seed: self._extend_program(song, int(bars), seed), sampling, takes)
-        return self._drive(self._extend_program(song, int(bars), sampling.seed), sampling)
+            return self._takes(lambda seed: self._extend_program(song, int(bars), seed, controls), sampling, takes)
+        return self._drive(self._extend_program(song, int(bars), sampling.seed, controls), sampling)
 
     def _check(self, song: Song) -> None:
         """Every track parses strictly, has exactly the song's bars and at least one note (else a bug)."""
@@ -206,7 +211,8 @@ class Generator(Engine):
         return replace(song, tempo=float(tempo))
 
     def infill(
-        self, song: Song, track: int, bars: list[int] | None = None, sampling: Sampling | None = None, takes: int | None = None
+        self, song: Song, track: int, bars: list[int] | None = None, sampling: Sampling | None = None, takes: int | None = None,
+        controls: Controls | None = None,
     ) -> Song | list[Take]:
         """The song with bars of one track written anew, conditioned on everything else (bar-fill).
 
@@ -214,6 +220,7 @@ class Generator(Engine):
             track: the track's index in the song (0-based).
             bars: bar indexes (0-based); None regenerates the whole track.
             takes: None returns the song; N returns N ``Take`` s (seeds ``seed``, ``seed + 1``, ...).
+            controls: musical controls the notes of the new bars obey (a note held into them keeps its pitch).
 
         Every other bar keeps its words. A note that the bar before the span leaves sounding may be
         held into the first new bar (or ends at the bar line); a ``NOTE_HOLD`` in the bar after the
@@ -228,12 +235,13 @@ class Generator(Engine):
         if not bars or bars[0] < 0 or bars[-1] >= song.n_bars:
             msg = f"bars must be within 1..{song.n_bars}"
             raise GenerationError(msg)
+        controls = _checked(controls, song.time_signature, self.grid)
         if takes is not None:
-            return self._takes(lambda seed: self._infill_program(song, track, bars, seed), sampling, takes)
-        return self._drive(self._infill_program(song, track, bars, sampling.seed), sampling)
+            return self._takes(lambda seed: self._infill_program(song, track, bars, seed, controls), sampling, takes)
+        return self._drive(self._infill_program(song, track, bars, sampling.seed, controls), sampling)
 
     # --- programs: each operation once, run alone (``_drive``) or as a batch of takes (``_takes``) ----------
-    def _track_spec(self, song: Song, instrument=None, density=None, new_instrument: bool = False) -> TrackSpec:
+    def _track_spec(self, song: Song, instrument=None, density=None, new_instrument: bool = False, controls: Controls | None = None) -> TrackSpec:
         if density is not None and not 0 <= density < self.density_levels:
             msg = f"density must be in 0..{self.density_levels - 1}, got {density}"
             raise GenerationError(msg)
@@ -243,7 +251,7 @@ class Generator(Engine):
         elif new_instrument:
             taken = set(song.instruments)
             instruments = [k for k in self.table.inst if k not in taken]
-        return TrackSpec(song.n_bars, song.time_signature, instruments, density)
+        return TrackSpec(song.n_bars, song.time_signature, instruments, density, controls=_checked(controls, song.time_signature, self.grid))
 
     def _add_program(self, song: Song, spec: TrackSpec, seed: int | None):
         """Program: the song with one more track (``spec``), window by window, drawn with ``seed``."""
@@ -256,18 +264,19 @@ class Generator(Engine):
         assert piece.tracks[0].n_bars == spec.n_bars and piece.tracks[0].notes, "constraints failed"
         return replace(song, tracks=(*song.tracks, text))
 
-    def _infill_program(self, song: Song, track: int, bars: list[int], seed: int | None):
+    def _infill_program(self, song: Song, track: int, bars: list[int], seed: int | None, controls: Controls | None = None):
         """Program: ``bars`` (sorted, valid) of track ``track`` written anew; fill ``i`` drawn with ``seed + i``."""
         from mmmgen.generate.window import infill_tracks, split_song
 
         header, tracks = split_song(song.text)
-        tracks = yield from infill_tracks(self, header, tracks, track, bars, TrackSpec(1, song.time_signature), seed)
+        spec = TrackSpec(1, song.time_signature, controls=controls)
+        tracks = yield from infill_tracks(self, header, tracks, track, bars, spec, seed)
         result = replace(song, tracks=tuple(t.text() if k == track else old
                                             for k, (t, old) in enumerate(zip(tracks, song.tracks, strict=True))))
         assert text_to_piece(result.text, self.grid, strict=True).tracks[track].n_bars == song.n_bars
         return result
 
-    def _extend_program(self, song: Song, bars: int, seed: int | None):
+    def _extend_program(self, song: Song, bars: int, seed: int | None, controls: Controls | None = None):
         """Program: every track with ``bars`` more bars (``window.extend_tracks``)."""
         from mmmgen.generate.window import extend_tracks, split_song
 
@@ -276,7 +285,7 @@ class Generator(Engine):
             if len(t.bars) != song.n_bars:
                 msg = f"track {k + 1} has {len(t.bars)} bars, the song {song.n_bars}: every track needs the song's bars to be extended"
                 raise GenerationError(msg)
-        specs = [TrackSpec(song.n_bars + bars, song.time_signature) for _ in tracks]
+        specs = [TrackSpec(song.n_bars + bars, song.time_signature, controls=controls) for _ in tracks]
         tracks = yield from extend_tracks(self, header, tracks, bars, specs, seed)
         result = replace(song, n_bars=song.n_bars + bars, tracks=tuple(t.text() for t in tracks))
         self._check(result)
@@ -331,6 +340,7 @@ def generate_song(
     sampling: Sampling | None = None,
     prompt: Song | None = None,
     takes: int | None = None,
+    controls: Controls | None = None,
 ) -> Song | list[Take]:
     """A piece of ``tracks`` new tracks (after the prompt's, if any); track i uses ``instruments[i]``.
 
@@ -352,15 +362,24 @@ def generate_song(
                               n_bars - more, tempo)
         for i in range(tracks):
             inst = instruments[i] if i < len(instruments) else None
-            spec = generator._track_spec(song, inst, density, new_instrument=inst is None)
+            spec = generator._track_spec(song, inst, density, new_instrument=inst is None, controls=controls)
             song = yield from generator._add_program(song, spec, None if seed is None else seed + i)
         if more and song.tracks:
-            song = yield from generator._extend_program(song, more, None if seed is None else seed + tracks)
+            song = yield from generator._extend_program(song, more, None if seed is None else seed + tracks,
+                                                             _checked(controls, song.time_signature, generator.grid))
         return song
 
     if takes is not None:
         return generator._takes(program, sampling, takes)
     return generator._drive(program(sampling.seed), sampling)
+
+
+def _checked(controls: Controls | None, time_signature: tuple[int, int], grid: int) -> Controls | None:
+    """The controls to apply (None when none is set), checked against the meter before sampling."""
+    if controls is None or not controls.active:
+        return None
+    controls.check(tuple(time_signature), grid)
+    return controls
 
 
 def _pick_genre(generator: Generator, sampling: Sampling) -> str:

@@ -37,10 +37,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from mmmgen.generate.controls import fill_context
 from mmmgen.generate.grammar import EXPECT_BAR, TrackSpec, TrackState
 from mmmgen.generate.sampling import ContextFull
 from mmmgen.text import vocab as V
 from mmmgen.text.fill import TrackWords, mask_bars, sounding_at_end, split_words
+from mmmgen.text.vocab import bar_steps
 
 RESERVE = 1.5  # room left for each new bar, in multiples of the words per bar seen so far
 DEFAULT_WORDS_PER_BAR = 32  # the estimate before any bar is known
@@ -99,12 +101,25 @@ def plan(engine, header, others, target: TrackWords | None, done: int, stop: int
         stop -= 1
 
 
-def state_after(spec: TrackSpec, forced: list[list[str]], before: list[str], grid: int) -> TrackState:
-    """The grammar state of a track whose window already holds ``forced`` bars (``before``: the bar before them)."""
+def state_after(spec: TrackSpec, forced: list[list[str]], before: list[str], grid: int,
+                head: list[str] = (), earlier: list[list[str]] = ()) -> TrackState:
+    """The grammar state of a track whose window already holds ``forced`` bars (``before``: the bar before them).
+
+    With controls, the state also knows what they need of the bars already written (``head`` and
+    ``earlier``: the track's head words and all its bars up to the window's new bars): whether it
+    is a drum track and how long each note still sounding has sounded.
+    """
     words = [w for bar in forced for w in bar]
     notes = sum(V.parse_word(w).kind in (V.NOTE_ON, V.NOTE_HOLD) for w in words)
     last = forced[-1] if forced else before
-    return TrackState(spec, grid, phase=EXPECT_BAR, bars_done=len(forced), carry=sounding_at_end(last), notes=notes)
+    carry = sounding_at_end(last)
+    state = TrackState(spec, grid, phase=EXPECT_BAR, bars_done=len(forced), carry=carry, notes=notes)
+    if spec.controls is not None and head:
+        around = fill_context(list(head), [list(b) for b in earlier], len(earlier), carry, (), spec.time_signature, grid)
+        line = len(forced) * bar_steps(spec.time_signature, grid)
+        state.born = {p: line - around["ages"].get(p, 0) for p in carry}
+        state.is_drum = around["is_drum"]
+    return state
 
 
 def write_window(engine, header, others, target: TrackWords | None, start: int, stop: int, spec: TrackSpec,
@@ -120,7 +135,8 @@ def write_window(engine, header, others, target: TrackWords | None, start: int, 
         return split_words(" ".join([V.TRACK_START, *words])).tracks[0]
     done = len(target.bars)
     forced = target.bars[start:done]
-    state = state_after(replace(spec, n_bars=stop - start), forced, target.bars[start - 1] if start else [], engine.grid)
+    state = state_after(replace(spec, n_bars=stop - start), forced, target.bars[start - 1] if start else [], engine.grid,
+                        target.head, target.bars[:done])
     prefix = TrackWords(target.head, forced).text().rsplit(" ", 1)[0]  # without TRACK_END
     words = yield f"{context} {prefix}", state, seed
     written = split_words(" ".join([*target.head, *words])).tracks[0]
@@ -204,7 +220,10 @@ def infill_tracks(engine, header, tracks: list[TrackWords], track: int, bars: li
         context = mask_bars(window_text(header, tracks, start, stop), {track: [p - start for p in here]}, with_fills=False)
         for p in here:
             before = tracks[track].bars[p - 1] if p > 0 else []
-            state = TrackState.for_fill(spec, sounding_at_end(before), engine.grid)
+            carried, around = sounding_at_end(before), {}
+            if spec.controls is not None:  # what the control rules need to know of the bars around
+                around = fill_context(tracks[track].head, tracks[track].bars, p, carried, bars, spec.time_signature, engine.grid)
+            state = TrackState.for_fill(spec, carried, engine.grid, **around)
             context += f" {V.FILL_START}"
             words = yield context, state, seeded(seed, i)
             context += " " + " ".join(words)

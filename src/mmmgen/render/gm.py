@@ -156,3 +156,9 @@ def program_from_name(name: str | int) -> tuple[int, bool]:
     else:
         msg = f"unknown GM instrument {name!r}; use a GM name (e.g. 'Acoustic Grand Piano'), a program 0-127 or DRUMS"
     raise ValueError(msg)
+
+
+# General MIDI 2 drum kits: the program number of a drum track (channel 10) picks the kit; FluidSynth
+# plays bank 128, preset = program, from the SoundFont (FluidR3_GM and TimGM6mb have these; a kit a
+# SoundFont lacks falls back to Standard). GM2's SFX kit (56) is left out: FluidR3_GM has none.
+DRUM_KITS = {"Standard": 0, "Room": 8, "Power": 16, "Electronic": 24, "TR-808": 25, "Jazz": 32, "Brush": 40, "Orchestra": 48}
