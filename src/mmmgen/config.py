@@ -478,6 +478,9 @@ class EvaluateConfig:
     write_card: bool = field(
         default=False, metadata={"help": "Also write RUN/evaluation.json and an '## Evaluation' section into RUN/README.md."}
     )
+    genre: str | None = field(
+        default=None, metadata={"help": "Genre of the generated pieces (default: a genre the model knows, at random for each piece)."}
+    )
 
     def __post_init__(self) -> None:
         if self.samples < 0 or self.free_samples < 0 or self.tracks < 1 or self.batch_size < 1:
