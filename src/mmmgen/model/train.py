@@ -131,7 +131,7 @@ A GPT-2 {origin} on MMM text (multitrack windows of
 - genres: {', '.join(settings.get('genre_labels', []))}
 
 ## Model and training
-- n_layer {cfg.n_layer}, n_head {cfg.n_head}, n_embd {cfg.n_embd}, context {cfg.context_length} (preset `{cfg.preset}`)
+- n_layer {cfg.n_layer}, n_head {cfg.n_head}, n_embd {cfg.n_embd}, context {cfg.context_length} ({f"preset `{cfg.preset}`" if base is None else "the base model's shape"})
 - {metrics.get('steps', 0):,} steps, {metrics.get('epochs', 0):.2f} epochs, batch {cfg.batch_size}{f" ({stats['train']['windows_per_step']} windows a step)" if 'windows_per_step' in stats['train'] else ''} x {cfg.gradient_accumulation_steps}, lr {cfg.learning_rate:g} cosine, warmup {cfg.warmup_ratio:g}, weight decay {cfg.weight_decay:g}, precision {metrics.get('precision')}
 - {metrics.get('train_tokens', 0):,} tokens trained on in {hours:.2f} h of training
 
