@@ -263,6 +263,8 @@ def markdown(all_records: dict) -> str:
                     f"{row['gain_vs_scratch']:+.1%} | {row['gain_vs_shipped']:+.1%} | {'met' if row['target_met'] else 'missed'} | "
                     f"{_f(row['finetune']['mean_oa'])} / {_f(row['scratch']['mean_oa'])} / {_f(row['shipped']['mean_oa'])} | "
                     f"{row['finetune']['training']['steps']} / {row['scratch']['training']['steps']} |")
+        notes = [f"- {note}" for note in rec.get("notes", [])]  # remarks added to the JSON after a run
+        out += ["", *notes] if notes else []
         out += ["", "Words new to the shipped model (added by `--init-from`): " + "; ".join(
             f"{coll}: {', '.join(next(iter(p['settings'].values()))['new_words'] or ['none'])}" for coll, p in rec["plan"].items()), ""]
     return "\n".join(out) + "\n"

@@ -140,7 +140,9 @@ TRAIN_DEFAULTS: dict = {
 
 SHAPE_FIELDS = ("n_layer", "n_head", "n_embd", "context_length")  # with --init-from: the base model's
 # What --init-from sets when unset (before the preset): a lower peak learning rate than training from
-# scratch (the small preset's 1e-3), a short warmup, a few epochs; measured in benchmarks/bench_finetune.py.
+# scratch (the small preset's 1e-3), a short warmup, a few epochs (with --max-minutes: as many as the
+# budget holds, since the learning rate decays over the clock). benchmarks/results/finetune.md.
+FINETUNE_BUDGET_EPOCHS = 1000.0
 FINETUNE_DEFAULTS: dict = {
     "learning_rate": 3e-4,
     "warmup_ratio": 0.02,
@@ -255,6 +257,8 @@ class TrainConfig(ModelConfig):
             msg = f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}"
             raise ValueError(msg)
         if self.init_from:  # fine-tuning values first; the shape is the base model's (model/finetune.py)
+            if self.epochs is None and self.max_minutes:
+                self.epochs = FINETUNE_BUDGET_EPOCHS  # the clock decides: the learning rate decays over the whole budget
             for name, value in FINETUNE_DEFAULTS.items():
                 if getattr(self, name) is None:
                     setattr(self, name, value)

@@ -156,6 +156,9 @@ def test_init_from_fixes_shape_and_tokenizer(debug_run, like_dataset, tmp_path):
         load_base(cfg, load_report(like_dataset))
     cfg = TrainConfig(dataset="d", output_dir="o", init_from="default", learning_rate=1e-3)
     assert cfg.learning_rate == 1e-3 and cfg.warmup_ratio == 0.02 and cfg.n_layer is None  # flags win; shape from the model
+    assert cfg.epochs == 3.0
+    assert TrainConfig(dataset="d", output_dir="o", init_from="default", max_minutes=5).epochs > 100  # the clock decides
+    assert TrainConfig(dataset="d", output_dir="o", init_from="default", max_minutes=5, epochs=2).epochs == 2
 
 
 def test_extend_tokenizer_keeps_old_ids(tiny_tokenizer):
