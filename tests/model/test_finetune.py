@@ -74,7 +74,7 @@ def test_finetuning_adds_new_words_and_names_its_base(debug_run, finetuned):
     card = (finetuned / "README.md").read_text()
     assert "fine-tuned from" in card and word in card
     config = (finetuned / "train_config.yaml").read_text()
-    assert f"init_from: {debug_run}" in config and "learning_rate: 0.0003" in config  # fine-tuning default
+    assert f"init_from: {debug_run}" in config and "learning_rate: 0.001" in config  # fine-tuning default
     assert json.loads((finetuned / "metrics.json").read_text())["steps"] == 4
     assert base_model.config.n_embd == model.config.n_embd  # the base's shape, not the debug preset's
 
@@ -154,8 +154,8 @@ def test_init_from_fixes_shape_and_tokenizer(debug_run, like_dataset, tmp_path):
     cfg = TrainConfig(dataset=str(like_dataset), output_dir=str(tmp_path), init_from=str(debug_run), n_layer=6)
     with pytest.raises(TrainError, match="--n-layer 6"):
         load_base(cfg, load_report(like_dataset))
-    cfg = TrainConfig(dataset="d", output_dir="o", init_from="default", learning_rate=1e-3)
-    assert cfg.learning_rate == 1e-3 and cfg.warmup_ratio == 0.02 and cfg.n_layer is None  # flags win; shape from the model
+    cfg = TrainConfig(dataset="d", output_dir="o", init_from="default", learning_rate=2e-4)
+    assert cfg.learning_rate == 2e-4 and cfg.warmup_ratio == 0.02 and cfg.n_layer is None  # flags win; shape from the model
     assert cfg.epochs == 3.0
     assert TrainConfig(dataset="d", output_dir="o", init_from="default", max_minutes=5).epochs > 100  # the clock decides
     assert TrainConfig(dataset="d", output_dir="o", init_from="default", max_minutes=5, epochs=2).epochs == 2
