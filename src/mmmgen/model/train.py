@@ -21,6 +21,9 @@ No compute goes to padding (``--batching``, measured in ``benchmarks/bench_train
 Every way trains each window exactly as it would alone (as in the tutorial): the same loss,
 the first token (``PIECE_START``) not predicted.
 
+With ``--init-from MODEL`` the run starts from a trained model's weights and tokenizer instead
+(``model/finetune.py``: codec check, new words added, embedding rows grown).
+
 The run folder explains itself: ``train_config.yaml``, ``command.txt``, ``versions.json``, the
 tokenizer, ``mmmgen.json`` (codec settings for generation), ``checkpoint-N/`` (safetensors),
 ``logs/`` (TensorBoard), ``samples/`` (MIDI written at each evaluation), the final model,
