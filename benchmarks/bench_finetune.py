@@ -112,7 +112,7 @@ def train_pair(work: Path, coll: str, size: str, dataset: Path, tokenizer: Path,
     args = {
         "finetune": ["train", "--init-from", "default", "--output-dir", str(runs["finetune"]), *common],
         "scratch": ["train", "--config", str(ROOT / "configs" / "default-model.yaml"), "--tokenizer", str(tokenizer),
-                    "--output-dir", str(runs["scratch"]), *common],
+                    "--output-dir", str(runs["scratch"]), "--epochs", "1000", *common],  # the clock decides, as for finetune
     }
     todo = [k for k, r in runs.items() if not (r / "metrics.json").is_file()]
     if todo:
