@@ -191,7 +191,8 @@ def cmd_train(argv: Sequence[str]) -> int:
 
     (config,), _ = parse_config(
         argv, [TrainConfig], "mmmgen train",
-        "Train a GPT-2 from scratch on a prepared dataset (HF Trainer; no compute on padding, see --batching; checkpoints; --resume).",
+        "Train a GPT-2 from scratch on a prepared dataset (HF Trainer; no compute on padding, see --batching; checkpoints; --resume), "
+        "or fine-tune a trained one with --init-from (default: the shipped model).",
     )
     run = train(config)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -64,6 +64,12 @@ class PrepareConfig(CodecConfig):
         default=0.0,
         metadata={"help": "Add a bar-fill (inpainting) variant beside this share of windows (MMM FILL_IN text)."},
     )
+    like: str | None = field(
+        default=None,
+        metadata={"help": "Encode with a trained model's codec settings (grid, bars, density levels and edges) so the data "
+                          "speaks its language, for `mmmgen train --init-from` the same model: default (the shipped model) "
+                          "or a run folder. Overrides --grid, --bars and --density-levels."},
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -130,6 +136,22 @@ TRAIN_DEFAULTS: dict = {
     "dropout": 0.1,
     "attention_dropout": 0.0,  # > 0 leaves the fused attention kernel: 1.3-1.9x slower steps (benchmarks/results/train.md)
     "sample_max_tokens": 512,
+}
+
+SHAPE_FIELDS = ("n_layer", "n_head", "n_embd", "context_length")  # with --init-from: the base model's
+# What --init-from sets when unset (before the preset): the shipped model's peak learning rate (1e-3:
+# 5 minutes on 50 Nottingham songs reached 4.87 bits per note on held-out songs against 7.56 at 3e-4,
+# the same 27 steps each; benchmarks/results/finetune.md), a short warmup, a few epochs (with
+# --max-minutes: as many as the budget holds, since the learning rate decays over the clock).
+FINETUNE_BUDGET_EPOCHS = 1000.0
+FINETUNE_DEFAULTS: dict = {
+    "learning_rate": 1e-3,
+    "warmup_ratio": 0.02,
+    "epochs": 3.0,
+    "batch_size": 4,
+    "eval_steps": 100,
+    "save_steps": 100,
+    "logging_steps": 10,
 }
 
 
@@ -223,25 +245,42 @@ class TrainConfig(ModelConfig):
     packing: bool = field(
         default=True, metadata={"help": "--no-packing: the same as --batching windows (the tutorial's one window per example)."}
     )
+    init_from: str | None = field(
+        default=None,
+        metadata={"help": "Fine-tune: start from this model's weights and tokenizer (default: the shipped model, or a run "
+                          "folder) instead of from scratch. The dataset must be prepared with --like the same model; words "
+                          "the model lacks are added to its vocabulary. The model shape comes from it, --tokenizer is not "
+                          "used, and unset settings take fine-tuning values (learning rate 1e-3, short warmup, with "
+                          "--max-minutes as many epochs as the budget holds)."},
+    )
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             msg = f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}"
             raise ValueError(msg)
+        if self.init_from:  # fine-tuning values first; the shape is the base model's (model/finetune.py)
+            if self.epochs is None and self.max_minutes:
+                self.epochs = FINETUNE_BUDGET_EPOCHS  # the clock decides: the learning rate decays over the whole budget
+            for name, value in FINETUNE_DEFAULTS.items():
+                if getattr(self, name) is None:
+                    setattr(self, name, value)
         for name, value in {**TRAIN_DEFAULTS, **PRESETS[self.preset]}.items():
-            if getattr(self, name) is None:
+            if getattr(self, name) is None and not (self.init_from and name in SHAPE_FIELDS):
                 setattr(self, name, value)
-        for name in ("dataset", "tokenizer", "output_dir"):
+        if self.init_from and self.tokenizer:
+            msg = "--tokenizer cannot be combined with --init-from (the model's own tokenizer is used and extended)"
+            raise ValueError(msg)
+        for name in ("dataset", "output_dir") if self.init_from else ("dataset", "tokenizer", "output_dir"):
             if not getattr(self, name):
                 msg = f"--{name.replace('_', '-')} is required"
                 raise ValueError(msg)
         positive = ("n_layer", "n_head", "n_embd", "context_length", "batch_size", "gradient_accumulation_steps", "buckets_per_step",
                     "eval_steps", "save_steps", "logging_steps")
         for name in positive:
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 msg = f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
                 raise ValueError(msg)
-        if self.n_embd % self.n_head:
+        if self.n_embd is not None and self.n_head is not None and self.n_embd % self.n_head:
             msg = f"--n-head ({self.n_head}) must divide --n-embd ({self.n_embd})"
             raise ValueError(msg)
         if self.max_minutes is not None and self.max_minutes <= 0:
@@ -477,6 +516,9 @@ class EvaluateConfig:
     out: str | None = field(default=None, metadata={"help": "Write the results as JSON to this file (default: print only)."})
     write_card: bool = field(
         default=False, metadata={"help": "Also write RUN/evaluation.json and an '## Evaluation' section into RUN/README.md."}
+    )
+    genre: str | None = field(
+        default=None, metadata={"help": "Genre of the generated pieces (default: a genre the model knows, at random for each piece)."}
     )
 
     def __post_init__(self) -> None:

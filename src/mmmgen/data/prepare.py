@@ -145,6 +145,60 @@ def _encode_task(args) -> FileResult:
     return encode_file(*args)
 
 
+# --- --like MODEL: the codec settings of a trained model -----------------------------------------
+MODEL_SETTINGS_NAME = "mmmgen.json"  # what model/run.py writes into every run folder
+DEFAULT_MODEL = "default"
+LIKE_CODEC = ("grid", "bars", "density_levels")  # what --like takes from the model (hop, min_notes: the user's)
+
+
+def model_settings(name: str) -> tuple[Path, dict]:
+    """The folder and ``mmmgen.json`` settings of a model named by ``--like`` / ``--init-from``.
+
+    ``name``: ``default`` (the model shipped with mmmgen) or a run folder.
+
+    Raises:
+        DatasetError: no such model, or a folder that is not a trained run.
+    """
+    if name == DEFAULT_MODEL:
+        from importlib.resources import files
+
+        path = Path(str(files("mmmgen") / "resources" / "default_model"))
+    else:
+        path = Path(name)
+    settings = path / MODEL_SETTINGS_NAME
+    if not settings.is_file() or not (path / "config.json").is_file():
+        what = "the shipped model is missing from this install" if name == DEFAULT_MODEL else f"not a trained run folder: {path}"
+        msg = f"{what} (needs {MODEL_SETTINGS_NAME} and config.json); pass 'default' or a run folder of `mmmgen train`"
+        raise DatasetError(msg)
+    return path, json.loads(settings.read_text())
+
+
+def model_words(path: Path) -> set[str]:
+    """The words of a run folder's tokenizer (its WordLevel vocabulary), read without transformers."""
+    try:
+        return set(json.loads((path / "tokenizer.json").read_text())["model"]["vocab"])
+    except (OSError, ValueError, KeyError):
+        return set()
+
+
+def like_codec(config: PrepareConfig) -> tuple[CodecConfig, list[float] | None, dict | None]:
+    """The codec, density edges and ``like`` report entry for ``config`` (the model's with ``--like``)."""
+    codec = config.codec()
+    if not config.like:
+        return codec, None, None
+    path, settings = model_settings(config.like)
+    theirs = settings.get("codec", {})
+    for key in LIKE_CODEC:
+        if key in theirs and getattr(codec, key) != theirs[key]:
+            log.info("--like %s: %s %s (instead of %s)", config.like, key, theirs[key], getattr(codec, key))
+            setattr(codec, key, theirs[key])
+    edges = [float(e) for e in settings.get("density_edges", [])]
+    if len(edges) != max(codec.density_levels - 1, 0):
+        msg = f"--like {config.like}: {len(edges)} density edges for {codec.density_levels} levels in {path / MODEL_SETTINGS_NAME}"
+        raise DatasetError(msg)
+    return codec, edges, {"model": config.like, "path": str(path.resolve()), "genre_labels": settings.get("genre_labels", [])}
+
+
 def split_files(sources: list[str], test_size: float, seed: int) -> set[str]:
     """The sources of the test split: a seeded shuffle by file, so a song never straddles splits."""
     if test_size <= 0 or len(sources) < 2:
@@ -200,7 +254,7 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
     labels = read_genres_csv(config.genres) if config.genres else {}
     sources = [p.relative_to(midi_dir).as_posix() for p in files]
     test_sources = split_files(sources, config.test_size, config.seed)
-    codec = config.codec()
+    codec, like_edges, like = like_codec(config)
     shifts = tuple(range(-config.transpose, config.transpose + 1))
     tasks = [(p, s, codec, (0,) if s in test_sources else shifts) for p, s in zip(files, sources, strict=True)]
 
@@ -222,7 +276,7 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
                     if not is_test:
                         counts.extend(n for _, n, _ in w["parts"])
                     marshal.dump((result.source, w["start_bar"], w["ts"], w["transpose"], w["parts"]), spool)
-        edges = density_edges(np.asarray(counts), config.density_levels)
+        edges = like_edges if like else density_edges(np.asarray(counts), codec.density_levels)
         tmp_out = work / "dataset"
         stats = _write_dataset(spools, labels, edges, tmp_out, config.infill_prob, config.seed)
         report = {
@@ -239,6 +293,8 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
             "settings": {k: v for k, v in vars(config).items() if k not in codec.to_dict()},
             "seconds": round(time.time() - started, 2),
         }
+        if like:
+            report["like"] = {**like, "new_words": _new_words(tmp_out, Path(like["path"]))}
         (tmp_out / REPORT_NAME).write_text(json.dumps(report, indent=2))
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -387,6 +443,22 @@ def _write_dataset(spools: dict[bool, Path], labels: dict[str, str], edges: list
     return stats
 
 
+def _new_words(dataset_dir: Path, model_dir: Path) -> list[str]:
+    """Words of the dataset written at ``dataset_dir`` that the model of ``--like`` does not know
+    (``train --init-from`` adds them); read from its Arrow files, without ``datasets``."""
+    import pyarrow as pa
+
+    known = model_words(model_dir)
+    if not known:
+        return []
+    words = set()
+    for shard in sorted(dataset_dir.glob("*/data-*.arrow")):
+        with pa.memory_map(str(shard)) as source:
+            for text in pa.ipc.open_stream(source).read_all().column("text").to_pylist():
+                words.update(text.split())
+    return sorted(words - known)
+
+
 def load_report(dataset_dir: str | Path) -> dict:
     """The ``report.json`` of a prepared dataset (settings later stages need)."""
     path = Path(dataset_dir) / REPORT_NAME
@@ -406,6 +478,8 @@ def format_report(report: dict) -> str:
         "tokens:  " + ", ".join(f"{k} {v:,}" for k, v in report["tokens"].items()),
         "genres:  " + ", ".join(f"{k} {v}" for k, v in sorted(report["genres"].items())),
         f"density edges (notes per track): {[round(e, 1) for e in report['density_edges']]}",
+        *([f"like model {report['like']['model']}: grid {report['codec']['grid']}, {report['codec']['bars']} bars, its density edges; "
+           f"words new to it: {', '.join(report['like']['new_words']) or 'none'}"] if "like" in report else []),
         f"time: {report['seconds']} s",
     ]
     return "\n".join(lines)

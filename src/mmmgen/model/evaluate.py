@@ -190,8 +190,8 @@ def track_problem(header: str, track: str, n_bars: int, grid: int = 12) -> str |
     return None if piece.tracks[0].notes else "no notes"
 
 
-def generate_pieces(generator, samples: int, tracks: int, n_bars: int, sampling=None) -> tuple[list, dict]:
-    """``samples`` pieces of ``tracks`` new tracks each, and their validity.
+def generate_pieces(generator, samples: int, tracks: int, n_bars: int, sampling=None, genre: str | None = None) -> tuple[list, dict]:
+    """``samples`` pieces of ``tracks`` new tracks each (in ``genre``, else a known genre at random), and their validity.
 
     Returns ``(songs, validity)``: ``validity`` counts the tracks asked for, the valid ones
     (``track_problem``) and the failures by reason (a track the generator could not write counts).
@@ -207,8 +207,8 @@ def generate_pieces(generator, samples: int, tracks: int, n_bars: int, sampling=
     with tqdm(total=samples * tracks, desc="generating", unit="track", disable=None, file=sys.stderr) as bar:
         for i in range(samples):
             seed = None if sampling.seed is None else sampling.seed + i * tracks
-            genre = random.Random(seed).choice(generator.genres) if generator.genres else V.OTHER_GENRE
-            song = Song(genre=genre, n_bars=n_bars)
+            piece_genre = genre or (random.Random(seed).choice(generator.genres) if generator.genres else V.OTHER_GENRE)
+            song = Song(genre=piece_genre, n_bars=n_bars)
             for t in range(tracks):
                 try:
                     song = generator.add_track(song, new_instrument=t < len(generator.table.inst),
@@ -287,14 +287,15 @@ def _load_model(model: str | None):
         raise EvaluateError(str(exc)) from exc
 
 
-def _check_codec(dataset_dir: str, codec: dict) -> None:
+def _check_codec(dataset_dir: str, settings: dict) -> None:
     from mmmgen.data.prepare import DatasetError, load_report
+    from mmmgen.model.finetune import codec_differences
 
     try:
-        theirs = load_report(dataset_dir).get("codec", {})
+        report = load_report(dataset_dir)
     except DatasetError:
         return
-    changed = [f"{k} {theirs[k]} (model: {codec[k]})" for k in ("grid", "bars") if k in theirs and k in codec and theirs[k] != codec[k]]
+    changed = codec_differences(report, settings)  # grid, bars, density levels and edges
     if changed:
         log.warning("the dataset was prepared with other codec settings than the model's: %s", ", ".join(changed))
 
@@ -327,7 +328,7 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     grid = codec.get("grid", 12)
     if cfg.dataset:
         reference = dataset_reference(cfg.dataset, cfg.max_windows)
-        _check_codec(cfg.dataset, codec)
+        _check_codec(cfg.dataset, settings)
     else:
         reference = midi_reference(cfg.midi, settings, cfg.genres, cfg.max_windows)
     results = {"model": str(run), "device": str(device), "data": reference.info,
@@ -336,13 +337,17 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     if cfg.samples:
         generator = generator_for(model, tokenizer, settings)
         sampling = Sampling(temperature=cfg.temperature, seed=cfg.seed)
-        songs, results["validity"] = generate_pieces(generator, cfg.samples, cfg.tracks, n_bars, sampling)
+        genre = V.normalize_genre(cfg.genre) if cfg.genre else None
+        if genre and genre not in (generator.genres or []):
+            msg = f"--genre {cfg.genre}: the model knows {', '.join(generator.genres or [V.OTHER_GENRE])}"
+            raise EvaluateError(msg)
+        songs, results["validity"] = generate_pieces(generator, cfg.samples, cfg.tracks, n_bars, sampling, genre)
         generated = [text_notes(s.text, grid, s.n_bars) for s in songs]
         results["statistics"] = compare_sets(generated, [text_notes(t, grid) for t in reference.texts])
     if cfg.free_samples:
         results["free_validity"] = free_pieces(model, tokenizer, cfg.free_samples, cfg.tracks, n_bars, grid,
                                                run_genres(settings), cfg.temperature, cfg.seed)
-    results["settings"] = {"samples": cfg.samples, "free_samples": cfg.free_samples, "tracks": cfg.tracks, "bars": n_bars, "temperature": cfg.temperature,
+    results["settings"] = {"genre": cfg.genre, "samples": cfg.samples, "free_samples": cfg.free_samples, "tracks": cfg.tracks, "bars": n_bars, "temperature": cfg.temperature,
                            "seed": cfg.seed, "batch_size": cfg.batch_size, "max_windows": cfg.max_windows}
     if cfg.out:
         write_json(results, cfg.out)

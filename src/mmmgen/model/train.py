@@ -21,6 +21,9 @@ No compute goes to padding (``--batching``, measured in ``benchmarks/bench_train
 Every way trains each window exactly as it would alone (as in the tutorial): the same loss,
 the first token (``PIECE_START``) not predicted.
 
+With ``--init-from MODEL`` the run starts from a trained model's weights and tokenizer instead
+(``model/finetune.py``: codec check, new words added, embedding rows grown).
+
 The run folder explains itself: ``train_config.yaml``, ``command.txt``, ``versions.json``, the
 tokenizer, ``mmmgen.json`` (codec settings for generation), ``checkpoint-N/`` (safetensors),
 ``logs/`` (TensorBoard), ``samples/`` (MIDI written at each evaluation), the final model,
@@ -117,11 +120,13 @@ def _write_run_files(run: Path, cfg: TrainConfig, tokenizer, settings: dict, sta
 def _model_card(cfg: TrainConfig, metrics: dict, stats: dict, settings: dict) -> str:
     rows = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items())
     hours = metrics.get("train_runtime_total", metrics.get("train_runtime", 0)) / 3600
+    base = settings.get("base_model")
+    origin = "trained from scratch by `mmmgen train`" if base is None else f"fine-tuned from `{base['name']}` by `mmmgen train --init-from`"
     return f"""# MMM GPT-2 ({cfg.n_layer} layers x {cfg.n_embd}, {metrics.get('params', 0):,} parameters)
 
-A GPT-2 trained from scratch by `mmmgen train` on MMM text (multitrack windows of
+A GPT-2 {origin} on MMM text (multitrack windows of
 {settings['codec'].get('bars')} bars, grid {settings['codec'].get('grid')} steps per quarter).
-
+{_base_lines(base)}
 ## Data
 - dataset: `{settings['dataset']}`
 - train: {stats['train']['windows']:,} windows, {stats['train']['tokens']:,} tokens in {stats['train']['blocks']:,} {GROUP_NAMES[cfg.batching]} (padding {stats['train']['padding_fraction']:.1%})
@@ -129,7 +134,7 @@ A GPT-2 trained from scratch by `mmmgen train` on MMM text (multitrack windows o
 - genres: {', '.join(settings.get('genre_labels', []))}
 
 ## Model and training
-- n_layer {cfg.n_layer}, n_head {cfg.n_head}, n_embd {cfg.n_embd}, context {cfg.context_length} (preset `{cfg.preset}`)
+- n_layer {cfg.n_layer}, n_head {cfg.n_head}, n_embd {cfg.n_embd}, context {cfg.context_length} ({f"preset `{cfg.preset}`" if base is None else "the base model's shape"})
 - {metrics.get('steps', 0):,} steps, {metrics.get('epochs', 0):.2f} epochs, batch {cfg.batch_size}{f" ({stats['train']['windows_per_step']} windows a step)" if 'windows_per_step' in stats['train'] else ''} x {cfg.gradient_accumulation_steps}, lr {cfg.learning_rate:g} cosine, warmup {cfg.warmup_ratio:g}, weight decay {cfg.weight_decay:g}, precision {metrics.get('precision')}
 - {metrics.get('train_tokens', 0):,} tokens trained on in {hours:.2f} h of training
 
@@ -146,6 +151,14 @@ model, tokenizer, settings = load_run("{cfg.output_dir}")
 or plain transformers: `GPT2LMHeadModel.from_pretrained(RUN)`, `AutoTokenizer.from_pretrained(RUN)`.
 Settings, command line and library versions: `train_config.yaml`, `command.txt`, `versions.json`.
 """
+
+
+def _base_lines(base: dict | None) -> str:
+    if base is None:
+        return ""
+    added = ", ".join(f"`{w}`" for w in base["added_words"]) or "none"
+    return (f"\n## Base model\n- `{base['path']}` (`--init-from {base['name']}`)\n"
+            f"- words added to its vocabulary ({base['vocab_size_before']} -> {base['vocab_size']}): {added}\n")
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -255,7 +268,14 @@ def train(cfg: TrainConfig, callbacks=()) -> Path:
     _quiet_packing_warning()
     run = Path(cfg.output_dir)
     report = load_report(cfg.dataset)
-    tokenizer = load_tokenizer(cfg.tokenizer)
+    base = None
+    if cfg.init_from:  # fine-tuning: the base model's shape and (extended) tokenizer
+        from mmmgen.model.finetune import load_base
+
+        base = load_base(cfg, report)
+        tokenizer = base.tokenizer
+    else:
+        tokenizer = load_tokenizer(cfg.tokenizer)
     gaps = missing_words(tokenizer, grammar_words(report))
     if gaps:
         log.warning("the tokenizer lacks %d grammar words (e.g. %s): the model can never write them", len(gaps), gaps[:3])
@@ -270,6 +290,10 @@ def train(cfg: TrainConfig, callbacks=()) -> Path:
         log.warning("the dataset has no test split: no evaluation, no samples")
         args.eval_strategy = IntervalStrategy.NO
     settings = run_settings(report, cfg.dataset, cfg.context_length)
+    if base is not None:
+        from mmmgen.model.finetune import base_settings
+
+        settings = base_settings(settings, base)
     if main:
         _write_run_files(run, cfg, tokenizer, settings, data.stats)
         s = data.stats["train"]
@@ -279,7 +303,12 @@ def train(cfg: TrainConfig, callbacks=()) -> Path:
         log.info("%s already finished (%s): nothing left to train", run, resume_from.name)
         return run
     set_seed(cfg.seed)  # the initial weights depend on the seed alone
-    model = build_model(cfg, len(tokenizer), tokenizer)
+    if base is not None:
+        from mmmgen.model.finetune import base_model
+
+        model = base_model(base)
+    else:
+        model = build_model(cfg, len(tokenizer), tokenizer)
     trainer = _build_trainer(cfg, args, model, tokenizer, data, settings, run, main, resume_from)
     for callback in callbacks:
         trainer.add_callback(callback)
