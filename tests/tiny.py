@@ -24,3 +24,13 @@ def untrained_model(genres=("POP", "ROCK"), n_positions: int = 4096, seed: int =
         vocab_size=len(words), n_positions=n_positions, n_embd=32, n_layer=2, n_head=2, bos_token_id=None, eos_token_id=None
     )
     return GPT2LMHeadModel(config), word_tokenizer(words)
+
+
+def check_valid(song) -> None:
+    """Every track of ``song`` parses strictly with the song's bar count and at least one note."""
+    from mmmgen.text.decode import text_to_piece
+
+    piece = text_to_piece(song.text, strict=True)
+    assert len(piece.tracks) == len(song.tracks)
+    for track in piece.tracks:
+        assert track.n_bars == song.n_bars and track.notes

@@ -4,29 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny import untrained_model
+from tiny import check_valid
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from mmmgen.generate.sampling import GenerationError, Sampling
 from mmmgen.generate.song import Generator, Song
 from mmmgen.text.decode import text_to_piece
-
-
-@pytest.fixture(scope="module")
-def untrained():
-    return untrained_model()
-
-
-@pytest.fixture
-def generator(untrained):
-    return Generator(*untrained)
-
-
-def check_valid(song: Song) -> None:
-    piece = text_to_piece(song.text, strict=True)
-    assert len(piece.tracks) == len(song.tracks)
-    for track in piece.tracks:
-        assert track.n_bars == song.n_bars and track.notes
 
 
 @pytest.mark.parametrize("seed", range(6))

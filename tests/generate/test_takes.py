@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from tiny import untrained_model
+from tiny import check_valid, untrained_model
 
 from mmmgen.generate.batch import _LeanRows
 from mmmgen.generate.grammar import DONE, TrackSpec, TrackState, allowed
@@ -16,23 +16,6 @@ from mmmgen.generate.sampling import GenerationError, Sampling, _draw, _draw_row
 from mmmgen.generate.song import Generator, Song, Take, generate_song, rank_takes
 from mmmgen.text import vocab as V
 from mmmgen.text.decode import text_to_piece
-
-
-@pytest.fixture(scope="module")
-def untrained():
-    return untrained_model()
-
-
-@pytest.fixture
-def generator(untrained):
-    return Generator(*untrained)
-
-
-def check_valid(song: Song) -> None:
-    piece = text_to_piece(song.text, strict=True)
-    assert len(piece.tracks) == len(song.tracks)
-    for track in piece.tracks:
-        assert track.n_bars == song.n_bars and track.notes
 
 
 def replay(generator: Generator, track: str, spec: TrackSpec) -> None:
