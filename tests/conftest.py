@@ -100,3 +100,19 @@ def debug_run(tiny_dataset, tiny_tokenizer, tmp_path_factory):
     out = tmp_path_factory.mktemp("debug_run") / "run"
     with one_thread():
         return train(debug_config(tiny_dataset, tiny_tokenizer, out))
+
+
+@pytest.fixture(scope="module")
+def untrained():
+    """``(model, tokenizer)`` of a tiny untrained GPT-2 (``tiny.untrained_model``), once per module."""
+    from tiny import untrained_model
+
+    return untrained_model()
+
+
+@pytest.fixture
+def generator(untrained):
+    """A ``Generator`` over ``untrained``."""
+    from mmmgen.generate.song import Generator
+
+    return Generator(*untrained)
