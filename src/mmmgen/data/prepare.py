@@ -151,6 +151,13 @@ DEFAULT_MODEL = "default"
 LIKE_CODEC = ("grid", "bars", "density_levels")  # what --like takes from the model (hop, min_notes: the user's)
 
 
+def shipped_model_path() -> Path:
+    """Where the model shipped with the package lives (``mmmgen/resources/default_model``), present or not."""
+    from importlib.resources import files
+
+    return Path(str(files("mmmgen") / "resources" / "default_model"))
+
+
 def model_settings(name: str) -> tuple[Path, dict]:
     """The folder and ``mmmgen.json`` settings of a model named by ``--like`` / ``--init-from``.
 
@@ -159,12 +166,7 @@ def model_settings(name: str) -> tuple[Path, dict]:
     Raises:
         DatasetError: no such model, or a folder that is not a trained run.
     """
-    if name == DEFAULT_MODEL:
-        from importlib.resources import files
-
-        path = Path(str(files("mmmgen") / "resources" / "default_model"))
-    else:
-        path = Path(name)
+    path = shipped_model_path() if name == DEFAULT_MODEL else Path(name)
     settings = path / MODEL_SETTINGS_NAME
     if not settings.is_file() or not (path / "config.json").is_file():
         what = "the shipped model is missing from this install" if name == DEFAULT_MODEL else f"not a trained run folder: {path}"

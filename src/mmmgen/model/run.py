@@ -185,10 +185,9 @@ def generator_from_run(run_dir) -> tuple[Generator, dict]:
 
 def default_model_dir():
     """The model shipped with the package (``mmmgen/resources/default_model``), or None when absent."""
-    from importlib.resources import files
-    from pathlib import Path
+    from mmmgen.data.prepare import shipped_model_path
 
-    path = Path(str(files("mmmgen") / "resources" / "default_model"))
+    path = shipped_model_path()
     return path if (path / "config.json").is_file() else None
 
 
