@@ -48,22 +48,79 @@ def valid(song, grid: int) -> bool:
     return len(piece.tracks) == len(song.tracks) and all(t.n_bars == song.n_bars and t.notes for t in piece.tracks)
 
 
-def run_way(generator, takes: int | None, args, seed: int) -> dict:
+class PassTimer:
+    """Wall time inside the model passes: the batched step (``_LeanRows.read``, counted by live rows) and the one-row step (``_lean_step``).
+
+    Installed around the two functions for the whole run (the wrapper costs ~1 us a pass); ``take()``
+    returns and resets what one generation spent, so a run's *passes* can be set against its total:
+    the rest is the grammar masks, the draws and the bookkeeping around them.
+    """
+
+    def __init__(self) -> None:
+        from mmmgen.generate import batch, lean
+
+        self.seconds, self.steps, self.by_rows = 0.0, 0, {}
+        timer = self
+
+        read = batch._LeanRows.read
+
+        def timed_read(stepper, feeds):
+            live = sum(f is not None for f in feeds)
+            t0 = time.perf_counter()
+            out = read(stepper, feeds)
+            dt = time.perf_counter() - t0
+            timer.seconds += dt
+            timer.steps += 1
+            n, s = timer.by_rows.get(live, (0, 0.0))
+            timer.by_rows[live] = (n + 1, s + dt)
+            return out
+
+        step = lean._lean_step
+
+        def timed_step(*a, **k):
+            t0 = time.perf_counter()
+            out = step(*a, **k)
+            dt = time.perf_counter() - t0
+            timer.seconds += dt
+            timer.steps += 1
+            n, s = timer.by_rows.get(1, (0, 0.0))
+            timer.by_rows[1] = (n + 1, s + dt)
+            return out
+
+        batch._LeanRows.read = timed_read
+        lean._lean_step = timed_step
+        batch._lean_step = timed_step  # the prompt read of a batch goes through it too
+        from mmmgen.generate import engine
+
+        if hasattr(engine, "_lean_step"):
+            engine._lean_step = timed_step
+
+    def take(self) -> dict:
+        out = {"pass_s": self.seconds, "passes": self.steps,
+               "by_live_rows": {str(k): [n, s] for k, (n, s) in sorted(self.by_rows.items())}}
+        self.seconds, self.steps, self.by_rows = 0.0, 0, {}
+        return out
+
+
+def run_way(generator, takes: int | None, args, seed: int, timer: PassTimer | None = None) -> dict:
     from mmmgen.generate.sampling import Sampling
     from mmmgen.generate.song import generate_song
 
     generator._cache = type(generator._cache)()  # every run starts from an empty cache
     sampling = Sampling(temperature=args.temperature, seed=seed)
     load_before = os.getloadavg()[0]
+    if timer is not None:
+        timer.take()
     t0, c0 = time.perf_counter(), time.process_time()
     out = generate_song(generator, args.tracks, args.genre, n_bars=args.bars, sampling=sampling, takes=takes)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    passes = timer.take() if timer is not None else {}
     songs = [out] if takes is None else [t.song for t in out]
     words = [sum(len(track.split()) for track in s.tracks) for s in songs]
     return {
         "seed": seed, "wall_s": wall, "cpu_s": cpu, "takes": len(songs), "words": words,
         "valid": sum(valid(s, generator.grid) for s in songs), "texts": [s.text for s in songs],
-        "load_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "load_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)], **passes,
     }
 
 
@@ -79,6 +136,7 @@ def measure(args) -> dict:
     n = args.takes
     run_way(generator, n, args, args.seed - 1)  # untimed warm-up of both ways
     run_way(generator, None, args, args.seed - 1)
+    timer = PassTimer()
     batch, single = [], []
     for r in range(args.repeat):
         seed = args.seed + 100 * r
@@ -87,10 +145,10 @@ def measure(args) -> dict:
         singles = {}
         for way, k in jobs:
             if way == "batch":
-                row = run_way(generator, n, args, seed)
+                row = run_way(generator, n, args, seed, timer)
                 batch.append(row)
             else:
-                singles[k] = run_way(generator, None, args, seed + k)
+                singles[k] = run_way(generator, None, args, seed + k, timer)
         single.append([singles[k] for k in range(n)])
         b, ss = batch[-1], single[-1]
         print(f"rep {r + 1}: {n} takes as one batch {b['wall_s']:.2f} s wall / {b['cpu_s']:.2f} s CPU, words {b['words']}; "
@@ -103,7 +161,27 @@ def measure(args) -> dict:
     ratio_cpu = [b["cpu_s"] / m for b, m in zip(batch, per_take(single, "cpu_s"), strict=True)]
     same = sum(b["texts"][k] == rs[k]["texts"][0] for b, rs in zip(batch, single, strict=True) for k in range(n))
     first = [rs[0] for rs in single]
+
+    def per_step(rows_list):  # ms per pass by live rows, over all repetitions
+        acc = {}
+        for x in rows_list:
+            for k, (cnt, sec) in x["by_live_rows"].items():
+                c0, s0 = acc.get(k, (0, 0.0))
+                acc[k] = (c0 + cnt, s0 + sec)
+        return {k: {"passes_per_piece": c / len(rows_list), "ms_per_pass": 1e3 * sec / c} for k, (c, sec) in sorted(acc.items())}
+
+    passes = {
+        "batch_pass_s_median": statistics.median(b["pass_s"] for b in batch),
+        "single_pass_s_median": statistics.median(per_take(single, "pass_s")),
+        "batch_passes_median": statistics.median(b["passes"] for b in batch),
+        "single_passes_median": statistics.median(per_take(single, "passes")),
+        "batch_by_live_rows": per_step(batch),
+        "single_by_live_rows": per_step([x for rs in single for x in rs]),
+        # the floor: the batch's model passes alone, against the whole of one take
+        "floor_ratio_median": statistics.median(b["pass_s"] / m for b, m in zip(batch, per_take(single, "wall_s"), strict=True)),
+    }
     return {
+        "passes": passes,
         "ways": {
             "1 take (takes=None), mean of the N seeds": {
                 "wall_s_median": statistics.median(per_take(single, "wall_s")), "cpu_s_median": statistics.median(per_take(single, "cpu_s")),
@@ -181,6 +259,20 @@ def render_markdown(runs: dict) -> str:
             "A batch lasts as long as its longest take (*longest take* column); see benchmarks/README.md for where the rest goes.",
             "",
         ]
+        p = m.get("passes")
+        if p:
+            rows = ", ".join(f"{k} live: {v['passes_per_piece']:.0f} passes at {v['ms_per_pass']:.2f} ms"
+                             for k, v in p["batch_by_live_rows"].items())
+            one = p["single_by_live_rows"].get("1", {})
+            lines += [
+                f"**Where the time goes** (wall time inside the model passes, medians per piece). One take: "
+                f"{p['single_passes_median']:.0f} passes, {p['single_pass_s_median']:.2f} s "
+                f"({one.get('ms_per_pass', float('nan')):.2f} ms a pass; the rest of the take is the grammar masks, draws and "
+                f"bookkeeping). {s['takes']} takes: {p['batch_passes_median']:.0f} passes, {p['batch_pass_s_median']:.2f} s "
+                f"(by rows still running: {rows}). **The batch's passes alone take {p['floor_ratio_median']:.2f}x "
+                f"a whole single take** (the floor of the ratio with the per-row work made free).",
+                "",
+            ]
         if run.get("note"):
             lines += [run["note"], ""]
     return "\n".join(lines) + "\n"

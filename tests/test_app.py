@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
 import shutil
@@ -230,6 +231,45 @@ def test_undo_and_redo_restore_exactly_the_previous_song(app_url):
     assert c.predict(api_name="/undo")[-1] == a
     assert c.predict(api_name="/undo")[-1] == ""  # back to the empty page
     assert c.predict(api_name="/undo")[-1] == {"__type__": "update"}  # nothing more to undo
+
+
+def test_stop_ends_a_running_generation_so_the_next_action_does_not_wait():
+    from gradio_client import Client
+
+    from mmmgen.generate.sampling import Cancelled
+
+    class Watched(Generator):  # notes when a generation starts and when one is stopped
+        def _sample_words(self, *args, **kwargs):
+            self.started.set()
+            try:
+                return super()._sample_words(*args, **kwargs)
+            except Cancelled:
+                self.cancelled.set()
+                raise
+
+    model, tokenizer = untrained_model()
+    gen = Watched(model, tokenizer)
+    gen.started, gen.cancelled = threading.Event(), threading.Event()
+    demo = build_app(gen, AppSettings(bars=2, concurrency=1))
+    port = free_port()
+    serve(demo, port=port, block=False)
+    try:
+        c = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        job = c.submit(*{**CONTROLS, "bars": 128}.values(), api_name="/start")  # a long one (many windows)
+        assert gen.started.wait(60)
+        c.predict(api_name="/stop")
+        assert gen.cancelled.wait(30)  # the running generation itself ended, not only the request
+        try:  # the stopped action leaves the page as it was (or its request was cancelled first)
+            job.result(timeout=60)
+        except concurrent.futures.CancelledError:
+            pass
+        *_, tokens = call(c, "/start", seed=3)  # the model is free again at once
+        assert tracks_of(tokens) == 1 and text_to_piece(tokens, strict=True).n_bars == 2
+        c.predict(api_name="/stop")  # nothing running: nothing happens
+        *_, again = call(c, "/start", seed=3)
+        assert again == tokens
+    finally:
+        demo.close()
 
 
 def test_history_is_bounded():

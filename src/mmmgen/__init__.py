@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 
 __all__ = [
+    "Cancelled",
     "ControlError",
     "Controls",
     "Generator",
@@ -36,11 +37,13 @@ __all__ = [
     "prompt_song",
     "rank_takes",
     "score_to_texts",
+    "stop_when",
     "text_to_piece",
     "text_to_score",
 ]
 
 _WHERE = {  # public name -> the module that defines it (read-only)
+    "Cancelled": "mmmgen.generate.sampling",
     "ControlError": "mmmgen.generate.controls",
     "Controls": "mmmgen.generate.controls",
     "estimate_key": "mmmgen.generate.controls",
@@ -56,6 +59,7 @@ _WHERE = {  # public name -> the module that defines it (read-only)
     "prompt_song": "mmmgen.generate.prompt",
     "rank_takes": "mmmgen.generate.song",
     "score_to_texts": "mmmgen.text.encode",
+    "stop_when": "mmmgen.generate.sampling",
     "text_to_piece": "mmmgen.text.decode",
     "text_to_score": "mmmgen.text.decode",
 }

@@ -9,13 +9,15 @@ results on the page.
 A ``Session`` (``gr.State``) keeps a bounded undo/redo history (``/undo``, ``/redo``), the seed
 used, the takes on offer (``/keep_take``) and its render folders (bounded, deleted with it). Scale
 lock (or the key of an uploaded MIDI), pitch range, top-p/k, meter and drum kit follow each endpoint's
-original parameters. Stop cancels actions (a running generation ends in its thread, unseen).
+original parameters. Stop cancels queued actions and stops a running generation at its next word
+(``stop_when``), so the next action does not wait for it.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from mmmgen.app_session import (
     prune_gradio_cache,
 )
 from mmmgen.errors import MMMGenError
-from mmmgen.generate.sampling import GenerationError, Sampling
+from mmmgen.generate.sampling import GenerationError, Sampling, stop_when
 from mmmgen.generate.song import MAX_BARS, Generator, Song
 from mmmgen.text import vocab as V
 
@@ -139,6 +141,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
     render = SongRenderer(settings.grid, settings.keep_renders_s)
     genres = settings.genres or generator.genres
     meters = meter_choices(generator)
+    running: dict[str, threading.Event] = {}  # session -> the stop event of its running generation (Stop sets it)
 
     def respond(song: Song | None, session: Session):
         prune_gradio_cache(demo, cache_policy(settings)[1])
@@ -173,8 +176,29 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
             gr.Warning("Something went wrong; the previous song is kept. See the server log.")
         return (*(gr.skip() for _ in range(6)), session)
 
-    def act(action, fill, song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k, meter, scale, low, high, kit, takes, session):
+    def act(action, fill, song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k, meter, scale, low, high, kit, takes,
+            session, request=None):
         session = kept(session)
+        key = getattr(request, "session_hash", None)
+        stop = threading.Event()
+        if key is not None:
+            running[key] = stop
+        try:
+            with stop_when(stop):
+                return _act(action, fill, song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k,
+                            meter, scale, low, high, kit, takes, session)
+        finally:
+            if key is not None and running.get(key) is stop:
+                del running[key]
+
+    def stop_running(request=None):
+        """Stop: the session's running generation ends at its next word (queued actions are cancelled by Gradio)."""
+        stop = running.get(getattr(request, "session_hash", None))
+        if stop is not None:
+            stop.set()
+
+    def _act(action, fill, song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k, meter, scale, low, high, kit,
+             takes, session):
         try:
             c = parse_controls(temperature, genre, instrument, density, seed, top_p, top_k)
             c["controls"] = make_controls(scale, low, high, session)
@@ -191,16 +215,17 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
 
     def guarded(action):
         def run(song, temperature, genre, instrument, density, tempo, seed, bars, top_p=1.0, top_k=0, meter="4/4",
-                scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, session=None):
+                scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, session=None, request=None):
             return act(action, (), song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k, meter,
-                       scale, pitch_low, pitch_high, drum_kit, takes, session)
+                       scale, pitch_low, pitch_high, drum_kit, takes, session, request)
 
+        run.__annotations__ = {"request": gr.Request}  # Gradio passes the request (its session) here; not an API parameter
         return run
 
     def guarded_fill(song, temperature, genre, instrument, density, tempo, seed, bars, track, first, last, top_p=1.0, top_k=0,
-                     meter="4/4", scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, session=None):
+                     meter="4/4", scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, session=None, request=None):
         return act(regenerate_bars, (track, first, last), song, temperature, genre, instrument, density, tempo, seed, bars,
-                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, session)
+                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, session, request)
 
     def need(song: Song | None) -> Song:
         if song is None or not song.tracks:
@@ -247,9 +272,13 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
                                 controls=c["controls"])
 
     def guarded_extend(song, temperature, genre, instrument, density, tempo, seed, bars, new_bars=settings.bars, top_p=1.0,
-                       top_k=0, meter="4/4", scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, session=None):
+                       top_k=0, meter="4/4", scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, session=None,
+                       request=None):
         return act(extend, (new_bars,), song, temperature, genre, instrument, density, tempo, seed, bars,
-                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, session)
+                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, session, request)
+
+    for fn in (guarded_fill, guarded_extend, stop_running):
+        fn.__annotations__ = {"request": gr.Request}
 
     def upload(song, file, tempo, drum_kit="Standard", session=None):
         session = kept(session)
@@ -377,7 +406,8 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
         for event in events:
             event.then(extras, [session_state], shown, api_visibility="private")
         b_info.click(extras, [session_state], shown, api_name="session_info")
-        b_stop.click(None, None, None, cancels=events, api_visibility="private")  # queued and running actions
+        # queued actions are cancelled; a running generation stops at its next word (stop_running)
+        b_stop.click(stop_running, None, None, cancels=events, queue=False, api_name="stop")
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     demo.mmmgen_renderer = render  # keeps the temp folder alive as long as the app
     return demo

@@ -33,7 +33,7 @@ from mmmgen.generate.lean import (
     _LeanCache,
     _one_cpu_thread,
 )
-from mmmgen.generate.sampling import ContextFull, _draw_rows
+from mmmgen.generate.sampling import ContextFull, _check_stop, _draw_rows, _stop_event
 from mmmgen.text import vocab as V
 
 _READ_AT_ONCE = 4  # pending words longer than this are read as one chunk (padded, masked) instead of a word a step
@@ -320,8 +320,10 @@ def _run(engine, programs: list, requests: list, sampling):
     active = [True] * rows
     loglik, notes = [0.0] * rows, [0] * rows
     n_logits = None
+    halt = _stop_event()
 
     while True:
+        _check_stop(halt)
         if logits is not None:
             if logits.device.type != "cpu" or logits.dtype != torch.float32:
                 logits = logits.float().cpu()

@@ -21,7 +21,7 @@ from mmmgen.generate.lean import (
     _LeanCache,
     _one_cpu_thread,
 )
-from mmmgen.generate.sampling import ContextFull, Sampling, _draw
+from mmmgen.generate.sampling import ContextFull, Sampling, _check_stop, _draw, _stop_event
 from mmmgen.text import vocab as V
 
 _CHUNK = 3  # most words ``_lean_step(per_word=True)`` reads at once (MKL's addmm rows match one-row calls up to 3 here)
@@ -102,7 +102,11 @@ class Engine:
         n_seen, out, first = len(prefix), [], True
         n_logits = lean[4].shape[0] if lean else 0
         words, table, model, device = self.words, self.table, self.model, self.device
+        stop = _stop_event()
         while state.phase != DONE:
+            if stop is not None and stop.is_set():
+                self._cache = _Cache()  # its keys/values now hold words of this stopped call
+                _check_stop(stop)
             if n_seen >= self.context:
                 msg = f"the song would exceed the model's context of {self.context} tokens; remove a track or use fewer bars"
                 self._cache = _Cache()  # its keys/values now hold words of this failed call

@@ -1,8 +1,13 @@
 """How the next word is drawn: ``Sampling`` (temperature, top-k, top-p, seed) and the seeded draw.
+
+``stop_when(event)`` makes the generations run in its block stoppable: once ``event`` is set,
+the next word raises ``Cancelled`` (the app's Stop button; a caller's own timeout).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +21,39 @@ class GenerationError(MMMGenError):
 
 class ContextFull(GenerationError):
     """The text being written reached the model's context (a window with fewer bars may still fit)."""
+
+
+class Cancelled(GenerationError):
+    """The generation was stopped on request (``stop_when``) before it finished; nothing of it is kept."""
+
+
+# The stop event of the generations running in this context (a thread's own value; see ``stop_when``).
+_STOP: ContextVar = ContextVar("mmmgen_stop", default=None)
+
+
+@contextmanager
+def stop_when(event):
+    """Generations in this block check ``event`` (a ``threading.Event``) before every word and raise ``Cancelled`` once it is set.
+
+    The value is this thread's (a ``ContextVar``): other threads' generations are not affected.
+    """
+    token = _STOP.set(event)
+    try:
+        yield event
+    finally:
+        _STOP.reset(token)
+
+
+def _stop_event():
+    """The event ``stop_when`` set for this context, or None."""
+    return _STOP.get()
+
+
+def _check_stop(event) -> None:
+    """Raise ``Cancelled`` when ``event`` (from ``_stop_event``) is set."""
+    if event is not None and event.is_set():
+        msg = "stopped: the generation was cancelled before it finished"
+        raise Cancelled(msg)
 
 
 @dataclass(frozen=True)
