@@ -520,6 +520,9 @@ def test_ship_run_copies_only_the_final_model(debug_run, tmp_path):
     assert not {"training_args.bin", "command.txt", "samples", "logs"} & names and not any(n.startswith("checkpoint-") for n in names)
     model, _, settings = load_run(dest)
     assert settings["codec"]["bars"] and model.config.n_layer == 2
+    trained_on = load_run(debug_run)[2]["dataset"]  # the run folder keeps the absolute path ...
+    assert Path(trained_on).is_absolute() and not Path(settings["dataset"]).is_absolute()  # ... a shipped copy does not
+    assert settings["dataset"] == Path(trained_on).name and trained_on not in (dest / "README.md").read_text()
     ship_run(debug_run, dest)  # replaces what was there
     with pytest.raises(RunError, match=r"over the 0\.01 MB limit"):
         ship_run(debug_run, tmp_path / "too_big", max_mb=0.01)

@@ -157,9 +157,31 @@ def ship_run(run_dir: str | Path, dest: str | Path, max_mb: float = 25.0) -> Pat
     tmp.mkdir(parents=True)
     for p in files:
         shutil.copy2(p, tmp / p.name)
+    portable_paths(tmp)
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest
+
+
+def portable_paths(model_dir: str | Path, root: str | Path | None = None) -> None:
+    """A shipped model names its dataset as the trainer typed it, not by the training machine's absolute path.
+
+    ``mmmgen.json``'s ``dataset`` (and the same text in ``README.md``, the model card) becomes the
+    path relative to ``root`` (default: the working directory) when it lies under it, else the
+    folder's name: ``/home/me/project/data/model/dataset`` -> ``data/model/dataset``.
+    """
+    model_dir = Path(model_dir)
+    settings = load_settings(model_dir)
+    where = settings.get("dataset")
+    if not where or not Path(where).is_absolute():
+        return
+    path, base = Path(where), Path(root or Path.cwd()).resolve()
+    short = str(path.relative_to(base)) if path.is_relative_to(base) else path.name
+    settings["dataset"] = short
+    save_settings(model_dir, settings)
+    card = model_dir / "README.md"
+    if card.is_file():
+        card.write_text(card.read_text().replace(where, short))
 
 
 # --- generators over run folders (used by the CLI, the app and evaluate) ---------------------------
