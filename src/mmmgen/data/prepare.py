@@ -31,7 +31,7 @@ import numpy as np
 from mmmgen.config import CodecConfig, PrepareConfig
 from mmmgen.errors import MMMGenError
 from mmmgen.text import vocab as V
-from mmmgen.text.encode import TrackNotes, Window, parts_to_text, score_to_windows, window_to_parts
+from mmmgen.text.encode import TrackNotes, Window, parts_to_text
 
 log = logging.getLogger(__name__)
 
@@ -119,30 +119,57 @@ class FileResult:
     detail: str = ""
 
 
-def encode_file(path: Path, source: str, config: CodecConfig, transpositions: tuple[int, ...] = (0,)) -> FileResult:
-    """Parse, window and encode one file (runs in worker processes)."""
+BATCH_NOTES = 30_000  # notes (times windows and transpositions) encoded together: few numpy calls, arrays in cache
+
+
+def encode_files(paths: list[Path], sources: list[str], config: CodecConfig, transpositions: list[tuple[int, ...]]) -> list[FileResult]:
+    """Parse, window and encode files (in worker processes), several at once: ``text.batch``'s
+    ``scores_to_parts`` encodes batches of about ``BATCH_NOTES`` notes together."""
+    results = [FileResult(source) for source in sources]
+    loaded: list[tuple[int, object]] = []
+    for i, path in enumerate(paths):
+        try:
+            loaded.append((i, load_score(path)))
+        except MidiLoadError as exc:
+            results[i] = FileResult(sources[i], skipped=exc.reason, detail=str(exc))
+        except Exception as exc:  # e.g. the file vanished: keep the run alive, report it
+            results[i] = FileResult(sources[i], skipped=f"encoding error ({type(exc).__name__})", detail=str(exc))
+    copies = -(-config.bars // (config.hop or config.bars))  # windows a note can sound in
+    batch: list[tuple[int, object]] = []
+    size = 0
+    for n, (i, score) in enumerate(loaded):
+        batch.append((i, score))
+        size += score.note_num() * copies * len(transpositions[i])
+        if size >= BATCH_NOTES or n + 1 == len(loaded):
+            _encode_batch(batch, config, transpositions, results)
+            batch, size = [], 0
+    return results
+
+
+def _encode_batch(batch: list[tuple[int, object]], config: CodecConfig, transpositions: list[tuple[int, ...]], results: list[FileResult]) -> None:
+    from mmmgen.text.batch import scores_to_parts
+
     try:
-        score = load_score(path)
-        windows = score_to_windows(score, config)
-    except MidiLoadError as exc:
-        return FileResult(source, skipped=exc.reason, detail=str(exc))
-    except Exception as exc:  # a bug or an exotic file: keep the run alive, report it
-        return FileResult(source, skipped=f"encoding error ({type(exc).__name__})", detail=str(exc))
-    if not windows:
-        return FileResult(source, skipped="no window with enough notes")
-    out = []
-    for window in windows:
-        for shift in transpositions:
-            w = transpose_window(window, shift) if shift else window
-            if w.n_notes < max(config.min_notes, 1):
-                continue
-            parts = window_to_parts(w, config.grid)
-            out.append({"start_bar": w.start_bar, "ts": list(w.time_signature), "transpose": shift, "parts": parts})
-    return FileResult(source, out)
+        windows = scores_to_parts([score for _, score in batch], config, [transpositions[i] for i, _ in batch])
+    except Exception as exc:  # a bug or an exotic file: find which file, keep the run alive, report it
+        if len(batch) > 1:
+            for one in batch:
+                _encode_batch([one], config, transpositions, results)
+            return
+        i = batch[0][0]
+        results[i] = FileResult(results[i].source, skipped=f"encoding error ({type(exc).__name__})", detail=str(exc))
+        return
+    for (i, _), found in zip(batch, windows, strict=True):
+        if found:
+            results[i].windows = found
+        else:
+            results[i] = FileResult(results[i].source, skipped="no window with enough notes")
 
 
-def _encode_task(args) -> FileResult:
-    return encode_file(*args)
+def encode_file(path: Path, source: str, config: CodecConfig, transpositions: tuple[int, ...] = (0,)) -> FileResult:
+    """Parse, window and encode one file: its windows (one per transposition) as
+    ``{"start_bar", "ts", "transpose", "parts"}`` (see ``window_to_parts``), or why it was skipped."""
+    return encode_files([path], [source], config, [transpositions])[0]
 
 
 # --- --like MODEL: the codec settings of a trained model -----------------------------------------
@@ -219,22 +246,54 @@ def density_edges(counts: np.ndarray, levels: int) -> list[float]:
     return [float(x) for x in np.quantile(counts, qs)]
 
 
-def _iter_results(tasks: list, num_proc: int):
+CHUNK_FILES = 64  # files per worker task (fewer when that leaves a worker idle)
+
+
+@dataclass
+class ChunkResult:
+    """What a worker returns for a chunk of files: the files skipped (source, reason, detail),
+    how many were kept, each split's spool records (``marshal``'d) and the notes per track of the
+    training windows (for the density edges). Texts cross processes as one bytes object."""
+
+    skipped: list[tuple[str, str, str]]
+    kept: int
+    spools: dict[bool, bytes]  # test? -> records
+    counts: list[int]
+
+
+def _encode_chunk(task) -> ChunkResult:
+    paths, sources, codec, shifts, tests = task
+    results = encode_files(paths, sources, codec, [(0,) if test else shifts for test in tests])
+    skipped, records, counts = [], {False: [], True: []}, []
+    for result, test in zip(results, tests, strict=True):
+        if result.skipped:
+            skipped.append((result.source, result.skipped, result.detail))
+            continue
+        for w in result.windows:
+            if not test:
+                counts.extend(n for _, n, _ in w["parts"])
+            records[test].append((result.source, w["start_bar"], w["ts"], w["transpose"], w["parts"]))
+    spools = {test: marshal.dumps(rows) for test, rows in records.items()}
+    return ChunkResult(skipped, len(results) - len(skipped), spools, counts)
+
+
+def _iter_chunks(tasks: list, num_proc: int):
+    """The ``ChunkResult`` of each task, in task order (so the dataset does not depend on ``num_proc``)."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(tasks), desc="encoding MIDI", unit="file", disable=None, file=sys.stderr)
-    if num_proc <= 1:
+    bar = tqdm(total=sum(len(t[0]) for t in tasks), desc="encoding MIDI", unit="file", disable=None, file=sys.stderr)
+    if num_proc <= 1 or len(tasks) <= 1:
         for task in tasks:
-            yield _encode_task(task)
-            bar.update()
+            yield _encode_chunk(task)
+            bar.update(len(task[0]))
     else:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn" if sys.platform == "darwin" else "fork")
-        with ctx.Pool(num_proc, maxtasksperchild=500) as pool:
-            for result in pool.imap_unordered(_encode_task, tasks, chunksize=4):
+        with ctx.Pool(min(num_proc, len(tasks))) as pool:
+            for task, result in zip(tasks, pool.imap(_encode_chunk, tasks), strict=True):
                 yield result
-                bar.update()
+                bar.update(len(task[0]))
     bar.close()
 
 
@@ -258,7 +317,11 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
     test_sources = split_files(sources, config.test_size, config.seed)
     codec, like_edges, like = like_codec(config)
     shifts = tuple(range(-config.transpose, config.transpose + 1))
-    tasks = [(p, s, codec, (0,) if s in test_sources else shifts) for p, s in zip(files, sources, strict=True)]
+    size = max(1, min(CHUNK_FILES, -(-len(files) // (4 * config.num_proc))))  # >= 4 tasks per worker
+    tasks = [
+        (files[i : i + size], sources[i : i + size], codec, shifts, [s in test_sources for s in sources[i : i + size]])
+        for i in range(0, len(files), size)
+    ]
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out_dir.parent))
@@ -266,18 +329,14 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
         skipped, counts, kept = Counter(), [], 0
         spools = {False: work / "train.spool", True: work / "test.spool"}
         with open(spools[False], "wb") as train_spool, open(spools[True], "wb") as test_spool:
-            for result in _iter_results(tasks, config.num_proc):
-                if result.skipped:
-                    skipped[result.skipped] += 1
-                    log.warning("skipped %s: %s", result.source, result.detail or result.skipped)
-                    continue
-                kept += 1
-                is_test = result.source in test_sources
-                spool = test_spool if is_test else train_spool
-                for w in result.windows:
-                    if not is_test:
-                        counts.extend(n for _, n, _ in w["parts"])
-                    marshal.dump((result.source, w["start_bar"], w["ts"], w["transpose"], w["parts"]), spool)
+            for chunk in _iter_chunks(tasks, config.num_proc):
+                for source, reason, detail in chunk.skipped:
+                    skipped[reason] += 1
+                    log.warning("skipped %s: %s", source, detail or reason)
+                kept += chunk.kept
+                counts.extend(chunk.counts)
+                train_spool.write(chunk.spools[False])
+                test_spool.write(chunk.spools[True])
         edges = like_edges if like else density_edges(np.asarray(counts), codec.density_levels)
         tmp_out = work / "dataset"
         stats = _write_dataset(spools, labels, edges, tmp_out, config.infill_prob, config.seed)
@@ -323,7 +382,7 @@ def _read_spool(path: Path):
     with open(path, "rb") as f:
         while True:
             try:
-                yield marshal.load(f)
+                yield from marshal.load(f)  # a chunk's records
             except EOFError:
                 return
 
