@@ -144,19 +144,19 @@ def test_written_layout_is_what_datasets_saves(midi_dir, prepared, tmp_path, mon
     rows, in any number of shards, and a split of many shards reads back in order."""
     from datasets import Dataset, Features, Value
 
-    from mmmgen.data import prepare as P
+    from mmmgen.data import write as W
 
     out, report = prepared
     ds = load_from_disk(str(out))
-    assert ds["train"].features == Features({name: Value(dtype) for name, dtype in P.FEATURES.items()})
+    assert ds["train"].features == Features({name: Value(dtype) for name, dtype in W.FEATURES.items()})
     assert {split: len(d) for split, d in ds.items()} == report["windows"]
     assert {split: sum(d["n_words"]) for split, d in ds.items()} == report["tokens"]
     assert dict(collections.Counter(ds["train"]["genre"])) == report["genres"]
     assert all(r["n_words"] == len(r["text"].split()) for r in ds["train"])
     # the same rows through datasets' own writer, and through many small shards of ours
     reference = Dataset.from_list(ds["train"].to_list(), features=ds["train"].features)
-    monkeypatch.setattr(P, "BATCH_ROWS", 3)
-    monkeypatch.setattr(P, "SHARD_BYTES", 2000)
+    monkeypatch.setattr(W, "BATCH_ROWS", 3)
+    monkeypatch.setattr(W, "SHARD_BYTES", 2000)
     sharded = tmp_path / "sharded"
     prepare(midi_dir, sharded, PrepareConfig(genres=str(midi_dir / "genres.csv"), test_size=0.2, num_proc=1, bars=4))
     again = load_from_disk(str(sharded))

@@ -12,12 +12,12 @@ never stop the run.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import logging
 import marshal
 import os
 import random
-import secrets
 import shutil
 import sys
 import tempfile
@@ -29,9 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from mmmgen.config import CodecConfig, PrepareConfig
+from mmmgen.data import write as W
+from mmmgen.data.write import spool_batches, write_split
 from mmmgen.errors import MMMGenError
 from mmmgen.text import vocab as V
-from mmmgen.text.encode import TrackNotes, Window, parts_to_text
+from mmmgen.text.encode import TrackNotes, Window
 
 log = logging.getLogger(__name__)
 
@@ -252,12 +254,13 @@ CHUNK_FILES = 64  # files per worker task (fewer when that leaves a worker idle)
 @dataclass
 class ChunkResult:
     """What a worker returns for a chunk of files: the files skipped (source, reason, detail),
-    how many were kept, each split's spool records (``marshal``'d) and the notes per track of the
-    training windows (for the density edges). Texts cross processes as one bytes object."""
+    how many were kept, each split's spool records (``marshal``'d: the texts cross processes as
+    one bytes object) and the notes per track of the training windows (for the density edges)."""
 
     skipped: list[tuple[str, str, str]]
     kept: int
     spools: dict[bool, bytes]  # test? -> records
+    rows: dict[bool, int]  # test? -> records
     counts: list[int]
 
 
@@ -274,27 +277,20 @@ def _encode_chunk(task) -> ChunkResult:
                 counts.extend(n for _, n, _ in w["parts"])
             records[test].append((result.source, w["start_bar"], w["ts"], w["transpose"], w["parts"]))
     spools = {test: marshal.dumps(rows) for test, rows in records.items()}
-    return ChunkResult(skipped, len(results) - len(skipped), spools, counts)
+    return ChunkResult(skipped, len(results) - len(skipped), spools, {k: len(v) for k, v in records.items()}, counts)
 
 
-def _iter_chunks(tasks: list, num_proc: int):
-    """The ``ChunkResult`` of each task, in task order (so the dataset does not depend on ``num_proc``)."""
-    from tqdm.auto import tqdm
+def _batches_task(task) -> list[bytes]:
+    return spool_batches(*task)
 
-    bar = tqdm(total=sum(len(t[0]) for t in tasks), desc="encoding MIDI", unit="file", disable=None, file=sys.stderr)
-    if num_proc <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            yield _encode_chunk(task)
-            bar.update(len(task[0]))
-    else:
-        import multiprocessing as mp
 
-        ctx = mp.get_context("spawn" if sys.platform == "darwin" else "fork")
-        with ctx.Pool(min(num_proc, len(tasks))) as pool:
-            for task, result in zip(tasks, pool.imap(_encode_chunk, tasks), strict=True):
-                yield result
-                bar.update(len(task[0]))
-    bar.close()
+def _worker_pool(num_proc: int, n_tasks: int):
+    """A pool of ``num_proc`` workers (forked where that is safe), or None to work in this process."""
+    if num_proc <= 1 or n_tasks <= 1:
+        return None
+    import multiprocessing as mp
+
+    return mp.get_context("spawn" if sys.platform == "darwin" else "fork").Pool(min(num_proc, n_tasks))
 
 
 def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | None = None) -> dict:
@@ -325,21 +321,30 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out_dir.parent))
+    pool = _worker_pool(config.num_proc, len(tasks))
     try:
+        imap = pool.imap if pool else map  # in task order: the dataset does not depend on --num-proc
         skipped, counts, kept = Counter(), [], 0
         spools = {False: work / "train.spool", True: work / "test.spool"}
-        with open(spools[False], "wb") as train_spool, open(spools[True], "wb") as test_spool:
-            for chunk in _iter_chunks(tasks, config.num_proc):
+        stretches: dict[bool, list[tuple[int, int, int, list[str]]]] = {False: [], True: []}  # offset, length, rows, sources
+        with open(spools[False], "wb") as train_spool, open(spools[True], "wb") as test_spool, _progress(len(files)) as bar:
+            for task, chunk in zip(tasks, imap(_encode_chunk, tasks), strict=True):
                 for source, reason, detail in chunk.skipped:
                     skipped[reason] += 1
                     log.warning("skipped %s: %s", source, detail or reason)
                 kept += chunk.kept
                 counts.extend(chunk.counts)
-                train_spool.write(chunk.spools[False])
-                test_spool.write(chunk.spools[True])
+                for test, spool in ((False, train_spool), (True, test_spool)):
+                    stretches[test].append((spool.tell(), len(chunk.spools[test]), chunk.rows[test], task[1]))
+                    spool.write(chunk.spools[test])
+                bar.update(len(task[0]))
         edges = like_edges if like else density_edges(np.asarray(counts), codec.density_levels)
         tmp_out = work / "dataset"
-        stats = _write_dataset(spools, labels, edges, tmp_out, config.infill_prob, config.seed)
+        stats = {}
+        for split, test in (("train", False), ("test", True)):  # the texts, in Arrow batches, by the workers
+            jobs = [(spools[test], *job, edges, config.infill_prob, config.seed) for job in _jobs(stretches[test], labels, config.num_proc)]
+            stats[split] = write_split(itertools.chain.from_iterable(imap(_batches_task, jobs)), tmp_out / split, split)
+        (tmp_out / "dataset_dict.json").write_text(json.dumps({"splits": list(stats)}))
         report = {
             "files_total": len(files),
             "files_kept": kept,
@@ -355,169 +360,35 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
             "seconds": round(time.time() - started, 2),
         }
         if like:
-            report["like"] = {**like, "new_words": _new_words(tmp_out, Path(like["path"]))}
+            report["like"] = {**like, "new_words": W.new_words(tmp_out, model_words(Path(like["path"])))}
         (tmp_out / REPORT_NAME).write_text(json.dumps(report, indent=2))
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp_out, out_dir)
     finally:
+        if pool:
+            pool.terminate()
         shutil.rmtree(work, ignore_errors=True)
     return report
 
 
-FEATURES = {  # column -> dtype (datasets' Value names, which are pyarrow's type names)
-    "text": "string",
-    "source": "string",
-    "start_bar": "int32",
-    "genre": "string",
-    "transpose": "int8",
-    "n_notes": "int32",
-    "n_words": "int32",
-    "infill": "bool",
-}
-BATCH_ROWS = 4096  # rows per Arrow record batch: bounded memory, few Python-to-Arrow calls
+def _progress(total: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="encoding MIDI", unit="file", disable=None, file=sys.stderr)
 
 
-def _read_spool(path: Path):
-    with open(path, "rb") as f:
-        while True:
-            try:
-                yield from marshal.load(f)  # a chunk's records
-            except EOFError:
-                return
-
-
-def _spool_rows(path: Path, labels: dict[str, str], edges: list[float], infill_prob: float, seed: int):
-    """Final dataset rows of one split's spool, in spool order (a bar-fill variant after its window)."""
-    from mmmgen.text.fill import random_fill
-
-    for source, start_bar, ts, transpose, parts in _read_spool(path):
-        genre = labels.get(source, V.OTHER_GENRE)
-        text = parts_to_text(tuple(ts), genre, parts, edges)
-        row = (text, source, start_bar, genre, transpose, sum(n for _, n, _ in parts), text.count(" ") + 1, False)
-        yield row
-        if not infill_prob:
-            continue
-        rng = random.Random(f"{seed}:{source}:{start_bar}:{transpose}")  # stable per window
-        if rng.random() < infill_prob:
-            masked = random_fill(text, rng)  # a new string: the plain row above is untouched
-            yield (masked, *row[1:6], masked.count(" ") + 1, True)
-
-
-BATCH_TEXT = 2**28  # and at most this many characters of text per batch (int32 string offsets)
-SHARD_BYTES = 500e6  # a new Arrow shard past this size, as save_to_disk's default
-
-
-def _arrow_array(values, type_):
-    """A pyarrow array of Python strings, ints or bools, built from its buffers: ``pa.array``
-    would import pandas (half a second) to ask whether the values are pandas objects."""
-    import pyarrow as pa
-
-    n = len(values)
-    if pa.types.is_string(type_):
-        encoded = [v.encode() for v in values]
-        offsets = np.zeros(n + 1, np.int32)
-        np.cumsum([len(e) for e in encoded], out=offsets[1:])
-        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
-    elif pa.types.is_boolean(type_):
-        buffers = [None, pa.py_buffer(np.packbits(np.asarray(values, bool), bitorder="little"))]
-    else:
-        buffers = [None, pa.py_buffer(np.asarray(values, type_.to_pandas_dtype()))]
-    array = pa.Array.from_buffers(type_, n, buffers)
-    array.validate()
-    return array
-
-
-def _write_split(rows, split_dir: Path, split: str) -> dict:
-    """Stream rows into ``split_dir`` as ``save_to_disk`` lays out one split: Arrow IPC stream
-    shards ``data-0000i-of-0000n.arrow`` (with the features in the schema metadata, as ``datasets``
-    writes them), ``dataset_info.json`` and ``state.json``. Returns the split's counts for the report."""
-    import pyarrow as pa
-
-    features = {name: {"dtype": dtype, "_type": "Value"} for name, dtype in FEATURES.items()}
-    meta = {"huggingface": json.dumps({"info": {"features": features}})}
-    schema = pa.schema([(name, pa.type_for_alias(dtype)) for name, dtype in FEATURES.items()], metadata=meta)
-    stats = {"windows": 0, "tokens": 0, "infill": 0, "genres": Counter(), "bytes": 0}
-    split_dir.mkdir(parents=True)
-    shards: list[Path] = []
-    state = {"writer": None, "sink": None, "bytes": 0}
-
-    def write(batch: list[tuple]) -> None:
-        if state["writer"] is None or state["bytes"] >= SHARD_BYTES:  # >= 1 shard: an empty split stays loadable
-            close()
-            shards.append(split_dir / f"shard-{len(shards)}.arrow")
-            state["sink"] = pa.OSFile(str(shards[-1]), "wb")
-            state["writer"], state["bytes"] = pa.ipc.new_stream(state["sink"], schema), 0
-        columns = list(zip(*batch, strict=True)) if batch else [[] for _ in FEATURES]
-        record = pa.RecordBatch.from_arrays([_arrow_array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
-        state["writer"].write_batch(record)
-        state["bytes"] += record.nbytes
-        stats["bytes"] += record.nbytes
-        stats["windows"] += len(batch)
-        stats["tokens"] += sum(columns[6])
-        stats["infill"] += sum(columns[7])
-        stats["genres"].update(columns[3])
-
-    def close() -> None:
-        if state["writer"] is not None:
-            state["writer"].close()
-            state["sink"].close()
-
-    batch: list[tuple] = []
-    text_bytes = 0
-    for row in rows:
-        batch.append(row)
-        text_bytes += len(row[0])
-        if len(batch) >= BATCH_ROWS or text_bytes >= BATCH_TEXT:
-            write(batch)
-            batch, text_bytes = [], 0
-    if batch or not shards:
-        write(batch)
-    close()
-    names = [f"data-{i:05d}-of-{len(shards):05d}.arrow" for i in range(len(shards))]
-    for shard, name in zip(shards, names, strict=True):
-        shard.rename(split_dir / name)
-    info = {
-        "citation": "", "description": "", "homepage": "", "license": "", "features": features,
-        "splits": {split: {"name": split, "num_bytes": stats["bytes"], "num_examples": stats["windows"]}},
-    }  # fmt: skip
-    state_json = {
-        "_data_files": [{"filename": name} for name in names],
-        "_fingerprint": secrets.token_hex(8),  # random, as datasets does for data it cannot hash
-        "_format_columns": None,
-        "_format_kwargs": {},
-        "_format_type": None,
-        "_output_all_columns": False,
-        "_split": split,
-    }
-    (split_dir / "dataset_info.json").write_text(json.dumps(info, indent=2))
-    (split_dir / "state.json").write_text(json.dumps(state_json, indent=2))
-    return stats
-
-
-def _write_dataset(spools: dict[bool, Path], labels: dict[str, str], edges: list[float], out: Path, infill_prob: float = 0.0, seed: int = 0) -> dict:
-    """The ``train``/``test`` ``DatasetDict`` folder at ``out``; per-split counts for the report."""
-    stats = {}
-    for split, test in (("train", False), ("test", True)):
-        stats[split] = _write_split(_spool_rows(spools[test], labels, edges, infill_prob, seed), out / split, split)
-    (out / "dataset_dict.json").write_text(json.dumps({"splits": list(stats)}))
-    return stats
-
-
-def _new_words(dataset_dir: Path, model_dir: Path) -> list[str]:
-    """Words of the dataset written at ``dataset_dir`` that the model of ``--like`` does not know
-    (``train --init-from`` adds them); read from its Arrow files, without ``datasets``."""
-    import pyarrow as pa
-
-    known = model_words(model_dir)
-    if not known:
-        return []
-    words = set()
-    for shard in sorted(dataset_dir.glob("*/data-*.arrow")):
-        with pa.memory_map(str(shard)) as source:
-            for text in pa.ipc.open_stream(source).read_all().column("text").to_pylist():
-                words.update(text.split())
-    return sorted(words - known)
+def _jobs(stretches: list[tuple[int, int, int, list[str]]], labels: dict[str, str], num_proc: int):
+    """Consecutive stretches of a spool joined into jobs of about ``BATCH_ROWS`` rows (fewer when
+    that leaves a worker idle): ``(offset, length, labels of their sources)``."""
+    rows = max(1, min(W.BATCH_ROWS, -(-sum(r for _, _, r, _ in stretches) // (4 * num_proc))))
+    job: list = []
+    for stretch in stretches:
+        job.append(stretch)
+        if sum(r for _, _, r, _ in job) >= rows or stretch is stretches[-1]:
+            sources = [s for *_, chunk in job for s in chunk]
+            yield job[0][0], sum(n for _, n, _, _ in job), {s: labels[s] for s in sources if s in labels}
+            job = []
 
 
 def load_report(dataset_dir: str | Path) -> dict:
