@@ -12,7 +12,6 @@ never stop the run.
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import logging
 import marshal
@@ -30,7 +29,7 @@ import numpy as np
 
 from mmmgen.config import CodecConfig, PrepareConfig
 from mmmgen.data import write as W
-from mmmgen.data.write import spool_batches, write_split
+from mmmgen.data.write import finish_split, write_shards
 from mmmgen.errors import MMMGenError
 from mmmgen.text import vocab as V
 from mmmgen.text.encode import TrackNotes, Window
@@ -55,27 +54,35 @@ class DatasetError(MMMGenError):
 
 def find_midi_files(midi_dir: str | Path) -> list[Path]:
     """Every MIDI file under ``midi_dir`` (recursive, any suffix case), sorted."""
+    return [Path(path) for path, _ in _midi_files(midi_dir)]
+
+
+def _midi_files(midi_dir: str | Path) -> list[tuple[str, str]]:
+    """``find_midi_files`` as strings, each beside its path relative to ``midi_dir`` (with ``/``):
+    no ``Path`` objects to build, sort and send to workers for every one of 100,000 files."""
     root = Path(midi_dir)
     if not root.is_dir():
         msg = f"MIDI folder not found: {root}"
         raise DatasetError(msg)
     found = []
     for folder, _, names in os.walk(root, followlinks=True):  # as rglob("*"): links followed
+        relative = os.path.relpath(folder, root)
+        prefix = "" if relative == os.curdir else relative.replace(os.sep, "/") + "/"
         for name in names:
             if os.path.splitext(name)[1].lower() in MIDI_SUFFIXES and os.path.isfile(path := os.path.join(folder, name)):
-                found.append(Path(path))
-    return sorted(found)
+                found.append((path, prefix + name))
+    found.sort(key=lambda f: os.path.normcase(f[0]).split(os.sep))  # the order of sorted Paths: by part
+    return found
 
 
 def load_score(path: str | Path):
     """Read a MIDI file with symusic; raises ``MidiLoadError`` for empty, corrupt or note-less files."""
     from symusic import Score
 
-    path = Path(path)
     try:
-        if path.stat().st_size == 0:
+        if os.stat(path).st_size == 0:
             raise MidiLoadError("empty file")
-        score = Score(str(path))
+        score = Score(os.fspath(path))
     except MidiLoadError:
         raise
     except Exception as exc:  # symusic raises RuntimeError/ValueError/IndexError on bad bytes
@@ -124,7 +131,7 @@ class FileResult:
 BATCH_NOTES = 30_000  # notes (times windows and transpositions) encoded together: few numpy calls, arrays in cache
 
 
-def encode_files(paths: list[Path], sources: list[str], config: CodecConfig, transpositions: list[tuple[int, ...]]) -> list[FileResult]:
+def encode_files(paths: list[str | Path], sources: list[str], config: CodecConfig, transpositions: list[tuple[int, ...]]) -> list[FileResult]:
     """Parse, window and encode files (in worker processes), several at once: ``text.batch``'s
     ``scores_to_parts`` encodes batches of about ``BATCH_NOTES`` notes together."""
     results = [FileResult(source) for source in sources]
@@ -168,7 +175,7 @@ def _encode_batch(batch: list[tuple[int, object]], config: CodecConfig, transpos
             results[i] = FileResult(results[i].source, skipped="no window with enough notes")
 
 
-def encode_file(path: Path, source: str, config: CodecConfig, transpositions: tuple[int, ...] = (0,)) -> FileResult:
+def encode_file(path: str | Path, source: str, config: CodecConfig, transpositions: tuple[int, ...] = (0,)) -> FileResult:
     """Parse, window and encode one file: its windows (one per transposition) as
     ``{"start_bar", "ts", "transpose", "parts"}`` (see ``window_to_parts``), or why it was skipped."""
     return encode_files([path], [source], config, [transpositions])[0]
@@ -253,19 +260,23 @@ CHUNK_FILES = 64  # files per worker task (fewer when that leaves a worker idle)
 
 @dataclass
 class ChunkResult:
-    """What a worker returns for a chunk of files: the files skipped (source, reason, detail),
-    how many were kept, each split's spool records (``marshal``'d: the texts cross processes as
-    one bytes object) and the notes per track of the training windows (for the density edges)."""
+    """What a worker reports for a chunk of files, whose windows it spooled (``marshal``'d records,
+    one file per split): the files skipped (source, reason, detail), how many were kept, the
+    windows spooled per split and the notes per track of the training windows (for the density
+    edges). The texts stay on disk: nothing large crosses processes."""
 
     skipped: list[tuple[str, str, str]]
     kept: int
-    spools: dict[bool, bytes]  # test? -> records
-    rows: dict[bool, int]  # test? -> records
+    rows: dict[bool, int]  # test? -> windows
     counts: list[int]
 
 
+def _spool_files(work: Path, chunk: int) -> dict[bool, Path]:
+    return {test: work / f"{chunk:06d}-{'test' if test else 'train'}.spool" for test in (False, True)}
+
+
 def _encode_chunk(task) -> ChunkResult:
-    paths, sources, codec, shifts, tests = task
+    chunk, paths, sources, codec, shifts, tests, work = task
     results = encode_files(paths, sources, codec, [(0,) if test else shifts for test in tests])
     skipped, records, counts = [], {False: [], True: []}, []
     for result, test in zip(results, tests, strict=True):
@@ -276,12 +287,15 @@ def _encode_chunk(task) -> ChunkResult:
             if not test:
                 counts.extend(n for _, n, _ in w["parts"])
             records[test].append((result.source, w["start_bar"], w["ts"], w["transpose"], w["parts"]))
-    spools = {test: marshal.dumps(rows) for test, rows in records.items()}
-    return ChunkResult(skipped, len(results) - len(skipped), spools, {k: len(v) for k, v in records.items()}, counts)
+    for test, path in _spool_files(work, chunk).items():
+        if records[test]:
+            with open(path, "wb") as f:
+                marshal.dump(records[test], f)
+    return ChunkResult(skipped, len(results) - len(skipped), {k: len(v) for k, v in records.items()}, counts)
 
 
-def _batches_task(task) -> list[bytes]:
-    return spool_batches(*task)
+def _shards_task(job) -> tuple[list[Path], Counter]:
+    return write_shards(*job)
 
 
 def _worker_pool(num_proc: int, n_tasks: int):
@@ -302,48 +316,51 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
     config = config or PrepareConfig()
     started = time.time()
     midi_dir, out_dir = Path(midi_dir), Path(out_dir)
-    files = find_midi_files(midi_dir)
+    found = _midi_files(midi_dir)
     if config.max_files:
-        files = files[: config.max_files]
+        found = found[: config.max_files]
+    files, sources = [path for path, _ in found], [source for _, source in found]
     if not files:
         msg = f"no MIDI files (.mid/.midi) under {midi_dir}"
         raise DatasetError(msg)
     labels = read_genres_csv(config.genres) if config.genres else {}
-    sources = [p.relative_to(midi_dir).as_posix() for p in files]
     test_sources = split_files(sources, config.test_size, config.seed)
     codec, like_edges, like = like_codec(config)
     shifts = tuple(range(-config.transpose, config.transpose + 1))
-    size = max(1, min(CHUNK_FILES, -(-len(files) // (4 * config.num_proc))))  # >= 4 tasks per worker
-    tasks = [
-        (files[i : i + size], sources[i : i + size], codec, shifts, [s in test_sources for s in sources[i : i + size]])
-        for i in range(0, len(files), size)
-    ]
-
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out_dir.parent))
-    pool = _worker_pool(config.num_proc, len(tasks))
+    size = max(1, min(CHUNK_FILES, -(-len(files) // (4 * config.num_proc))))  # >= 4 tasks per worker
+    tasks = [
+        (i // size, files[i : i + size], sources[i : i + size], codec, shifts, [s in test_sources for s in sources[i : i + size]], work)
+        for i in range(0, len(files), size)
+    ]
+    pool = None
     try:
+        pool = _worker_pool(config.num_proc, len(tasks))
         imap = pool.imap if pool else map  # in task order: the dataset does not depend on --num-proc
         skipped, counts, kept = Counter(), [], 0
-        spools = {False: work / "train.spool", True: work / "test.spool"}
-        stretches: dict[bool, list[tuple[int, int, int, list[str]]]] = {False: [], True: []}  # offset, length, rows, sources
-        with open(spools[False], "wb") as train_spool, open(spools[True], "wb") as test_spool, _progress(len(files)) as bar:
+        chunks: list[tuple[int, dict[bool, int], list[str]]] = []  # chunk, windows per split, sources
+        with _progress(len(files)) as bar:
             for task, chunk in zip(tasks, imap(_encode_chunk, tasks), strict=True):
                 for source, reason, detail in chunk.skipped:
                     skipped[reason] += 1
                     log.warning("skipped %s: %s", source, detail or reason)
                 kept += chunk.kept
                 counts.extend(chunk.counts)
-                for test, spool in ((False, train_spool), (True, test_spool)):
-                    stretches[test].append((spool.tell(), len(chunk.spools[test]), chunk.rows[test], task[1]))
-                    spool.write(chunk.spools[test])
-                bar.update(len(task[0]))
+                chunks.append((task[0], chunk.rows, task[2]))
+                bar.update(len(task[1]))
         edges = like_edges if like else density_edges(np.asarray(counts), codec.density_levels)
         tmp_out = work / "dataset"
         stats = {}
-        for split, test in (("train", False), ("test", True)):  # the texts, in Arrow batches, by the workers
-            jobs = [(spools[test], *job, edges, config.infill_prob, config.seed) for job in _jobs(stretches[test], labels, config.num_proc)]
-            stats[split] = write_split(itertools.chain.from_iterable(imap(_batches_task, jobs)), tmp_out / split, split)
+        for split, test in (("train", False), ("test", True)):  # the texts, in Arrow shards written by the workers
+            (tmp_out / split).mkdir(parents=True)
+            jobs = [(spools, tmp_out / split / f"shard-{j}", labels_of, edges, config.infill_prob, config.seed)
+                    for j, (spools, labels_of) in enumerate(_split_jobs(chunks, work, test, labels, config.num_proc))]  # fmt: skip
+            shards, stats[split] = [], Counter()
+            for written, counted in imap(_shards_task, jobs):
+                shards += written
+                stats[split].update(counted)
+            finish_split(tmp_out / split, shards, stats[split], split)
         (tmp_out / "dataset_dict.json").write_text(json.dumps({"splits": list(stats)}))
         report = {
             "files_total": len(files),
@@ -378,17 +395,21 @@ def _progress(total: int):
     return tqdm(total=total, desc="encoding MIDI", unit="file", disable=None, file=sys.stderr)
 
 
-def _jobs(stretches: list[tuple[int, int, int, list[str]]], labels: dict[str, str], num_proc: int):
-    """Consecutive stretches of a spool joined into jobs of about ``BATCH_ROWS`` rows (fewer when
-    that leaves a worker idle): ``(offset, length, labels of their sources)``."""
-    rows = max(1, min(W.BATCH_ROWS, -(-sum(r for _, _, r, _ in stretches) // (4 * num_proc))))
-    job: list = []
-    for stretch in stretches:
-        job.append(stretch)
-        if sum(r for _, _, r, _ in job) >= rows or stretch is stretches[-1]:
-            sources = [s for *_, chunk in job for s in chunk]
-            yield job[0][0], sum(n for _, n, _, _ in job), {s: labels[s] for s in sources if s in labels}
-            job = []
+def _split_jobs(chunks: list, work: Path, test: bool, labels: dict[str, str], num_proc: int) -> list[tuple[list[Path], dict]]:
+    """A split's spool files cut into ``num_proc`` runs of consecutive chunks with about as many
+    windows each (one Arrow shard per run, as ``save_to_disk(num_proc=...)`` writes), each with
+    the genre labels of its files: ``(spool files, labels)``."""
+    full = [(chunk, rows[test], sources) for chunk, rows, sources in chunks if rows[test]]
+    total = sum(rows for _, rows, _ in full)
+    n_jobs = max(1, min(num_proc, len(full)))
+    jobs: list[tuple[list[Path], dict]] = [([], {}) for _ in range(n_jobs)]
+    done = 0
+    for chunk, rows, sources in full:
+        spools, labels_of = jobs[min(n_jobs - 1, done * n_jobs // total)]
+        spools.append(_spool_files(work, chunk)[test])
+        labels_of.update((s, labels[s]) for s in sources if s in labels)
+        done += rows
+    return jobs
 
 
 def load_report(dataset_dir: str | Path) -> dict:

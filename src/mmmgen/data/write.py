@@ -13,7 +13,6 @@ start-up time than a small corpus takes to encode.
 
 from __future__ import annotations
 
-import io
 import json
 import marshal
 import random
@@ -53,16 +52,15 @@ def _features() -> tuple[dict, object]:
     return features, pa.schema([(name, pa.type_for_alias(dtype)) for name, dtype in FEATURES.items()], metadata=meta)
 
 
-def read_spool(path: Path, offset: int = 0, length: int | None = None):
-    """The records of a stretch of a spool file (all of it by default), in order."""
-    with open(path, "rb") as f:
-        f.seek(offset)
-        data = io.BytesIO(f.read(length if length is not None else -1))
-    while True:
-        try:
-            yield from marshal.load(data)  # a chunk's records
-        except EOFError:
-            return
+def read_spool(paths: Iterable[Path]):
+    """The records of spool files, in order (each file holds ``marshal``'d lists of records)."""
+    for path in paths:
+        with open(path, "rb") as f:
+            while True:
+                try:
+                    yield from marshal.load(f)
+                except EOFError:
+                    break
 
 
 def spool_rows(records: Iterable, labels: dict[str, str], edges: list[float], infill_prob: float, seed: int):
@@ -110,60 +108,56 @@ def _record_batch(rows: list[tuple]):
     return pa.RecordBatch.from_arrays([_arrow_array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
 
 
-def spool_batches(path: Path, offset: int, length: int, labels: dict[str, str], edges: list[float], infill_prob: float = 0.0, seed: int = 0) -> list[tuple[bytes, dict]]:
-    """A stretch of a spool as final rows in Arrow record batches of at most ``BATCH_ROWS`` rows
-    and about ``BATCH_TEXT`` characters: each IPC-serialized (to cross processes as bytes), with
-    its counts for the report."""
-    out, batch, text_chars = [], [], 0
-    for row in spool_rows(read_spool(path, offset, length), labels, edges, infill_prob, seed):
+def write_shards(spools: list[Path], shard: Path, labels: dict[str, str], edges: list[float], infill_prob: float = 0.0, seed: int = 0) -> tuple[list[Path], Counter]:
+    """The final rows of spool files, in order, as Arrow IPC stream shards ``shard.0``, ``shard.1``,
+    ... (a new one past ``SHARD_BYTES``; at least one), in record batches of at most
+    ``BATCH_ROWS`` rows and about ``BATCH_TEXT`` characters. Runs in a worker process, one part
+    of a split each; returns the shards and the counts for the report."""
+    import pyarrow as pa
+
+    schema = _features()[1]
+    shards: list[Path] = []
+    stats: Counter = Counter(windows=0, tokens=0, infill=0, bytes=0)
+    stats["genres"] = Counter()
+    writer = sink = None
+    size = 0
+
+    def write(rows: list[tuple]) -> None:
+        nonlocal writer, sink, size
+        if writer is None or size >= SHARD_BYTES:
+            if writer is not None:
+                writer.close()
+                sink.close()
+            shards.append(shard.with_name(f"{shard.name}.{len(shards)}"))
+            sink = pa.OSFile(str(shards[-1]), "wb")
+            writer, size = pa.ipc.new_stream(sink, schema), 0
+        record = _record_batch(rows)
+        writer.write_batch(record)
+        size += record.nbytes
+        stats["bytes"] += record.nbytes
+        stats["windows"] += len(rows)
+        stats["tokens"] += sum(r[6] for r in rows)
+        stats["infill"] += sum(r[7] for r in rows)
+        stats["genres"].update(r[3] for r in rows)
+
+    batch, text_chars = [], 0
+    for row in spool_rows(read_spool(spools), labels, edges, infill_prob, seed):
         batch.append(row)
         text_chars += len(row[0])
         if len(batch) >= BATCH_ROWS or text_chars >= BATCH_TEXT:
-            out.append(_serialized(batch))
+            write(batch)
             batch, text_chars = [], 0
-    if batch:
-        out.append(_serialized(batch))
-    return out
+    if batch or not shards:
+        write(batch)
+    writer.close()
+    sink.close()
+    return shards, stats
 
 
-def _serialized(rows: list[tuple]) -> tuple[bytes, dict]:
-    counts = {"windows": len(rows), "tokens": sum(r[6] for r in rows), "infill": sum(r[7] for r in rows), "genres": Counter(r[3] for r in rows)}
-    return _record_batch(rows).serialize().to_pybytes(), counts
-
-
-def write_split(batches: Iterable[tuple[bytes, dict]], split_dir: Path, split: str) -> dict:
-    """Stream serialized record batches (``spool_batches``) into ``split_dir`` as ``save_to_disk``
-    lays out one split. Returns the split's counts for the report."""
-    import pyarrow as pa
-
-    features, schema = _features()
-    stats = {"windows": 0, "tokens": 0, "infill": 0, "genres": Counter(), "bytes": 0}
-    split_dir.mkdir(parents=True)
-    shards: list[Path] = []
-    state = {"writer": None, "sink": None, "bytes": 0}
-
-    def close() -> None:
-        if state["writer"] is not None:
-            state["writer"].close()
-            state["sink"].close()
-
-    def write(record, counts: dict) -> None:
-        if state["writer"] is None or state["bytes"] >= SHARD_BYTES:  # >= 1 shard: an empty split stays loadable
-            close()
-            shards.append(split_dir / f"shard-{len(shards)}.arrow")
-            state["sink"] = pa.OSFile(str(shards[-1]), "wb")
-            state["writer"], state["bytes"] = pa.ipc.new_stream(state["sink"], schema), 0
-        state["writer"].write_batch(record)
-        state["bytes"] += record.nbytes
-        stats["bytes"] += record.nbytes
-        for key, value in counts.items():
-            stats[key] += value
-
-    for data, counts in batches:
-        write(pa.ipc.read_record_batch(pa.py_buffer(data), schema), counts)
-    if not shards:
-        write(_record_batch([]), {})
-    close()
+def finish_split(split_dir: Path, shards: list[Path], stats: dict, split: str) -> None:
+    """Name the shards of a split (in order) as ``save_to_disk`` does, beside its ``dataset_info.json``
+    and ``state.json``."""
+    features = _features()[0]
     names = [f"data-{i:05d}-of-{len(shards):05d}.arrow" for i in range(len(shards))]
     for shard, name in zip(shards, names, strict=True):
         shard.rename(split_dir / name)
@@ -182,7 +176,6 @@ def write_split(batches: Iterable[tuple[bytes, dict]], split_dir: Path, split: s
     }
     (split_dir / "dataset_info.json").write_text(json.dumps(info, indent=2))
     (split_dir / "state.json").write_text(json.dumps(state_json, indent=2))
-    return stats
 
 
 def new_words(dataset_dir: Path, known: set[str]) -> list[str]:
