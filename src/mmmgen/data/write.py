@@ -53,14 +53,9 @@ def _features() -> tuple[dict, object]:
 
 
 def read_spool(paths: Iterable[Path]):
-    """The records of spool files, in order (each file holds ``marshal``'d lists of records)."""
+    """The records of spool files, in order (each file holds one ``marshal``'d list of records)."""
     for path in paths:
-        with open(path, "rb") as f:
-            while True:
-                try:
-                    yield from marshal.load(f)
-                except EOFError:
-                    break
+        yield from marshal.loads(path.read_bytes())  # loads, not load: that reads the file object by object
 
 
 def spool_rows(records: Iterable, labels: dict[str, str], edges: list[float], infill_prob: float, seed: int):

@@ -118,8 +118,16 @@ def scores_to_parts(scores: list, config: CodecConfig, transpositions: list[tupl
         return out
 
     # 4. one group per track of a window (and transposition), in window order, tracks in score order
-    group_keys, group = np.unique(ws * len(tracks) + track, return_inverse=True)
-    group_ws, group_track = group_keys // len(tracks), group_keys % len(tracks)
+    # (numbered through a table of every window x track of its score: np.unique would sort)
+    first_track = np.searchsorted(track_file, np.arange(len(scores)))
+    local = track - first_track[win_file[window]]
+    width = int(local.max()) + 1
+    present = np.zeros(int(first_shift[-1] + n_shifts[-1]) * width, bool)
+    present[ws * width + local] = True
+    group = (np.cumsum(present) - 1)[ws * width + local]
+    group_keys = np.flatnonzero(present)
+    group_ws = group_keys // width
+    group_track = first_track[win_file[np.repeat(np.arange(len(win)), n_shifts)[group_ws]]] + group_keys % width
     texts = _bar_texts(group, pitch, start, end, win_len[window], len(group_keys), n_bars, grid)
     note_counts = np.bincount(group, weights=start >= 0, minlength=len(group_keys)).astype(np.int64).tolist()
 
