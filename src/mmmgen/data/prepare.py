@@ -11,6 +11,7 @@ never stop the run.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -24,6 +25,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -390,6 +392,10 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
 
 
 def _progress(total: int):
+    """tqdm's bar on a terminal or in a notebook; elsewhere (a pipe, a log file: where tqdm would
+    not draw it either) a stand-in, which saves importing tqdm (about 0.05 s)."""
+    if not sys.stderr.isatty() and "IPython" not in sys.modules:
+        return contextlib.nullcontext(SimpleNamespace(update=lambda n=1: None))
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc="encoding MIDI", unit="file", disable=None, file=sys.stderr)
