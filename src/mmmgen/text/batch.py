@@ -30,6 +30,7 @@ from mmmgen.text.vocab import bar_steps
 # word ids of the table ``_words(grid)``
 _BAR_START, _BAR_END, _ON, _OFF, _HOLD, _DELTA = 0, 1, 2, 2 + V.N_PITCHES, 2 + 2 * V.N_PITCHES, 2 + 3 * V.N_PITCHES
 _FILE = 1 << 40  # steps of one score in the window search key (file * _FILE + step)
+_KEY_LIMIT = 2**62  # sort keys of bar words stay below this (int64)
 
 
 @lru_cache(maxsize=8)
@@ -162,7 +163,7 @@ def _bar_texts(group, pitch, start, end, length, n_groups: int, n_bars: int, gri
     # every word but the TIME_DELTAs is one sort key: ((group * n_bars + bar) * 4 + slot) * sub_max + sub
     # with slot 0 BAR_START, 1 a hold (sub = pitch), 2 an event (sub = time * 256 + 128 if onset + pitch), 3 BAR_END
     sub_max = (int(limit.max()) + 1) * 256
-    if n_groups * n_bars * 4 * sub_max >= 2**62 and n_groups > 1:  # too long for int64: in two halves
+    if n_groups * n_bars * 4 * sub_max >= _KEY_LIMIT and n_groups > 1:  # too long for int64: in two halves
         half = n_groups // 2
         low = group < half
         return [*_bar_texts(group[low], pitch[low], start[low], end[low], length[low], half, n_bars, grid),
