@@ -1,12 +1,13 @@
 """A folder of MIDI files becomes a Hugging Face dataset of MMM window texts: ``prepare``.
 
-Two passes keep memory bounded for 100,000+ files: worker processes parse, window and encode
-each file (``encode_file``) and the results stream to a spool on disk (one per split, ``marshal``
-records); then the density edges are computed once over the training windows and the final texts
-stream, in Arrow record batches, straight into the folder layout of ``DatasetDict.save_to_disk``
-(``datasets.load_from_disk`` reads it; importing ``datasets`` here would cost more start-up time
-than a small corpus takes to encode). Bad files are skipped, counted by reason and logged; they
-never stop the run.
+Two passes keep memory bounded for 100,000+ files. First, worker processes take chunks of files
+(``CHUNK_FILES``, in file order), parse them and encode them together (``encode_files``, with
+``text.batch``), and spool each chunk's windows to disk (``marshal``, one file per chunk and
+split); only counts come back. Then the density edges are computed once over the training
+windows, and the workers turn runs of consecutive spool files into the final texts and write
+them as Arrow shards, one per worker, straight into the folder layout of
+``DatasetDict.save_to_disk`` (``data/write.py``). The rows come out in file order whatever
+``--num-proc`` is. Bad files are skipped, counted by reason and logged; they never stop the run.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """Spooled window parts become ``prepare``'s dataset folder, without ``datasets``.
 
-``prepare``'s first pass leaves each split's windows in a spool file: ``marshal``'d lists of
-records ``(source, start_bar, ts, transpose, parts)``, one list per chunk of files. Once the
-density edges are known, ``spool_batches`` turns a stretch of a spool into Arrow record batches of
-final rows (in worker processes, stretch by stretch, so this scales with ``--num-proc`` too), and
-``write_split`` streams the batches, in spool order, into the folder layout of
-``DatasetDict.save_to_disk``: Arrow IPC stream shards ``data-0000i-of-0000n.arrow`` with the
-features in the schema metadata (as ``datasets`` writes them), ``dataset_info.json`` and
-``state.json``. ``datasets.load_from_disk`` reads it; importing ``datasets`` would cost more
-start-up time than a small corpus takes to encode.
+``prepare``'s first pass leaves each chunk of files' windows in spool files (one ``marshal``'d
+list of records ``(source, start_bar, ts, transpose, parts)`` per chunk and split). Once the
+density edges are known, ``write_shards`` turns a run of consecutive spool files into final rows
+and writes them as Arrow IPC stream shards (in a worker process, one run each, as
+``save_to_disk(num_proc=N)`` writes N shards), and ``finish_split`` names the shards
+``data-0000i-of-0000n.arrow`` beside ``dataset_info.json`` and ``state.json``: the layout of
+``DatasetDict.save_to_disk``, features in the schema metadata as ``datasets`` writes them.
+``datasets.load_from_disk`` reads it; importing ``datasets`` would cost more start-up time than
+a small corpus takes to encode.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The encoder for many scores at once: ``scores_to_parts`` (what ``mmmgen prepare`` runs).
 
-It gives exactly what ``score_to_windows`` + ``transpose``+ ``window_to_parts`` (encode.py, the
-readable reference; the tests compare the two) give, window by window, but computes it with numpy
+It gives exactly what ``score_to_windows``, ``prepare.transpose_window`` and ``window_to_parts``
+(encode.py: the readable reference; tests/text/test_batch.py compares the two) give, window by
+window, but computes it with numpy
 over all the notes of a batch of scores together. On a corpus of thousands of small files the
 reference spends its time in a Python loop per word (``track_to_bar_texts``) and in numpy calls
 on tiny arrays (per file, track and window); here one set of numpy calls handles the whole batch,
@@ -11,8 +12,10 @@ How: the notes of all scores are quantized together, each note is given to every
 in (windows are sorted by start and by end, so that is a range found by ``searchsorted``), copied
 once per transposition, and every word of every bar becomes an item with a sort key (track of a
 window, bar, then ``BAR_START`` < holds by pitch < note events by time, off before on, pitch <
-``BAR_END``). One ``argsort`` puts the items in text order; the ``TIME_DELTA`` words before each
-event are then inserted by ``np.repeat``.
+``BAR_END``), packed in one int64. One ``np.sort`` puts the items in text order; the
+``TIME_DELTA`` words before each event are then inserted by ``np.repeat``. Batches of about
+30,000 notes (``prepare.BATCH_NOTES``) keep the arrays in cache: 2.3-2.7x the reference's speed on
+chorales, multitrack files and real folders alike (measured with the load included).
 """
 
 from __future__ import annotations
