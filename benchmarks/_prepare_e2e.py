@@ -151,7 +151,7 @@ def markdown(e2e: dict, encoder_ratio: float | None, target: float) -> list[str]
             "",
             f"`--num-proc 2` / `--num-proc 1` wall time: best {two['wall_best'] / one_r['wall_best']:.2f}, "
             f"median {two['wall_median'] / one_r['wall_median']:.2f} (CPU time {two['cpu_best'] / one_r['cpu_best']:.2f}: "
-            "the workers' own start-up and the results crossing processes).",
+            "what a second process adds: its own start-up, and work split into more, smaller pieces).",
         ]
     return lines
 

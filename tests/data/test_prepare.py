@@ -76,8 +76,9 @@ def test_same_seed_same_split_and_num_proc_does_not_matter(midi_dir, prepared, t
     again = tmp_path / "again"
     prepare(midi_dir, again, PrepareConfig(genres=str(midi_dir / "genres.csv"), test_size=0.2, num_proc=1, bars=4))
     a, b = load_from_disk(str(out)), load_from_disk(str(again))
-    for split in ("train", "test"):
-        assert sorted(a[split]["text"]) == sorted(b[split]["text"])
+    for split in ("train", "test"):  # the same rows in the same order (file order), whatever --num-proc
+        assert a[split].to_list() == b[split].to_list()
+    assert len(list((out / "train").glob("data-*.arrow"))) == 2  # one shard per worker, as save_to_disk(num_proc=2)
 
 
 def test_test_size_zero_keeps_everything_in_train(midi_dir, tmp_path):
@@ -144,19 +145,19 @@ def test_written_layout_is_what_datasets_saves(midi_dir, prepared, tmp_path, mon
     rows, in any number of shards, and a split of many shards reads back in order."""
     from datasets import Dataset, Features, Value
 
-    from mmmgen.data import prepare as P
+    from mmmgen.data import write as W
 
     out, report = prepared
     ds = load_from_disk(str(out))
-    assert ds["train"].features == Features({name: Value(dtype) for name, dtype in P.FEATURES.items()})
+    assert ds["train"].features == Features({name: Value(dtype) for name, dtype in W.FEATURES.items()})
     assert {split: len(d) for split, d in ds.items()} == report["windows"]
     assert {split: sum(d["n_words"]) for split, d in ds.items()} == report["tokens"]
     assert dict(collections.Counter(ds["train"]["genre"])) == report["genres"]
     assert all(r["n_words"] == len(r["text"].split()) for r in ds["train"])
     # the same rows through datasets' own writer, and through many small shards of ours
     reference = Dataset.from_list(ds["train"].to_list(), features=ds["train"].features)
-    monkeypatch.setattr(P, "BATCH_ROWS", 3)
-    monkeypatch.setattr(P, "SHARD_BYTES", 2000)
+    monkeypatch.setattr(W, "BATCH_ROWS", 3)
+    monkeypatch.setattr(W, "SHARD_BYTES", 2000)
     sharded = tmp_path / "sharded"
     prepare(midi_dir, sharded, PrepareConfig(genres=str(midi_dir / "genres.csv"), test_size=0.2, num_proc=1, bars=4))
     again = load_from_disk(str(sharded))
@@ -175,3 +176,22 @@ def test_prepare_command_imports_no_heavy_libraries(midi_dir, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
     assert load_from_disk(str(tmp_path / "d"))["train"].num_rows > 0
+
+
+def test_a_file_that_breaks_the_batch_encoder_is_skipped_alone(tmp_path, monkeypatch):
+    """Files are encoded in batches; an encoding error is traced to its file, the others are kept."""
+    from mmmgen.data.prepare import encode_files
+    from mmmgen.text import batch
+
+    paths = [write(random_score(i, n_bars=9, tpq=[480, 123][i == 2]), tmp_path / f"{i}.mid") for i in range(5)]
+    real = batch.scores_to_parts
+
+    def fragile(scores, config, shifts):
+        if any(s.tpq == 123 for s in scores):
+            raise ValueError("boom")
+        return real(scores, config, shifts)
+
+    monkeypatch.setattr(batch, "scores_to_parts", fragile)
+    results = encode_files(paths, [p.name for p in paths], PrepareConfig().codec(), [(0,)] * 5)
+    assert [r.skipped for r in results] == [None, None, "encoding error (ValueError)", None, None]
+    assert all(r.windows for i, r in enumerate(results) if i != 2)

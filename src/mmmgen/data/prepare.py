@@ -1,23 +1,24 @@
 """A folder of MIDI files becomes a Hugging Face dataset of MMM window texts: ``prepare``.
 
-Two passes keep memory bounded for 100,000+ files: worker processes parse, window and encode
-each file (``encode_file``) and the results stream to a spool on disk (one per split, ``marshal``
-records); then the density edges are computed once over the training windows and the final texts
-stream, in Arrow record batches, straight into the folder layout of ``DatasetDict.save_to_disk``
-(``datasets.load_from_disk`` reads it; importing ``datasets`` here would cost more start-up time
-than a small corpus takes to encode). Bad files are skipped, counted by reason and logged; they
-never stop the run.
+Two passes keep memory bounded for 100,000+ files. First, worker processes take chunks of files
+(``CHUNK_FILES``, in file order), parse them and encode them together (``encode_files``, with
+``text.batch``), and spool each chunk's windows to disk (``marshal``, one file per chunk and
+split); only counts come back. Then the density edges are computed once over the training
+windows, and the workers turn runs of consecutive spool files into the final texts and write
+them as Arrow shards, one per worker, straight into the folder layout of
+``DatasetDict.save_to_disk`` (``data/write.py``). The rows come out in file order whatever
+``--num-proc`` is. Bad files are skipped, counted by reason and logged; they never stop the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import marshal
 import os
 import random
-import secrets
 import shutil
 import sys
 import tempfile
@@ -25,13 +26,16 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from mmmgen.config import CodecConfig, PrepareConfig
+from mmmgen.data import write as W
+from mmmgen.data.write import finish_split, write_shards
 from mmmgen.errors import MMMGenError
 from mmmgen.text import vocab as V
-from mmmgen.text.encode import TrackNotes, Window, parts_to_text, score_to_windows, window_to_parts
+from mmmgen.text.encode import TrackNotes, Window
 
 log = logging.getLogger(__name__)
 
@@ -53,27 +57,35 @@ class DatasetError(MMMGenError):
 
 def find_midi_files(midi_dir: str | Path) -> list[Path]:
     """Every MIDI file under ``midi_dir`` (recursive, any suffix case), sorted."""
+    return [Path(path) for path, _ in _midi_files(midi_dir)]
+
+
+def _midi_files(midi_dir: str | Path) -> list[tuple[str, str]]:
+    """``find_midi_files`` as strings, each beside its path relative to ``midi_dir`` (with ``/``):
+    no ``Path`` objects to build, sort and send to workers for every one of 100,000 files."""
     root = Path(midi_dir)
     if not root.is_dir():
         msg = f"MIDI folder not found: {root}"
         raise DatasetError(msg)
     found = []
     for folder, _, names in os.walk(root, followlinks=True):  # as rglob("*"): links followed
+        relative = os.path.relpath(folder, root)
+        prefix = "" if relative == os.curdir else relative.replace(os.sep, "/") + "/"
         for name in names:
             if os.path.splitext(name)[1].lower() in MIDI_SUFFIXES and os.path.isfile(path := os.path.join(folder, name)):
-                found.append(Path(path))
-    return sorted(found)
+                found.append((path, prefix + name))
+    found.sort(key=lambda f: os.path.normcase(f[0]).split(os.sep))  # the order of sorted Paths: by part
+    return found
 
 
 def load_score(path: str | Path):
     """Read a MIDI file with symusic; raises ``MidiLoadError`` for empty, corrupt or note-less files."""
     from symusic import Score
 
-    path = Path(path)
     try:
-        if path.stat().st_size == 0:
+        if os.stat(path).st_size == 0:
             raise MidiLoadError("empty file")
-        score = Score(str(path))
+        score = Score(os.fspath(path))
     except MidiLoadError:
         raise
     except Exception as exc:  # symusic raises RuntimeError/ValueError/IndexError on bad bytes
@@ -119,30 +131,57 @@ class FileResult:
     detail: str = ""
 
 
-def encode_file(path: Path, source: str, config: CodecConfig, transpositions: tuple[int, ...] = (0,)) -> FileResult:
-    """Parse, window and encode one file (runs in worker processes)."""
+BATCH_NOTES = 30_000  # notes (times windows and transpositions) encoded together: few numpy calls, arrays in cache
+
+
+def encode_files(paths: list[str | Path], sources: list[str], config: CodecConfig, transpositions: list[tuple[int, ...]]) -> list[FileResult]:
+    """Parse, window and encode files (in worker processes), several at once: ``text.batch``'s
+    ``scores_to_parts`` encodes batches of about ``BATCH_NOTES`` notes together."""
+    results = [FileResult(source) for source in sources]
+    loaded: list[tuple[int, object]] = []
+    for i, path in enumerate(paths):
+        try:
+            loaded.append((i, load_score(path)))
+        except MidiLoadError as exc:
+            results[i] = FileResult(sources[i], skipped=exc.reason, detail=str(exc))
+        except Exception as exc:  # e.g. the file vanished: keep the run alive, report it
+            results[i] = FileResult(sources[i], skipped=f"encoding error ({type(exc).__name__})", detail=str(exc))
+    copies = -(-config.bars // (config.hop or config.bars))  # windows a note can sound in
+    batch: list[tuple[int, object]] = []
+    size = 0
+    for n, (i, score) in enumerate(loaded):
+        batch.append((i, score))
+        size += score.note_num() * copies * len(transpositions[i])
+        if size >= BATCH_NOTES or n + 1 == len(loaded):
+            _encode_batch(batch, config, transpositions, results)
+            batch, size = [], 0
+    return results
+
+
+def _encode_batch(batch: list[tuple[int, object]], config: CodecConfig, transpositions: list[tuple[int, ...]], results: list[FileResult]) -> None:
+    from mmmgen.text.batch import scores_to_parts
+
     try:
-        score = load_score(path)
-        windows = score_to_windows(score, config)
-    except MidiLoadError as exc:
-        return FileResult(source, skipped=exc.reason, detail=str(exc))
-    except Exception as exc:  # a bug or an exotic file: keep the run alive, report it
-        return FileResult(source, skipped=f"encoding error ({type(exc).__name__})", detail=str(exc))
-    if not windows:
-        return FileResult(source, skipped="no window with enough notes")
-    out = []
-    for window in windows:
-        for shift in transpositions:
-            w = transpose_window(window, shift) if shift else window
-            if w.n_notes < max(config.min_notes, 1):
-                continue
-            parts = window_to_parts(w, config.grid)
-            out.append({"start_bar": w.start_bar, "ts": list(w.time_signature), "transpose": shift, "parts": parts})
-    return FileResult(source, out)
+        windows = scores_to_parts([score for _, score in batch], config, [transpositions[i] for i, _ in batch])
+    except Exception as exc:  # a bug or an exotic file: find which file, keep the run alive, report it
+        if len(batch) > 1:
+            for one in batch:
+                _encode_batch([one], config, transpositions, results)
+            return
+        i = batch[0][0]
+        results[i] = FileResult(results[i].source, skipped=f"encoding error ({type(exc).__name__})", detail=str(exc))
+        return
+    for (i, _), found in zip(batch, windows, strict=True):
+        if found:
+            results[i].windows = found
+        else:
+            results[i] = FileResult(results[i].source, skipped="no window with enough notes")
 
 
-def _encode_task(args) -> FileResult:
-    return encode_file(*args)
+def encode_file(path: str | Path, source: str, config: CodecConfig, transpositions: tuple[int, ...] = (0,)) -> FileResult:
+    """Parse, window and encode one file: its windows (one per transposition) as
+    ``{"start_bar", "ts", "transpose", "parts"}`` (see ``window_to_parts``), or why it was skipped."""
+    return encode_files([path], [source], config, [transpositions])[0]
 
 
 # --- --like MODEL: the codec settings of a trained model -----------------------------------------
@@ -219,23 +258,56 @@ def density_edges(counts: np.ndarray, levels: int) -> list[float]:
     return [float(x) for x in np.quantile(counts, qs)]
 
 
-def _iter_results(tasks: list, num_proc: int):
-    from tqdm.auto import tqdm
+CHUNK_FILES = 64  # files per worker task (fewer when that leaves a worker idle)
 
-    bar = tqdm(total=len(tasks), desc="encoding MIDI", unit="file", disable=None, file=sys.stderr)
-    if num_proc <= 1:
-        for task in tasks:
-            yield _encode_task(task)
-            bar.update()
-    else:
-        import multiprocessing as mp
 
-        ctx = mp.get_context("spawn" if sys.platform == "darwin" else "fork")
-        with ctx.Pool(num_proc, maxtasksperchild=500) as pool:
-            for result in pool.imap_unordered(_encode_task, tasks, chunksize=4):
-                yield result
-                bar.update()
-    bar.close()
+@dataclass
+class ChunkResult:
+    """What a worker reports for a chunk of files, whose windows it spooled (``marshal``'d records,
+    one file per split): the files skipped (source, reason, detail), how many were kept, the
+    windows spooled per split and the notes per track of the training windows (for the density
+    edges). The texts stay on disk: nothing large crosses processes."""
+
+    skipped: list[tuple[str, str, str]]
+    kept: int
+    rows: dict[bool, int]  # test? -> windows
+    counts: list[int]
+
+
+def _spool_files(work: Path, chunk: int) -> dict[bool, Path]:
+    return {test: work / f"{chunk:06d}-{'test' if test else 'train'}.spool" for test in (False, True)}
+
+
+def _encode_chunk(task) -> ChunkResult:
+    chunk, paths, sources, codec, shifts, tests, work = task
+    results = encode_files(paths, sources, codec, [(0,) if test else shifts for test in tests])
+    skipped, records, counts = [], {False: [], True: []}, []
+    for result, test in zip(results, tests, strict=True):
+        if result.skipped:
+            skipped.append((result.source, result.skipped, result.detail))
+            continue
+        for w in result.windows:
+            if not test:
+                counts.extend(n for _, n, _ in w["parts"])
+            records[test].append((result.source, w["start_bar"], w["ts"], w["transpose"], w["parts"]))
+    for test, path in _spool_files(work, chunk).items():
+        if records[test]:
+            with open(path, "wb") as f:
+                marshal.dump(records[test], f)
+    return ChunkResult(skipped, len(results) - len(skipped), {k: len(v) for k, v in records.items()}, counts)
+
+
+def _shards_task(job) -> tuple[list[Path], Counter]:
+    return write_shards(*job)
+
+
+def _worker_pool(num_proc: int, n_tasks: int):
+    """A pool of ``num_proc`` workers (forked where that is safe), or None to work in this process."""
+    if num_proc <= 1 or n_tasks <= 1:
+        return None
+    import multiprocessing as mp
+
+    return mp.get_context("spawn" if sys.platform == "darwin" else "fork").Pool(min(num_proc, n_tasks))
 
 
 def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | None = None) -> dict:
@@ -247,40 +319,52 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
     config = config or PrepareConfig()
     started = time.time()
     midi_dir, out_dir = Path(midi_dir), Path(out_dir)
-    files = find_midi_files(midi_dir)
+    found = _midi_files(midi_dir)
     if config.max_files:
-        files = files[: config.max_files]
+        found = found[: config.max_files]
+    files, sources = [path for path, _ in found], [source for _, source in found]
     if not files:
         msg = f"no MIDI files (.mid/.midi) under {midi_dir}"
         raise DatasetError(msg)
     labels = read_genres_csv(config.genres) if config.genres else {}
-    sources = [p.relative_to(midi_dir).as_posix() for p in files]
     test_sources = split_files(sources, config.test_size, config.seed)
     codec, like_edges, like = like_codec(config)
     shifts = tuple(range(-config.transpose, config.transpose + 1))
-    tasks = [(p, s, codec, (0,) if s in test_sources else shifts) for p, s in zip(files, sources, strict=True)]
-
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out_dir.parent))
+    size = max(1, min(CHUNK_FILES, -(-len(files) // (4 * config.num_proc))))  # >= 4 tasks per worker
+    tasks = [
+        (i // size, files[i : i + size], sources[i : i + size], codec, shifts, [s in test_sources for s in sources[i : i + size]], work)
+        for i in range(0, len(files), size)
+    ]
+    pool = None
     try:
+        pool = _worker_pool(config.num_proc, len(tasks))
+        imap = pool.imap if pool else map  # in task order: the dataset does not depend on --num-proc
         skipped, counts, kept = Counter(), [], 0
-        spools = {False: work / "train.spool", True: work / "test.spool"}
-        with open(spools[False], "wb") as train_spool, open(spools[True], "wb") as test_spool:
-            for result in _iter_results(tasks, config.num_proc):
-                if result.skipped:
-                    skipped[result.skipped] += 1
-                    log.warning("skipped %s: %s", result.source, result.detail or result.skipped)
-                    continue
-                kept += 1
-                is_test = result.source in test_sources
-                spool = test_spool if is_test else train_spool
-                for w in result.windows:
-                    if not is_test:
-                        counts.extend(n for _, n, _ in w["parts"])
-                    marshal.dump((result.source, w["start_bar"], w["ts"], w["transpose"], w["parts"]), spool)
+        chunks: list[tuple[int, dict[bool, int], list[str]]] = []  # chunk, windows per split, sources
+        with _progress(len(files)) as bar:
+            for task, chunk in zip(tasks, imap(_encode_chunk, tasks), strict=True):
+                for source, reason, detail in chunk.skipped:
+                    skipped[reason] += 1
+                    log.warning("skipped %s: %s", source, detail or reason)
+                kept += chunk.kept
+                counts.extend(chunk.counts)
+                chunks.append((task[0], chunk.rows, task[2]))
+                bar.update(len(task[1]))
         edges = like_edges if like else density_edges(np.asarray(counts), codec.density_levels)
         tmp_out = work / "dataset"
-        stats = _write_dataset(spools, labels, edges, tmp_out, config.infill_prob, config.seed)
+        stats = {}
+        for split, test in (("train", False), ("test", True)):  # the texts, in Arrow shards written by the workers
+            (tmp_out / split).mkdir(parents=True)
+            jobs = [(spools, tmp_out / split / f"shard-{j}", labels_of, edges, config.infill_prob, config.seed)
+                    for j, (spools, labels_of) in enumerate(_split_jobs(chunks, work, test, labels, config.num_proc))]  # fmt: skip
+            shards, stats[split] = [], Counter()
+            for written, counted in imap(_shards_task, jobs):
+                shards += written
+                stats[split].update(counted)
+            finish_split(tmp_out / split, shards, stats[split], split)
+        (tmp_out / "dataset_dict.json").write_text(json.dumps({"splits": list(stats)}))
         report = {
             "files_total": len(files),
             "files_kept": kept,
@@ -296,169 +380,43 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
             "seconds": round(time.time() - started, 2),
         }
         if like:
-            report["like"] = {**like, "new_words": _new_words(tmp_out, Path(like["path"]))}
+            report["like"] = {**like, "new_words": W.new_words(tmp_out, model_words(Path(like["path"])))}
         (tmp_out / REPORT_NAME).write_text(json.dumps(report, indent=2))
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp_out, out_dir)
     finally:
+        if pool:
+            pool.terminate()
         shutil.rmtree(work, ignore_errors=True)
     return report
 
 
-FEATURES = {  # column -> dtype (datasets' Value names, which are pyarrow's type names)
-    "text": "string",
-    "source": "string",
-    "start_bar": "int32",
-    "genre": "string",
-    "transpose": "int8",
-    "n_notes": "int32",
-    "n_words": "int32",
-    "infill": "bool",
-}
-BATCH_ROWS = 4096  # rows per Arrow record batch: bounded memory, few Python-to-Arrow calls
+def _progress(total: int):
+    """tqdm's bar on a terminal or in a notebook; elsewhere (a pipe, a log file: where tqdm would
+    not draw it either) a stand-in, which saves importing tqdm (about 0.05 s)."""
+    if not sys.stderr.isatty() and "IPython" not in sys.modules:
+        return contextlib.nullcontext(SimpleNamespace(update=lambda n=1: None))
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="encoding MIDI", unit="file", disable=None, file=sys.stderr)
 
 
-def _read_spool(path: Path):
-    with open(path, "rb") as f:
-        while True:
-            try:
-                yield marshal.load(f)
-            except EOFError:
-                return
-
-
-def _spool_rows(path: Path, labels: dict[str, str], edges: list[float], infill_prob: float, seed: int):
-    """Final dataset rows of one split's spool, in spool order (a bar-fill variant after its window)."""
-    from mmmgen.text.fill import random_fill
-
-    for source, start_bar, ts, transpose, parts in _read_spool(path):
-        genre = labels.get(source, V.OTHER_GENRE)
-        text = parts_to_text(tuple(ts), genre, parts, edges)
-        row = (text, source, start_bar, genre, transpose, sum(n for _, n, _ in parts), text.count(" ") + 1, False)
-        yield row
-        if not infill_prob:
-            continue
-        rng = random.Random(f"{seed}:{source}:{start_bar}:{transpose}")  # stable per window
-        if rng.random() < infill_prob:
-            masked = random_fill(text, rng)  # a new string: the plain row above is untouched
-            yield (masked, *row[1:6], masked.count(" ") + 1, True)
-
-
-BATCH_TEXT = 2**28  # and at most this many characters of text per batch (int32 string offsets)
-SHARD_BYTES = 500e6  # a new Arrow shard past this size, as save_to_disk's default
-
-
-def _arrow_array(values, type_):
-    """A pyarrow array of Python strings, ints or bools, built from its buffers: ``pa.array``
-    would import pandas (half a second) to ask whether the values are pandas objects."""
-    import pyarrow as pa
-
-    n = len(values)
-    if pa.types.is_string(type_):
-        encoded = [v.encode() for v in values]
-        offsets = np.zeros(n + 1, np.int32)
-        np.cumsum([len(e) for e in encoded], out=offsets[1:])
-        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
-    elif pa.types.is_boolean(type_):
-        buffers = [None, pa.py_buffer(np.packbits(np.asarray(values, bool), bitorder="little"))]
-    else:
-        buffers = [None, pa.py_buffer(np.asarray(values, type_.to_pandas_dtype()))]
-    array = pa.Array.from_buffers(type_, n, buffers)
-    array.validate()
-    return array
-
-
-def _write_split(rows, split_dir: Path, split: str) -> dict:
-    """Stream rows into ``split_dir`` as ``save_to_disk`` lays out one split: Arrow IPC stream
-    shards ``data-0000i-of-0000n.arrow`` (with the features in the schema metadata, as ``datasets``
-    writes them), ``dataset_info.json`` and ``state.json``. Returns the split's counts for the report."""
-    import pyarrow as pa
-
-    features = {name: {"dtype": dtype, "_type": "Value"} for name, dtype in FEATURES.items()}
-    meta = {"huggingface": json.dumps({"info": {"features": features}})}
-    schema = pa.schema([(name, pa.type_for_alias(dtype)) for name, dtype in FEATURES.items()], metadata=meta)
-    stats = {"windows": 0, "tokens": 0, "infill": 0, "genres": Counter(), "bytes": 0}
-    split_dir.mkdir(parents=True)
-    shards: list[Path] = []
-    state = {"writer": None, "sink": None, "bytes": 0}
-
-    def write(batch: list[tuple]) -> None:
-        if state["writer"] is None or state["bytes"] >= SHARD_BYTES:  # >= 1 shard: an empty split stays loadable
-            close()
-            shards.append(split_dir / f"shard-{len(shards)}.arrow")
-            state["sink"] = pa.OSFile(str(shards[-1]), "wb")
-            state["writer"], state["bytes"] = pa.ipc.new_stream(state["sink"], schema), 0
-        columns = list(zip(*batch, strict=True)) if batch else [[] for _ in FEATURES]
-        record = pa.RecordBatch.from_arrays([_arrow_array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
-        state["writer"].write_batch(record)
-        state["bytes"] += record.nbytes
-        stats["bytes"] += record.nbytes
-        stats["windows"] += len(batch)
-        stats["tokens"] += sum(columns[6])
-        stats["infill"] += sum(columns[7])
-        stats["genres"].update(columns[3])
-
-    def close() -> None:
-        if state["writer"] is not None:
-            state["writer"].close()
-            state["sink"].close()
-
-    batch: list[tuple] = []
-    text_bytes = 0
-    for row in rows:
-        batch.append(row)
-        text_bytes += len(row[0])
-        if len(batch) >= BATCH_ROWS or text_bytes >= BATCH_TEXT:
-            write(batch)
-            batch, text_bytes = [], 0
-    if batch or not shards:
-        write(batch)
-    close()
-    names = [f"data-{i:05d}-of-{len(shards):05d}.arrow" for i in range(len(shards))]
-    for shard, name in zip(shards, names, strict=True):
-        shard.rename(split_dir / name)
-    info = {
-        "citation": "", "description": "", "homepage": "", "license": "", "features": features,
-        "splits": {split: {"name": split, "num_bytes": stats["bytes"], "num_examples": stats["windows"]}},
-    }  # fmt: skip
-    state_json = {
-        "_data_files": [{"filename": name} for name in names],
-        "_fingerprint": secrets.token_hex(8),  # random, as datasets does for data it cannot hash
-        "_format_columns": None,
-        "_format_kwargs": {},
-        "_format_type": None,
-        "_output_all_columns": False,
-        "_split": split,
-    }
-    (split_dir / "dataset_info.json").write_text(json.dumps(info, indent=2))
-    (split_dir / "state.json").write_text(json.dumps(state_json, indent=2))
-    return stats
-
-
-def _write_dataset(spools: dict[bool, Path], labels: dict[str, str], edges: list[float], out: Path, infill_prob: float = 0.0, seed: int = 0) -> dict:
-    """The ``train``/``test`` ``DatasetDict`` folder at ``out``; per-split counts for the report."""
-    stats = {}
-    for split, test in (("train", False), ("test", True)):
-        stats[split] = _write_split(_spool_rows(spools[test], labels, edges, infill_prob, seed), out / split, split)
-    (out / "dataset_dict.json").write_text(json.dumps({"splits": list(stats)}))
-    return stats
-
-
-def _new_words(dataset_dir: Path, model_dir: Path) -> list[str]:
-    """Words of the dataset written at ``dataset_dir`` that the model of ``--like`` does not know
-    (``train --init-from`` adds them); read from its Arrow files, without ``datasets``."""
-    import pyarrow as pa
-
-    known = model_words(model_dir)
-    if not known:
-        return []
-    words = set()
-    for shard in sorted(dataset_dir.glob("*/data-*.arrow")):
-        with pa.memory_map(str(shard)) as source:
-            for text in pa.ipc.open_stream(source).read_all().column("text").to_pylist():
-                words.update(text.split())
-    return sorted(words - known)
+def _split_jobs(chunks: list, work: Path, test: bool, labels: dict[str, str], num_proc: int) -> list[tuple[list[Path], dict]]:
+    """A split's spool files cut into ``num_proc`` runs of consecutive chunks with about as many
+    windows each (one Arrow shard per run, as ``save_to_disk(num_proc=...)`` writes), each with
+    the genre labels of its files: ``(spool files, labels)``."""
+    full = [(chunk, rows[test], sources) for chunk, rows, sources in chunks if rows[test]]
+    total = sum(rows for _, rows, _ in full)
+    n_jobs = max(1, min(num_proc, len(full)))
+    jobs: list[tuple[list[Path], dict]] = [([], {}) for _ in range(n_jobs)]
+    done = 0
+    for chunk, rows, sources in full:
+        spools, labels_of = jobs[min(n_jobs - 1, done * n_jobs // total)]
+        spools.append(_spool_files(work, chunk)[test])
+        labels_of.update((s, labels[s]) for s in sources if s in labels)
+        done += rows
+    return jobs
 
 
 def load_report(dataset_dir: str | Path) -> dict:

@@ -82,9 +82,10 @@ def quantize_notes(notes: dict[str, np.ndarray], tpq: int, grid: int) -> np.ndar
     return _quantize_tracks([notes], tpq, grid)[:, 1:]
 
 
-def _quantize_tracks(tracks: list[dict[str, np.ndarray]], tpq: int, grid: int) -> np.ndarray:
+def _quantize_tracks(tracks: list[dict[str, np.ndarray]], tpq: int | np.ndarray, grid: int) -> np.ndarray:
     """``quantize_notes`` of several tracks at once: an (n, 5) int64 array ``track, pitch, start,
-    end, velocity`` sorted by track, start, pitch (one set of numpy calls for the whole score)."""
+    end, velocity`` sorted by track, start, pitch (one set of numpy calls for the whole score, or
+    for many scores: ``tpq`` then gives each note's ticks per quarter)."""
     sizes = [len(notes["time"]) for notes in tracks]
     arr = np.empty((sum(sizes), 5), np.int64)
     if len(arr) == 0:
@@ -97,7 +98,7 @@ def _quantize_tracks(tracks: list[dict[str, np.ndarray]], tpq: int, grid: int) -
     arr[:, 3] = np.rint((time + duration) * grid / tpq)
     np.maximum(arr[:, 3], arr[:, 2] + 1, out=arr[:, 3])
     arr[:, 4] = np.concatenate([notes["velocity"] for notes in tracks]) if len(tracks) > 1 else tracks[0]["velocity"]
-    arr = arr[np.lexsort((-arr[:, 3], arr[:, 2], arr[:, 1], arr[:, 0]))]  # by track, pitch, start, longest first
+    arr = arr[_sort_order(arr[:, 0], arr[:, 1], arr[:, 2], -arr[:, 3])]  # by track, pitch, start, longest first
     same_pitch_next = (arr[1:, 1] == arr[:-1, 1]) & (arr[1:, 0] == arr[:-1, 0])
     duplicate = same_pitch_next & (arr[1:, 2] == arr[:-1, 2])  # duplicate onset: keep the longest
     if duplicate.any():
@@ -106,7 +107,22 @@ def _quantize_tracks(tracks: list[dict[str, np.ndarray]], tpq: int, grid: int) -
     overlap = same_pitch_next & (arr[1:, 2] < arr[:-1, 3])
     if overlap.any():
         arr[:-1, 3] = np.where(overlap, arr[1:, 2], arr[:-1, 3])
-    return arr[np.lexsort((arr[:, 1], arr[:, 2], arr[:, 0]))]
+    return arr[_sort_order(arr[:, 0], arr[:, 2], arr[:, 1])]
+
+
+def _sort_order(*keys: np.ndarray) -> np.ndarray:
+    """``np.lexsort`` of ``keys`` given most significant first (the same stable order), as one
+    ``argsort`` of a single int64 key when the keys fit in one: several times faster."""
+    packed = np.zeros(len(keys[0]), np.int64)
+    room = 1
+    for key in keys:
+        low, span = int(key.min()), int(key.max()) - int(key.min()) + 1
+        room *= span
+        if room >= 2**62:
+            return np.lexsort(keys[::-1])
+        packed *= span
+        packed += key - low
+    return np.argsort(packed, kind="stable")
 
 
 def meter_segments(score, grid: int, end_tick: int | None = None) -> list[tuple[int, int, tuple[int, int]]]:
