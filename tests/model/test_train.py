@@ -484,8 +484,9 @@ def test_max_minutes_stops_training_on_the_clock(tiny_dataset, tiny_tokenizer, t
     with one_thread():
         run = train(cfg, callbacks=[Rates()])
     metrics = json.loads((run / "metrics.json").read_text())
-    assert 1 <= metrics["steps"] < 100_000 and time.time() - start < 60
-    assert 9 <= metrics["train_runtime_total"] <= 40
+    # stopped by the 9-second clock, not by max_steps (bounds generous: a loaded 2-core machine runs slow steps)
+    assert 1 <= metrics["steps"] < 100_000 and time.time() - start < 120
+    assert 9 <= metrics["train_runtime_total"] <= 60
     peak = int(np.argmax(rates))  # warmup to the peak rate, then decay towards 0 by the end of the budget
     assert 0 < peak < len(rates) - 1 and rates[peak] <= cfg.learning_rate
     assert rates[0] < 0.9 * rates[peak] and rates[-1] < 0.2 * rates[peak]
