@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -56,3 +57,16 @@ def environment(packages: tuple[str, ...], **hardware) -> dict:
         "git_commit": git("rev-parse", "--short", "HEAD"),
         "src_modified_tracked_files": dirty.splitlines() if dirty else [],
     }
+
+
+def merge_run(json_path: Path, label: str, run: dict, render, *, key: str | None = None, indent: int = 1) -> dict:
+    """Store ``run`` under ``label`` in the results file ``json_path`` (other labels' runs kept) and write
+    ``render(runs)`` beside it as ``.md``; returns all the runs. ``key``: the runs sit under that key of the file.
+    """
+    json_path = Path(json_path)
+    old = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    runs = (old.get(key, {}) if key else old) | {label: run}
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps({key: runs} if key else runs, indent=indent, default=str) + "\n")
+    json_path.with_suffix(".md").write_text(render(runs))
+    return runs

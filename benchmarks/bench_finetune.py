@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _env import ROOT, environment
+from _env import ROOT, environment, merge_run
 
 RESULTS = ROOT / "benchmarks" / "results"
 KINDS = ("finetune", "scratch", "shipped")
@@ -222,12 +222,7 @@ def main() -> None:
         "results": results,
         "seconds": round(time.time() - started, 1),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "finetune.json"
-    old = json.loads(path.read_text()) if path.is_file() else {}
-    old[args.label] = record
-    path.write_text(json.dumps(old, indent=2) + "\n")
-    (RESULTS / "finetune.md").write_text(markdown(old))
+    merge_run(RESULTS / "finetune.json", args.label, record, markdown, indent=2)
     print(markdown({args.label: record}))
 
 

@@ -411,12 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_save:
         print(json.dumps(run, indent=2))
         return 0
-    args.results_dir.mkdir(parents=True, exist_ok=True)
     path = args.results_dir / "generate.json"
-    runs = json.loads(path.read_text()) if path.is_file() else {}
-    runs[label] = run
-    path.write_text(json.dumps(runs, indent=2))
-    (args.results_dir / "generate.md").write_text(render_markdown(runs))
+    _env.merge_run(path, label, run, render_markdown, indent=2)
     print(f"results: {path} and {path.with_suffix('.md')} (run '{label}', {run['seconds']:.0f} s)", file=sys.stderr)
     return 0
 

@@ -283,17 +283,10 @@ def main(argv=None) -> int:
            "args": {k: v for k, v in vars(args).items() if k not in ("results_dir", "no_save", "label")},
            "model": Path(run_dir).name, "window": generator.window, "context": generator.context,
            "seconds": time.perf_counter() - t0, "speed": speed_result, "coherence": coherence_result}
-    runs = {}
-    path = args.results_dir / "long.json"
-    if path.is_file():
-        runs = json.loads(path.read_text())
-    runs[args.label] = run
-    text = render_markdown({args.label: run})
-    print(text)
+    print(render_markdown({args.label: run}))
     if not args.no_save:
-        args.results_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(runs, indent=1, default=str) + "\n")
-        (args.results_dir / "long.md").write_text(render_markdown(runs))
+        path = args.results_dir / "long.json"
+        _env.merge_run(path, args.label, run, render_markdown)
         print(f"results: {path} and {path.with_suffix('.md')}", file=sys.stderr)
     return 0
 

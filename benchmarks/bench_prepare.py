@@ -616,12 +616,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_save:
         print(json.dumps(run, indent=2))
         return 0
-    args.results_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = args.results_dir / "prepare.json", args.results_dir / "prepare.md"
-    runs = json.loads(json_path.read_text()).get("runs", {}) if json_path.is_file() else {}
-    runs[label] = run
-    json_path.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
-    md_path.write_text(render_markdown(runs))
+    _env.merge_run(json_path, label, run, render_markdown, key="runs", indent=2)
     print(f"wrote {md_path} and {json_path}", file=sys.stderr)
     return 0
 

@@ -21,7 +21,6 @@ Results are merged, keyed by label, into ``benchmarks/results/takes.json`` and r
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -57,43 +56,32 @@ class PassTimer:
     """
 
     def __init__(self) -> None:
-        from mmmgen.generate import batch, lean
+        from mmmgen.generate import batch, engine, lean
 
         self.seconds, self.steps, self.by_rows = 0.0, 0, {}
-        timer = self
-
-        read = batch._LeanRows.read
+        read, step = batch._LeanRows.read, lean._lean_step
 
         def timed_read(stepper, feeds):
-            live = sum(f is not None for f in feeds)
             t0 = time.perf_counter()
             out = read(stepper, feeds)
-            dt = time.perf_counter() - t0
-            timer.seconds += dt
-            timer.steps += 1
-            n, s = timer.by_rows.get(live, (0, 0.0))
-            timer.by_rows[live] = (n + 1, s + dt)
+            self._add(sum(f is not None for f in feeds), time.perf_counter() - t0)
             return out
-
-        step = lean._lean_step
 
         def timed_step(*a, **k):
             t0 = time.perf_counter()
             out = step(*a, **k)
-            dt = time.perf_counter() - t0
-            timer.seconds += dt
-            timer.steps += 1
-            n, s = timer.by_rows.get(1, (0, 0.0))
-            timer.by_rows[1] = (n + 1, s + dt)
+            self._add(1, time.perf_counter() - t0)
             return out
 
         batch._LeanRows.read = timed_read
-        lean._lean_step = timed_step
-        batch._lean_step = timed_step  # the prompt read of a batch goes through it too
-        from mmmgen.generate import engine
+        # the one-row step, where each module calls it (the prompt read of a batch included)
+        lean._lean_step = batch._lean_step = engine._lean_step = timed_step
 
-        if hasattr(engine, "_lean_step"):
-            engine._lean_step = timed_step
+    def _add(self, live: int, seconds: float) -> None:
+        self.seconds += seconds
+        self.steps += 1
+        n, s = self.by_rows.get(live, (0, 0.0))
+        self.by_rows[live] = (n + 1, s + seconds)
 
     def take(self) -> dict:
         out = {"pass_s": self.seconds, "passes": self.steps,
@@ -305,12 +293,7 @@ def main(argv=None) -> int:
         "load_avg_end": [round(x, 2) for x in os.getloadavg()],
         "note": args.note,
     }
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / "takes.json"
-    runs = json.loads(path.read_text()) if path.exists() else {}
-    runs[args.label] = run
-    path.write_text(json.dumps(runs, indent=1) + "\n")
-    (RESULTS_DIR / "takes.md").write_text(render_markdown(runs))
+    _env.merge_run(RESULTS_DIR / "takes.json", args.label, run, render_markdown)
     print(render_markdown({args.label: run}))
     return 0
 
