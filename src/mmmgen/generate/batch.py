@@ -33,7 +33,13 @@ from mmmgen.generate.lean import (
     _LeanCache,
     _one_cpu_thread,
 )
-from mmmgen.generate.sampling import ContextFull, _check_stop, _draw_rows, _report_progress, _stop_event
+from mmmgen.generate.sampling import (
+    ContextFull,
+    _check_stop,
+    _draw_rows,
+    _report_progress,
+    _stop_event,
+)
 from mmmgen.text import vocab as V
 
 _READ_AT_ONCE = 4  # pending words longer than this are read as one chunk (padded, masked) instead of a word a step

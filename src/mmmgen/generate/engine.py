@@ -21,7 +21,15 @@ from mmmgen.generate.lean import (
     _LeanCache,
     _one_cpu_thread,
 )
-from mmmgen.generate.sampling import ContextFull, GenerationError, Sampling, _check_stop, _draw, _report_progress, _stop_event
+from mmmgen.generate.sampling import (
+    ContextFull,
+    GenerationError,
+    Sampling,
+    _check_stop,
+    _draw,
+    _report_progress,
+    _stop_event,
+)
 from mmmgen.text import vocab as V
 
 _CHUNK = 3  # most words ``_lean_step(per_word=True)`` reads at once (MKL's addmm rows match one-row calls up to 3 here)

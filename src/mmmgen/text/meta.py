@@ -65,11 +65,11 @@ def score_meta(score, sources: Sequence[int], start_tick: int = 0, end_tick: int
         time = int(tempo.time)
         if end_tick is not None and time >= end_tick:
             break
-        at = max(time - start_tick, 0) / tpq
+        at, qpm = max(time - start_tick, 0) / tpq, round(float(tempo.qpm), 2)  # a file holds whole us per quarter: 175.00007 is 175
         if tempos and tempos[-1][0] == at:
-            tempos[-1] = (at, float(tempo.qpm))  # the last change before (or at) the start sounds there
+            tempos[-1] = (at, qpm)  # the last change before (or at) the start sounds there
         else:
-            tempos.append((at, float(tempo.qpm)))
+            tempos.append((at, qpm))
     tracks = []
     for index in sources:
         track = score.tracks[index]
