@@ -116,7 +116,7 @@ def test_real_songs_keep_tempo_meter_names_programs_and_kits(path):
     want = [(t.time / original.tpq, round(t.qpm, 2)) for t in original.tempos if t.time / original.tpq < end] or [(0.0, 120.0)]
     got = facts(back)[0]
     assert [q for _, q in got] == [q for _, q in want]
-    assert [t for t, _ in got] == pytest.approx([t for t, _ in want], abs=0.5 / back.tpq)  # to the nearest tick of the output
+    assert [t for t, _ in got] == pytest.approx([t for t, _ in want], abs=1 / back.tpq)  # to a tick of the output
     assert (back.time_signatures[0].numerator, back.time_signatures[0].denominator) == song.time_signature
     if original.time_signatures:
         assert song.time_signature == (original.time_signatures[0].numerator, original.time_signatures[0].denominator)
