@@ -339,7 +339,7 @@ def bars_progress(total: int):
         return
     from tqdm.auto import tqdm
 
-    with tqdm(total=total, desc="writing", unit="bar", file=sys.stderr, leave=False) as bar, on_progress(bar.update):
+    with tqdm(total=total, desc="writing", unit="bar", file=sys.stderr, leave=False, mininterval=0, miniters=1) as bar, on_progress(bar.update):
         yield
 
 
