@@ -284,7 +284,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
     for fn in (guarded_fill, guarded_extend, stop_running):
         fn.__annotations__ = {"request": gr.Request}
 
-    def upload(song, file, tempo, drum_kit="Standard", session=None):
+    def upload(song, file, tempo, drum_kit="Standard", session=None):  # tempo, drum_kit: the file's own are used
         session = kept(session)
         try:
             new, note = song_from_upload(file, settings)  # its own tempo and kit (the page follows: song_widgets)
