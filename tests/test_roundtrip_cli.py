@@ -94,6 +94,17 @@ def test_an_unknown_genre_is_an_error_that_lists_the_models(debug_run, tmp_path,
     assert "unknown genre 'Jazz'" in err and "POP" in err and "ROCK" in err
 
 
+def test_generating_an_unknown_genre_is_a_named_error(generator):
+    from mmmgen.generate.sampling import GenerationError, Sampling
+    from mmmgen.generate.song import generate_song
+
+    for make in (lambda: generator.start("Jazz", n_bars=1), lambda: generate_song(generator, 1, "jazz", n_bars=1),
+                 lambda: generate_song(generator, 1, "Jazz", n_bars=1, takes=2)):
+        with pytest.raises(GenerationError, match=r"unknown genre '[Jj]azz': this model knows (OTHER, )?POP, ROCK"):
+            make()
+    assert generator.start("Rock", n_bars=1, sampling=Sampling(seed=1)).genre == "ROCK"  # any spelling of a known genre
+
+
 def test_model_paths_are_named_as_given_and_default_is_the_shipped_model(debug_run, tmp_path, capsys):
     from mmmgen.model.run import default_model_dir, find_run
 
@@ -107,6 +118,9 @@ def test_model_paths_are_named_as_given_and_default_is_the_shipped_model(debug_r
     if default_model_dir() is None:
         pytest.skip("no shipped model in this checkout")
     assert find_run("default") == default_model_dir()
+    from mmmgen.model.evaluate import _load_model
+
+    assert _load_model("default")[0] == default_model_dir()  # evaluate --model default
     out = tmp_path / "shipped"
     assert main(["generate", "--model", "default", "--tracks", "1", "--bars", "1", "--format", "txt", "--out", str(out), "--seed", "1"]) == 0
     assert text_to_piece((out / "piece.txt").read_text(), strict=True).n_bars == 1
