@@ -13,12 +13,10 @@ it (``prompt_song``, every bar up to 256) and compared with the file over the ba
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _env import ROOT, environment, merge_run  # noqa: E402
+from _env import ROOT, environment, merge_run
 
 SHARED = ROOT.parent / "shared"
 FOLDERS = (SHARED / "midi-dev" / "multitrack", SHARED / "corpora" / "lmd-beatles")

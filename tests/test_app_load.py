@@ -9,7 +9,15 @@ from symusic import Score, Tempo
 from synth import make_score, write
 from tiny import untrained_model
 
-from mmmgen.app import SONG_KIT, AppSettings, build_app, kit_program, load_song, song_from_upload, song_widgets
+from mmmgen.app import (
+    SONG_KIT,
+    AppSettings,
+    build_app,
+    kit_program,
+    load_song,
+    song_from_upload,
+    song_widgets,
+)
 from mmmgen.app_session import SongRenderer
 from mmmgen.cli import main
 from mmmgen.generate.song import Generator
