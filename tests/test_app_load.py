@@ -68,6 +68,8 @@ def test_load_opens_every_new_page_with_the_piece(tmp_path):
     assert song.tempo == 90 and tokens == song.text and V.TRACK_START in tokens
     assert Score(midi_out).tracks[0].name == "Melody" and audio and roll
     assert instruments.splitlines()[0].startswith("1.")
+    plain = build_app(Generator(*untrained_model()), AppSettings(bars=2))  # without --load: an empty page, as before
+    assert not [f for f in plain.fns.values() if any(event == "load" for _, event in f.targets)]
 
 
 def test_app_load_of_a_missing_piece_fails_before_serving(tmp_path, capsys):

@@ -303,9 +303,8 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
             return warn(None, session, "upload failed")
 
     def opening(session):
-        """A new page starts with the ``--load`` piece (or empty)."""
-        session = kept(session)
-        return respond(opening_song, session) if opening_song is not None else respond(None, session)
+        """A new page starts with the ``--load`` piece."""
+        return respond(opening_song, kept(session))
 
     def undo(song, session, redo: bool = False):
         session = kept(session)
@@ -410,7 +409,8 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
         events.append(b_extend.click(guarded_extend, [*controls, new_bars, *extra], outputs, api_name="extend", concurrency_id="model"))
         events.append(upload_box.upload(upload, [song_state, upload_box, tempo, drum_kit, session_state], outputs, api_name="upload", concurrency_id="model"))
         events[-1].then(song_widgets, [song_state], [tempo, drum_kit], api_visibility="private")
-        demo.load(opening, [session_state], outputs, api_visibility="private").then(song_widgets, [song_state], [tempo, drum_kit], api_visibility="private")
+        if opening_song is not None:
+            demo.load(opening, [session_state], outputs, api_visibility="private").then(song_widgets, [song_state], [tempo, drum_kit], api_visibility="private")
         events.append(b_undo.click(undo, [song_state, session_state], outputs, api_name="undo", concurrency_id="model"))
         events.append(b_redo.click(redo, [song_state, session_state], outputs, api_name="redo", concurrency_id="model"))
         events.append(b_keep.click(keep_take, [song_state, take_choice, session_state], outputs, api_name="keep_take", concurrency_id="model"))
