@@ -1,6 +1,7 @@
 """Music is generated here, one instrument (track) at a time, always valid.
 
-A ``Song`` is a value: its meter, genre, bar count, tempo and the MMM text of each track. The
+A ``Song`` is a value: its meter, genre, bar count, tempo and the MMM text of each track (and, read from
+a MIDI file, what the file says beyond the text: ``meta``, ``text/meta.py``). The
 ``Generator`` holds the model and tokenizer (loaded once, passed in) and turns a song into a new
 song: ``start``, ``add_track``, ``regenerate_last``, ``remove_last``, ``change_tempo``, ``infill``,
 ``extend``; with ``takes=N`` each writes N takes as one batch (``batch.py``). Songs of any length (up to ``MAX_BARS``) are written window by window (``window.py``). Every
