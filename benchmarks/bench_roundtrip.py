@@ -24,13 +24,39 @@ RESULTS = ROOT / "benchmarks" / "results" / "roundtrip.json"
 FACTS = ("tempo_map", "meter", "names", "programs", "drum_kits")
 
 
+def song_start(original, grid: int = 12) -> float:
+    """Quarters from the file's start to where ``prompt_song`` starts the song: the first stretch of one
+    spellable meter in which a note sounds."""
+    from mmmgen.text import vocab as V
+    from mmmgen.text.encode import meter_segments
+    from mmmgen.text.vocab import bar_steps
+
+    for start, n_bars, meter in meter_segments(original, grid):
+        if V.parse_time_signature(f"{meter[0]}_{meter[1]}") is None:
+            continue
+        a, b = start * original.tpq / grid, (start + n_bars * bar_steps(meter, grid)) * original.tpq / grid
+        for track in original.tracks:
+            notes = track.notes.numpy()
+            if len(notes["time"]) and ((notes["time"] < b) & (notes["time"] + notes["duration"] > a)).any():
+                return start / grid
+    return 0.0
+
+
 def kept_facts(original, out, song) -> dict[str, bool]:
-    """Which of the file's facts the written score ``out`` keeps, over the bars of ``song`` (from the file's start)."""
-    meter = song.time_signature
-    end = song.n_bars * meter[0] * 4 / meter[1]  # quarters
-    want = [(t.time / original.tpq, round(t.qpm, 2)) for t in original.tempos if t.time / original.tpq < end] or [(0.0, 120.0)]
+    """Which of the file's facts the written score ``out`` keeps, over the bars of ``song``."""
+    meter, tpq = song.time_signature, original.tpq
+    start = song_start(original)
+    end = start + song.n_bars * meter[0] * 4 / meter[1]  # quarters
+    by_time = {t.time / tpq: round(t.qpm, 2) for t in sorted(original.tempos, key=lambda t: t.time)}  # the last of one instant sounds
+    before = [qpm for at, qpm in by_time.items() if at <= start]
+    want = ([(0.0, before[-1])] if before else []) + [(at - start, qpm) for at, qpm in by_time.items() if start < at < end]
+    want = want or [(0.0, 120.0)]
     got = [(t.time / out.tpq, round(t.qpm, 2)) for t in out.tempos]
-    sources = [t for t in original.tracks if len(t.notes)]
+    sources = []  # the tracks with notes in the kept bars
+    for track in original.tracks:
+        notes = track.notes.numpy()
+        if len(notes["time"]) and ((notes["time"] < end * tpq) & (notes["time"] + notes["duration"] > start * tpq)).any():
+            sources.append(track)
     pairs = list(zip(sources, out.tracks, strict=False)) if len(sources) == len(out.tracks) else []
     return {
         "tempo_map": len(got) == len(want) and all(abs(a - c) <= 1 / out.tpq and b == d for (a, b), (c, d) in zip(got, want, strict=True)),
