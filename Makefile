@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml Makefile scripts/setup-system.sh
 
 demo: setup              ## a piece from the shipped default model (out/demo), then the web app on it
 	$(MMMGEN) generate --out out/demo --tracks 4 --bars 32 --seed 1
-	$(MMMGEN) app
+	$(MMMGEN) app --load out/demo/piece.txt
 
 model: setup             ## reproduce the shipped default model: all collections, ~$(MODEL_MINUTES) min of training on 2 CPU cores
 	$(MMMGEN) corpus $(DATA)/corpus --collections all --sample $(MODEL_SAMPLE)

@@ -45,6 +45,8 @@ MAX_LENGTH_BARS = 128  # the length control's maximum (Continue makes a song lon
 MAX_UPLOAD_BARS = MAX_BARS  # an upload keeps this many bars at most (a message says when it is cut)
 NO_SCALE = "off"
 UPLOAD_KEY = "Key of the uploaded MIDI"
+SONG_KIT = "As in the song (an uploaded file's)"  # drum kit choice: the kit the song came with
+TEMPO_RANGE = (20, 300)  # BPM of the tempo slider
 SESSION_TTL_S = 3600  # a session's state (history, takes, render folders) lives this long after its last action
 
 
@@ -61,6 +63,7 @@ class AppSettings:
     queue_size: int = 16  # waiting requests beyond this are turned away with a message
     keep_renders_s: float = 900.0  # rendered files older than this are deleted
     cache_minutes: float = 10.0  # gradio's copies of the outputs older than this are deleted
+    load: str | None = None  # a piece (MMM text or MIDI) every new page starts with (``mmmgen app --load``)
 
 
 def fresh_seed() -> int:
@@ -142,6 +145,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
     genres = settings.genres or generator.genres
     meters = meter_choices(generator)
     running: dict[str, threading.Event] = {}  # session -> the stop event of its running generation (Stop sets it)
+    opening_song = load_song(settings.load, settings) if settings.load else None
 
     def respond(song: Song | None, session: Session):
         prune_gradio_cache(demo, cache_policy(settings)[1])
@@ -204,7 +208,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
             c["controls"] = make_controls(scale, low, high, session)
             c["meter"] = V.parse_time_signature(str(meter or "4/4")) or (4, 4)
             c["takes"] = min(int(takes), MAX_APP_TAKES) if takes not in (None, "") and int(takes) > 1 else None
-            session.kit = DRUM_KITS.get(kit, 0)
+            session.kit = kit_program(kit)
             result = action(song, c, float(tempo), int(bars), *fill)
             sampled = action not in (remove_last, change_tempo)
             return finish(session, song, result, c["sampling"].seed if sampled else None)
@@ -280,23 +284,27 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
     for fn in (guarded_fill, guarded_extend, stop_running):
         fn.__annotations__ = {"request": gr.Request}
 
-    def upload(song, file, tempo, drum_kit="Standard", session=None):
+    def upload(song, file, tempo, drum_kit="Standard", session=None):  # tempo, drum_kit: the file's own are used
         session = kept(session)
         try:
-            new, note = song_from_upload(file, settings, tempo)
+            new, note = song_from_upload(file, settings)  # its own tempo and kit (the page follows: song_widgets)
             if note:
                 gr.Warning(f"Uploaded file: {note}")
             try:
                 session.uploaded_key = key_of_text(new.text, settings.grid)
             except MMMGenError:
                 session.uploaded_key = None
-            session.kit = DRUM_KITS.get(drum_kit, 0)
+            session.kit = None
             session.takes, session.take_audio = [], []
             return finish(session, song, new, None)
         except (MMMGenError, ValueError) as exc:
             return warn(exc, session)
         except Exception:
             return warn(None, session, "upload failed")
+
+    def opening(session):
+        """A new page starts with the ``--load`` piece."""
+        return respond(opening_song, kept(session))
 
     def undo(song, session, redo: bool = False):
         session = kept(session)
@@ -339,7 +347,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
                 genre = gr.Dropdown([RANDOM_GENRE, *genres], value=RANDOM_GENRE, label="Genre", elem_id="genre")
                 instrument = gr.Dropdown(instrument_choices(), value=MODEL_CHOICE, label="Instrument of the next track", elem_id="instrument")
                 density = gr.Dropdown([AUTO_DENSITY, *map(str, range(settings.density_levels))], value=AUTO_DENSITY, label="Density level", elem_id="density")
-                tempo = gr.Slider(60, 180, value=120, step=1, label="Tempo (BPM)", elem_id="tempo")
+                tempo = gr.Slider(*TEMPO_RANGE, value=120, step=1, label="Tempo (BPM)", elem_id="tempo")
                 seed = gr.Number(value=None, precision=0, label="Seed (empty or 0: a fresh random seed each time)", elem_id="seed")
                 bars = gr.Slider(1, max(MAX_LENGTH_BARS, settings.bars), value=settings.bars, step=1,
                                  label=f"Bars (trained on {settings.bars}; longer songs are written {settings.bars} bars at a time)", elem_id="bars")
@@ -352,7 +360,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
                     with gr.Row():
                         pitch_low = gr.Number(value=0, precision=0, minimum=0, maximum=127, label="Lowest pitch", elem_id="pitch_low")
                         pitch_high = gr.Number(value=127, precision=0, minimum=0, maximum=127, label="Highest pitch", elem_id="pitch_high")
-                    drum_kit = gr.Dropdown(list(DRUM_KITS), value="Standard", label="Drum kit (rendering)", elem_id="drum_kit")
+                    drum_kit = gr.Dropdown([*DRUM_KITS, SONG_KIT], value="Standard", label="Drum kit (rendering)", elem_id="drum_kit")
                 takes = gr.Slider(1, MAX_APP_TAKES, value=1, step=1, label="Takes (several at once; play them, keep one)", elem_id="takes")
                 with gr.Group():
                     gr.Markdown("**Regenerate bars** of any track (the rest stays as it is)")
@@ -400,6 +408,9 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
         events.append(b_fill.click(guarded_fill, [*controls, fill_track, fill_first, fill_last, *extra], outputs, api_name="regenerate_bars", concurrency_id="model"))
         events.append(b_extend.click(guarded_extend, [*controls, new_bars, *extra], outputs, api_name="extend", concurrency_id="model"))
         events.append(upload_box.upload(upload, [song_state, upload_box, tempo, drum_kit, session_state], outputs, api_name="upload", concurrency_id="model"))
+        events[-1].then(song_widgets, [song_state], [tempo, drum_kit], api_visibility="private")
+        if opening_song is not None:
+            demo.load(opening, [session_state], outputs, api_visibility="private").then(song_widgets, [song_state], [tempo, drum_kit], api_visibility="private")
         events.append(b_undo.click(undo, [song_state, session_state], outputs, api_name="undo", concurrency_id="model"))
         events.append(b_redo.click(redo, [song_state, session_state], outputs, api_name="redo", concurrency_id="model"))
         events.append(b_keep.click(keep_take, [song_state, take_choice, session_state], outputs, api_name="keep_take", concurrency_id="model"))
@@ -413,13 +424,14 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
     return demo
 
 
-def song_from_midi(file, generator: Generator, settings: AppSettings, tempo: float) -> Song:
+def song_from_midi(file, generator: Generator, settings: AppSettings, tempo: float | None = None) -> Song:
     """Every bar of an uploaded MIDI file (up to ``MAX_UPLOAD_BARS``) as a song (its tracks become the song's)."""
     return song_from_upload(file, settings, tempo)[0]
 
 
-def song_from_upload(file, settings: AppSettings, tempo: float) -> tuple[Song, str | None]:
-    """``song_from_midi``, and what was cut from the file (None when nothing was)."""
+def song_from_upload(file, settings: AppSettings, tempo: float | None = None) -> tuple[Song, str | None]:
+    """``song_from_midi``, and what was cut from the file (None when nothing was). ``tempo`` None keeps
+    the file's tempo map; its track names and drum kits are kept too (``Song.meta``)."""
     from mmmgen.data.prepare import load_score
     from mmmgen.generate.prompt import score_song
 
@@ -436,6 +448,34 @@ def song_from_upload(file, settings: AppSettings, tempo: float) -> tuple[Song, s
     except GenerationError as exc:
         msg = f"the file has {exc}"
         raise GenerationError(msg) from None
+
+
+def kit_program(kit: str | None) -> int | None:
+    """The GM2 program of a drum kit choice; None for ``SONG_KIT`` (the song's own kit)."""
+    from mmmgen.render.gm import DRUM_KITS
+
+    return None if kit == SONG_KIT else DRUM_KITS.get(kit, 0)
+
+
+def song_widgets(song: Song | None):
+    """The tempo slider and drum kit choice after a song came from a file: its tempo, and its own kit
+    when it has drums (``gr.update`` each; nothing changes without a song)."""
+    import gradio as gr
+
+    if song is None:
+        return gr.skip(), gr.skip()
+    has_drums = song.meta is not None and any(t.inst == V.inst(0, True) for t in song.meta.tracks)
+    tempo = min(max(round(song.tempo), TEMPO_RANGE[0]), TEMPO_RANGE[1])
+    return gr.update(value=tempo), gr.update(value=SONG_KIT) if has_drums else gr.skip()
+
+
+def load_song(path: str, settings: AppSettings) -> Song:
+    """The piece of ``mmmgen app --load PATH``: MMM text (its first line) or a MIDI file (up to
+    ``MAX_UPLOAD_BARS`` bars; its tempo map, track names and drum kits kept)."""
+    from mmmgen.generate.prompt import prompt_song
+
+    codec = {"bars": settings.bars, "grid": settings.grid}
+    return prompt_song(path, {"codec": codec, "density_edges": settings.density_edges}, None, MAX_UPLOAD_BARS)
 
 
 def offline_theme():

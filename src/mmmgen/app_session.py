@@ -35,19 +35,20 @@ class SongRenderer:
         self._dir = tempfile.TemporaryDirectory(prefix="mmmgen-app-")  # removed at exit
         self.root = Path(self._dir.name)
 
-    def __call__(self, song: Song, kit: int = 0, session: Session | None = None, picture: bool = True) -> tuple[str, str, str | None]:
-        """Audio, MIDI and piano roll of ``song``, drums with GM2 kit ``kit``, in a folder of ``session``."""
+    def __call__(self, song: Song, kit: int | None = 0, session: Session | None = None, picture: bool = True) -> tuple[str, str, str | None]:
+        """Audio, MIDI and piano roll of ``song``, drums with GM2 kit ``kit`` (None: the song's own,
+        an uploaded file's), with its tempo map and track names (``song_to_score``), in a folder of ``session``."""
+        from mmmgen.generate.prompt import song_to_score
         from mmmgen.render.files import plot_pianoroll, render_audio, write_midi
-        from mmmgen.text.decode import text_to_score
 
         self._prune()
         out = self.root / uuid.uuid4().hex
         out.mkdir()
         if session is not None:
             session.keep(out)
-        score = text_to_score(song.text, self.grid, tempo=song.tempo)
+        score = song_to_score(song, self.grid)
         for track in score.tracks:
-            if track.is_drum:
+            if track.is_drum and kit is not None:
                 track.program = int(kit)  # on channel 10 the program picks the kit
         if not picture:
             return str(render_audio(score, out / "song.wav")), str(write_midi(score, out / "song.mid")), None
@@ -76,7 +77,7 @@ class Session:
     takes: list = field(default_factory=list)  # ``Take`` s on offer, best first
     take_audio: list = field(default_factory=list)
     uploaded_key: str | None = None  # estimated key of the uploaded MIDI file
-    kit: int = 0
+    kit: int | None = 0  # GM2 drum kit of the renders (None: the song's own)
     dirs: deque = field(default_factory=deque)  # render folders, oldest first
 
     def record(self, before) -> None:

@@ -8,6 +8,7 @@ sub-command runs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import sys
@@ -44,6 +45,32 @@ def _hf_argument_parser():
         return HfArgumentParser
 
 
+def tidy_help(parser):
+    """``--help`` as people read it: each flag once, hyphenated (``--top-k``; ``--top_k`` still parses), and
+    "(default: X)" only where the help does not already say what the default is and X means something."""
+    import argparse
+    import copy
+
+    class Formatter(argparse.ArgumentDefaultsHelpFormatter):
+        def _get_help_string(self, action):
+            text = action.help or ""
+            if any(action.default is v for v in (None, False, argparse.SUPPRESS)) or action.default == [] or "default" in text.lower():
+                return text
+            return super()._get_help_string(action)
+
+        def _format_action_invocation(self, action):
+            shown = copy.copy(action)
+            shown.option_strings = [o for o in action.option_strings if "_" not in o or o.replace("_", "-") not in action.option_strings]
+            return super()._format_action_invocation(shown)
+
+    for action in parser._actions:  # the usage line shows the first spelling: the hyphenated one
+        action.option_strings.sort(key=lambda o: "_" in o)
+        if action.option_strings and all(o.startswith("--no") for o in action.option_strings) and action.const is False:
+            action.help = f"Turn --{action.dest.replace('_', '-')} off."  # HfArgumentParser's --no-X twin of a bool flag
+    parser.formatter_class = Formatter
+    return parser
+
+
 def parse_config(
     argv: Sequence[str],
     types: Sequence[type],
@@ -58,7 +85,7 @@ def parse_config(
     """
     import yaml
 
-    parser = _hf_argument_parser()(list(types), prog=prog, description=description)
+    parser = tidy_help(_hf_argument_parser()(list(types), prog=prog, description=description))
     for name, help_text in positionals:
         parser.add_argument(name, help=help_text)
     parser.add_argument("--config", default=None, help="YAML file of settings; explicit flags override it.")
@@ -123,7 +150,7 @@ def cmd_render(argv: Sequence[str]) -> int:
     from mmmgen.render.files import FORMATS, SOUNDFONT_ENV, SYNTHS, render_file
 
     def extra(p):
-        p.add_argument("--out", required=True, help="Output folder (0000.mid, 0000.wav, ... per text line; <stem>.<fmt> for a MIDI file).")
+        p.add_argument("--out", required=True, help="Output folder: <stem>.<fmt> for a MIDI file or a text of one piece (piece.txt -> piece.mid, ...); 0000.<fmt>, 0001.<fmt>, ... for a text of several, one per line.")
         p.add_argument("--format", default="mid", help=f"Comma-separated output formats, e.g. mid,wav,png (from {','.join(FORMATS)}; mp3/ogg need ffmpeg).")
         p.add_argument("--tempo", type=float, default=None, help="Tempo in BPM; unset, text plays at its BPM= or 120 and a MIDI file at its own tempo.")
         p.add_argument("--grid", type=int, default=12, help="Grid steps per quarter of the text.")
@@ -218,7 +245,6 @@ def cmd_generate(argv: Sequence[str]) -> int:
     from mmmgen.generate.sampling import Sampling
     from mmmgen.generate.song import generate_song
     from mmmgen.model.run import find_run, generator_from_run
-    from mmmgen.render.files import render_score
     from mmmgen.render.gm import program_from_name
     from mmmgen.text import vocab as V
 
@@ -237,15 +263,13 @@ def cmd_generate(argv: Sequence[str]) -> int:
     bars = c.bars or settings.get("codec", {}).get("bars", 8)
     prompt = prompt_song(c.prompt, settings, c.tempo) if c.prompt else None
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
+    with bars_progress(c.tracks * (prompt.n_bars if prompt else bars) * (takes.takes or 1)):
+        made = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo or 120.0, sampling, prompt,
+                             takes=takes.takes, controls=controls)
     if takes.takes is not None:
-        made = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt, takes=takes.takes, controls=controls)
         return write_takes(made, generator.grid, Path(c.out), c.format, takes.rank)
-    song = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt, controls=controls)
-    from mmmgen.text.decode import text_to_score
-
-    score = text_to_score(song.text, generator.grid, tempo=song.tempo)
-    written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
-    print(f"{len(song.tracks)} tracks, {song.n_bars} bars, genre {song.genre}; wrote " + ", ".join(str(p) for p in written))
+    written = write_song(made, generator.grid, Path(c.out) / "piece", c.format)
+    print(f"{len(made.tracks)} tracks, {made.n_bars} bars, genre {made.genre}; wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
@@ -254,22 +278,27 @@ def cmd_infill(argv: Sequence[str]) -> int:
     from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
     from mmmgen.model.run import find_run, generator_from_run
-    from mmmgen.render.files import render_score
-    from mmmgen.text.decode import text_to_score
 
-    (c, takes, k), _ = parse_config(
-        argv, [InfillConfig, TakesConfig, ControlsConfig], "mmmgen infill", "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was."
+    def extra(p):
+        p.add_argument("piece", nargs="?", default=None, help="The piece (MMM text or a MIDI file), as --input.")
+
+    (c, takes, k), ns = parse_config(
+        argv, [InfillConfig, TakesConfig, ControlsConfig], "mmmgen infill", "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was.",
+        extra=extra,
     )
+    if bool(ns["piece"]) == bool(c.input):
+        print("mmmgen infill: error: give the piece once: as the first argument or as --input", file=sys.stderr)
+        return 2
     controls = controls_from(k)
     generator, settings = generator_from_run(find_run(c.model))
-    song = prompt_song(c.input, settings, c.tempo)
+    song = prompt_song(c.input or ns["piece"], settings, c.tempo)
+    bars = c.bar_range()
+    sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
+    with bars_progress(len(bars or range(song.n_bars)) * (takes.takes or 1)):
+        made = generator.infill(song, c.track - 1, bars, sampling, takes=takes.takes, controls=controls)
     if takes.takes is not None:
-        sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
-        made = generator.infill(song, c.track - 1, c.bar_range(), sampling, takes=takes.takes, controls=controls)
         return write_takes(made, generator.grid, Path(c.out), c.format, takes.rank)
-    song = generator.infill(song, c.track - 1, c.bar_range(), Sampling(c.temperature, c.top_k, c.top_p, c.seed), controls=controls)
-    score = text_to_score(song.text, generator.grid, tempo=song.tempo)
-    written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
+    written = write_song(made, generator.grid, Path(c.out) / "piece", c.format)
     print(f"track {c.track}, bars {c.bars} regenerated; wrote " + ", ".join(str(p) for p in written))
     return 0
 
@@ -280,8 +309,6 @@ def cmd_extend(argv: Sequence[str]) -> int:
     from mmmgen.generate.sampling import Sampling
     from mmmgen.generate.song import MAX_BARS
     from mmmgen.model.run import find_run, generator_from_run
-    from mmmgen.render.files import render_score
-    from mmmgen.text.decode import text_to_score
 
     (c, t, k), ns = parse_config(
         argv, [ExtendConfig, TakesConfig, ControlsConfig], "mmmgen extend",
@@ -290,17 +317,38 @@ def cmd_extend(argv: Sequence[str]) -> int:
     )
     generator, settings = generator_from_run(find_run(c.model))
     song = prompt_song(ns["input"], settings, c.tempo)
-    before = song.n_bars
+    before, bars = song.n_bars, c.bars or generator.window
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
-    controls = controls_from(k)
+    with bars_progress(bars * len(song.tracks) * (t.takes or 1)):
+        made = generator.extend(song, bars, sampling, takes=t.takes, controls=controls_from(k))
     if t.takes is not None:
-        takes = generator.extend(song, c.bars or generator.window, sampling, takes=t.takes, controls=controls)
-        return write_takes(takes, generator.grid, Path(c.out), c.format, t.rank)
-    song = generator.extend(song, c.bars or generator.window, sampling, controls=controls)
-    score = text_to_score(song.text, generator.grid, tempo=song.tempo)
-    written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
-    print(f"{len(song.tracks)} tracks, {before} + {song.n_bars - before} = {song.n_bars} bars; wrote " + ", ".join(str(p) for p in written))
+        return write_takes(made, generator.grid, Path(c.out), c.format, t.rank)
+    written = write_song(made, generator.grid, Path(c.out) / "piece", c.format)
+    print(f"{len(made.tracks)} tracks, {before} + {made.n_bars - before} = {made.n_bars} bars; wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+@contextlib.contextmanager
+def bars_progress(total: int):
+    """On a terminal, a progress bar of the bars written (one track's bar each) while the block runs;
+    elsewhere (a pipe, a log file) nothing."""
+    from mmmgen.generate.sampling import on_progress
+
+    if not sys.stderr.isatty():
+        yield
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc="writing", unit="bar", file=sys.stderr, leave=False, mininterval=0, miniters=1) as bar, on_progress(bar.update):
+        yield
+
+
+def write_song(song, grid: int, out_stem: Path, formats: str) -> list[Path]:
+    """``out_stem.<fmt>`` of a song (``song_to_score``: the tempo, names and kits of a MIDI file it came from)."""
+    from mmmgen.generate.prompt import song_to_score
+    from mmmgen.render.files import render_score
+
+    return render_score(song_to_score(song, grid), out_stem, formats, text=song.text)
 
 
 def controls_from(k):
@@ -318,19 +366,16 @@ def write_takes(takes: list, grid: int, out: Path, formats: str, rank: bool) -> 
     import csv
 
     from mmmgen.generate.song import rank_takes
-    from mmmgen.render.files import render_score
-    from mmmgen.text.decode import text_to_score
 
     ordered = rank_takes(takes) if rank else list(takes)
     out.mkdir(parents=True, exist_ok=True)
     with (out / "takes.csv").open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["take", "seed", "log_likelihood_per_note"])
+        writer.writerow(["take", "seed", "log_likelihood_per_note", "genre"])
         for k, take in enumerate(ordered, 1):
             song = take.song
-            score = text_to_score(song.text, grid, tempo=song.tempo)
-            written = render_score(score, out / f"take-{k}" / "piece", formats, text=song.text)
-            writer.writerow([k, take.seed, f"{take.log_likelihood_per_note:.6f}"])
+            written = write_song(song, grid, out / f"take-{k}" / "piece", formats)
+            writer.writerow([k, take.seed, f"{take.log_likelihood_per_note:.6f}", song.genre])
             print(f"take {k}: seed {take.seed}, log-likelihood per note {take.log_likelihood_per_note:.3f}, "
                   f"{len(song.tracks)} tracks, {song.n_bars} bars, genre {song.genre}; wrote " + ", ".join(str(p) for p in written))
     print(f"wrote {out / 'takes.csv'}" + (" (takes ranked best first)" if rank else ""))
@@ -369,6 +414,7 @@ def cmd_sweep(argv: Sequence[str]) -> int:
         "every `mmmgen train` flag given here is held fixed and wins over the file.",
     )
     parser.add_argument("sweep_file", help="W&B sweep YAML: method, metric, parameters; fixed settings under train:.")
+    tidy_help(parser)
     train_names = [f.name for f in dataclasses.fields(TrainConfig)]
     for action in parser._actions:  # only the training flags actually given reach the namespace
         if action.dest in train_names:
@@ -396,10 +442,11 @@ def cmd_app(argv: Sequence[str]) -> int:
     app_settings = AppSettings(
         bars=codec.get("bars", 8), grid=codec.get("grid", 12), density_levels=codec.get("density_levels", 10),
         density_edges=settings.get("density_edges", []), genres=generator.genres, concurrency=c.concurrency, queue_size=c.queue_size,
-        cache_minutes=c.cache_minutes,
+        cache_minutes=c.cache_minutes, load=c.load,
     )
-    print(f"model: {run}\nopen http://{c.host}:{c.port}/ in a browser (Ctrl+C stops)")
-    serve(build_app(generator, app_settings), c.host, c.port, block=True)
+    demo = build_app(generator, app_settings)  # a bad --load fails here, before serving
+    print(f"model: {run}\n" + (f"piece: {c.load}\n" if c.load else "") + f"open http://{c.host}:{c.port}/ in a browser (Ctrl+C stops)")
+    serve(demo, c.host, c.port, block=True)
     return 0
 
 

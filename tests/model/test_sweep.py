@@ -145,7 +145,7 @@ def test_cli_rejects_bad_input_before_any_trial(tmp_path, tiny_dataset, capsys):
 def test_help_lists_sweep_and_train_flags(capsys):
     assert main(["sweep", "--help"]) == 0
     text = capsys.readouterr().out
-    assert "--trials" in text and "--storage" in text and "--learning_rate" in text
+    assert "--trials" in text and "--storage" in text and "--learning-rate" in text and "--learning_rate" not in text  # hyphenated, once
 
 
 # --- a tiny sweep end to end ---------------------------------------------------------------------

@@ -530,3 +530,30 @@ def test_ship_run_copies_only_the_final_model(debug_run, tmp_path):
     assert not (tmp_path / "too_big").exists()
     with pytest.raises(RunError):
         ship_run(tmp_path, tmp_path / "x")
+
+
+def test_the_time_budget_keeps_room_for_the_final_evaluation_and_sample(monkeypatch):
+    """--max-minutes covers the final evaluation and its sample: training stops when the time left
+    is what the last evaluation (sample included) took, and the learning rate decays over the time it trains."""
+    from types import SimpleNamespace
+
+    from mmmgen.model import trainer as T
+
+    now = [1000.0]
+    monkeypatch.setattr(T.time, "time", lambda: now[0])
+    clock = T._make_callbacks()[1](None, budget_s=100.0)
+    control, state = SimpleNamespace(should_training_stop=False), SimpleNamespace(global_step=1)
+    now[0] += 50  # 50 s of training, then an evaluation with its sample of 20 s
+    clock.on_step_end(None, state, control)
+    now[0] += 20
+    clock.on_evaluate(None, state, control)
+    assert clock.reserve_s == 20 and clock.train_budget_s == 80 and not control.should_training_stop
+    now[0] += 9  # 79 s: one more step fits
+    clock.on_step_end(None, state, control)
+    assert not control.should_training_stop
+    now[0] += 1  # 80 s: the final evaluation needs the rest
+    clock.on_step_end(None, state, control)
+    assert control.should_training_stop
+    slow = T._make_callbacks()[1](None, budget_s=100.0)
+    slow.reserve_s = 90.0  # an evaluation slower than the budget: at least half of it trains
+    assert slow.train_budget_s == 50

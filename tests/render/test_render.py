@@ -92,7 +92,7 @@ def test_midi_tempo_comes_from_the_setting(tmp_path):
     for tempo, expected in ((None, 500000), (90.0, 666667)):
         out = tmp_path / f"out{tempo}"
         render.render_file(tmp_path / "p.txt", out, ["mid"], tempo=tempo)
-        tempos = [m.tempo for t in mido.MidiFile(str(out / "0000.mid")).tracks for m in t if m.type == "set_tempo"]
+        tempos = [m.tempo for t in mido.MidiFile(str(out / "p.mid")).tracks for m in t if m.type == "set_tempo"]  # one piece: p.*
         assert tempos == [expected]
 
 

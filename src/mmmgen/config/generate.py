@@ -10,13 +10,17 @@ from dataclasses import dataclass, field
 class PieceConfig:
     """What ``generate`` and ``infill`` share: the model, sampling and the files written."""
 
-    model: str | None = field(default=None, metadata={"help": "Run folder of a trained model; latest: the newest under runs/ (default: the model shipped with mmmgen)."})
+    model: str | None = field(default=None, metadata={"help": "Run folder of a trained model; default: the model shipped with mmmgen (also when unset); latest: the newest under runs/."})
     out: str = field(default="out", metadata={"help": "Output folder (piece.mid, piece.wav, piece.png, piece.txt)."})
     temperature: float = field(default=0.85, metadata={"help": "Sampling temperature."})
     top_k: int = field(default=0, metadata={"help": "Keep only the k most likely words (0: off)."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold (1: off)."})
     seed: int | None = field(default=None, metadata={"help": "Seed for reproducible output (default: fresh randomness)."})
-    tempo: float = field(default=120.0, metadata={"help": "Tempo in BPM (a rendering setting)."})
+    tempo: float | None = field(
+        default=None,
+        metadata={"help": "Tempo in BPM, one for the whole piece (a rendering setting); default: the input's own (a MIDI "
+                          "file's tempo map, text's BPM=), else 120."},
+    )
     format: str = field(default="mid,wav,png,txt", metadata={"help": "Outputs: any of mid,wav,png,txt (mp3/ogg need ffmpeg)."})
 
 
@@ -48,26 +52,29 @@ class GenerateConfig(PieceConfig):
 class AppConfig:
     """``mmmgen app``: the web app on a trained model."""
 
-    model: str | None = field(default=None, metadata={"help": "Run folder of a trained model; latest: the newest under runs/ (default: the model shipped with mmmgen)."})
+    model: str | None = field(default=None, metadata={"help": "Run folder of a trained model; default: the model shipped with mmmgen (also when unset); latest: the newest under runs/."})
     host: str = field(default="127.0.0.1", metadata={"help": "Address to bind (127.0.0.1: this machine only)."})
     port: int = field(default=7860, metadata={"help": "Port."})
     concurrency: int = field(default=1, metadata={"help": "Generations at once (1 is fastest overall on a CPU)."})
     queue_size: int = field(default=16, metadata={"help": "Requests that may wait; more are turned away with a message."})
     cache_minutes: float = field(default=10.0, metadata={"help": "Served files (audio, MIDI, pictures) older than this are deleted."})
+    load: str | None = field(
+        default=None,
+        metadata={"help": "A piece every new page starts with: MMM text (e.g. a piece.txt from generate) or a MIDI file "
+                          "(its tempo, track names and drum kit kept); default: an empty page."},
+    )
 
 
 @dataclass
 class InfillConfig(PieceConfig):
     """``mmmgen infill``: regenerate chosen bars of one track of a piece (MMM bar-fill)."""
 
-    input: str = field(default="", metadata={"help": "The piece: MMM text (first line; e.g. a piece.txt from generate) or a MIDI file."})
+    input: str = field(default="", metadata={"help": "The piece: MMM text (first line; e.g. a piece.txt from generate) or a MIDI file "
+                                                     "(or give it as the first argument, as for extend)."})
     track: int = field(default=1, metadata={"help": "Track to rewrite, 1-based in text order."})
     bars: str = field(default="all", metadata={"help": "Bars to rewrite: A-B (1-based, inclusive), A, or all."})
 
-    def __post_init__(self) -> None:
-        if not self.input:
-            msg = "--input is required"
-            raise ValueError(msg)
+    def __post_init__(self) -> None:  # the input may come as an argument instead (cli.cmd_infill checks it is there)
         if self.track < 1:
             msg = f"--track is 1-based, got {self.track}"
             raise ValueError(msg)

@@ -288,7 +288,7 @@ class SweepConfig:
 class EvaluateConfig:
     """``mmmgen evaluate --model RUN (--dataset D | --midi DIR)``: likelihood, validity, statistics."""
 
-    model: str | None = field(default=None, metadata={"help": "Run folder of a trained model; latest: the newest under runs/ (default: the model shipped with mmmgen)."})
+    model: str | None = field(default=None, metadata={"help": "Run folder of a trained model; default: the model shipped with mmmgen (also when unset); latest: the newest under runs/."})
     dataset: str | None = field(default=None, metadata={"help": "Prepared dataset folder (mmmgen prepare): its test split is evaluated."})
     midi: str | None = field(
         default=None, metadata={"help": "Folder of MIDI files, encoded with the run's codec settings (instead of --dataset)."}

@@ -352,6 +352,8 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
                 counts.extend(chunk.counts)
                 chunks.append((task[0], chunk.rows, task[2]))
                 bar.update(len(task[1]))
+        if not kept:
+            raise DatasetError(nothing_kept(len(files), skipped))
         edges = like_edges if like else density_edges(np.asarray(counts), codec.density_levels)
         tmp_out = work / "dataset"
         stats = {}
@@ -390,6 +392,12 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
             pool.terminate()
         shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def nothing_kept(n_files: int, skipped: Counter) -> str:
+    """The message of a ``prepare`` that kept no window: every file skipped, and why."""
+    reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(skipped.items()))
+    return f"no dataset written: none of the {n_files} MIDI files gave a window ({reasons}); see the warnings above for each file"
 
 
 def _progress(total: int):

@@ -33,7 +33,13 @@ from mmmgen.generate.lean import (
     _LeanCache,
     _one_cpu_thread,
 )
-from mmmgen.generate.sampling import ContextFull, _check_stop, _draw_rows, _stop_event
+from mmmgen.generate.sampling import (
+    ContextFull,
+    _check_stop,
+    _draw_rows,
+    _report_progress,
+    _stop_event,
+)
 from mmmgen.text import vocab as V
 
 _READ_AT_ONCE = 4  # pending words longer than this are read as one chunk (padded, masked) instead of a word a step
@@ -356,7 +362,9 @@ def _run(engine, programs: list, requests: list, sampling):
                 if states[r].phase != DONE:
                     continue
                 try:
-                    text, states[r], seed = programs[r].send([words[i] for i in drawn[r]])
+                    done = [words[i] for i in drawn[r]]
+                    _report_progress(done)
+                    text, states[r], seed = programs[r].send(done)
                 except StopIteration as stop:
                     results[r], active[r], pending[r] = stop.value, False, []
                     continue

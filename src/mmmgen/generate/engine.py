@@ -21,7 +21,15 @@ from mmmgen.generate.lean import (
     _LeanCache,
     _one_cpu_thread,
 )
-from mmmgen.generate.sampling import ContextFull, Sampling, _check_stop, _draw, _stop_event
+from mmmgen.generate.sampling import (
+    ContextFull,
+    GenerationError,
+    Sampling,
+    _check_stop,
+    _draw,
+    _report_progress,
+    _stop_event,
+)
 from mmmgen.text import vocab as V
 
 _CHUNK = 3  # most words ``_lean_step(per_word=True)`` reads at once (MKL's addmm rows match one-row calls up to 3 here)
@@ -57,14 +65,26 @@ class Engine:
         self.table = VocabTable.from_vocab(vocab, grid)
         self.words = {i: w for w, i in vocab.items()}
         self.density_levels = density_levels
-        self.genres = genres or sorted(
-            V.parse_word(w).value for w in vocab if V.parse_word(w).kind == V.GENRE
-        )
+        self.genre_words = sorted(V.parse_word(w).value for w in vocab if V.parse_word(w).kind == V.GENRE)
+        self.genres = genres or self.genre_words
         self.device = next(model.parameters()).device
         self.context = int(getattr(model.config, "n_positions", 1024))
         self.window = max(int(window), 1)
         self._cache = _Cache()
         self._lock = threading.Lock()
+
+    def known_genre(self, genre: str) -> str:
+        """``genre`` spelled as a ``GENRE=`` word (``normalize_genre``: ``'Hip hop'`` -> ``HIP_HOP``).
+
+        Raises:
+            GenerationError: the model has no word for it (it would read ``[UNK]``); the message lists the genres it knows.
+        """
+        word = V.normalize_genre(genre)
+        if word not in self.genre_words:
+            known = ", ".join(self.genres) or "none"
+            msg = f"unknown genre {genre!r}: this model knows {known}" + (f" (and {V.OTHER_GENRE})" if V.OTHER_GENRE in self.genre_words and V.OTHER_GENRE not in self.genres else "")
+            raise GenerationError(msg)
+        return word
 
     # --- sampling --------------------------------------------------------------------------
     def _encode(self, text: str) -> list[int]:
@@ -74,7 +94,9 @@ class Engine:
         prefix = self._encode(prefix_text)
         with self._lock, self.torch.inference_mode(), _one_cpu_thread(self.torch, self.device):
             out = self._loop(prefix, state, sampling)
-        return [self.words[i] for i in out]
+        words = [self.words[i] for i in out]
+        _report_progress(words)
+        return words
 
     def _loop(self, prefix: list[int], state: TrackState, sampling: Sampling) -> list[int]:
         """Read ``prefix`` (from the cache where it can), then draw words until the track is done.

@@ -56,6 +56,30 @@ def _check_stop(event) -> None:
         raise Cancelled(msg)
 
 
+# What the generations running in this context report their progress to (see ``on_progress``).
+_PROGRESS: ContextVar = ContextVar("mmmgen_progress", default=None)
+
+
+@contextmanager
+def on_progress(callback):
+    """Generations in this block call ``callback(n)`` each time they have written ``n`` more bars
+    (of one track each: a track's new bars, or filled bars), e.g. ``tqdm.update``. This thread's own."""
+    token = _PROGRESS.set(callback)
+    try:
+        yield callback
+    finally:
+        _PROGRESS.reset(token)
+
+
+def _report_progress(words: list[str]) -> None:
+    """Tell ``on_progress``'s callback how many bars ``words`` (one request's drawn words) completed."""
+    from mmmgen.text import vocab as V
+
+    callback = _PROGRESS.get()
+    if callback is not None and (n := sum(w in (V.BAR_END, V.FILL_END) for w in words)):
+        callback(n)
+
+
 @dataclass(frozen=True)
 class Sampling:
     """How words are drawn: temperature, top-k, top-p (nucleus), seed (None = fresh randomness)."""

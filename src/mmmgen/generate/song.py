@@ -1,6 +1,7 @@
 """Music is generated here, one instrument (track) at a time, always valid.
 
-A ``Song`` is a value: its meter, genre, bar count, tempo and the MMM text of each track. The
+A ``Song`` is a value: its meter, genre, bar count, tempo and the MMM text of each track (and, read from
+a MIDI file, what the file says beyond the text: ``meta``, ``text/meta.py``). The
 ``Generator`` holds the model and tokenizer (loaded once, passed in) and turns a song into a new
 song: ``start``, ``add_track``, ``regenerate_last``, ``remove_last``, ``change_tempo``, ``infill``,
 ``extend``; with ``takes=N`` each writes N takes as one batch (``batch.py``). Songs of any length (up to ``MAX_BARS``) are written window by window (``window.py``). Every
@@ -22,6 +23,7 @@ from mmmgen.generate.grammar import TrackSpec
 from mmmgen.generate.sampling import ContextFull, GenerationError, Sampling
 from mmmgen.text import vocab as V
 from mmmgen.text.decode import text_to_piece
+from mmmgen.text.meta import SongMeta
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class Song:
     n_bars: int = 8
     tempo: float = 120.0
     tracks: tuple[str, ...] = ()  # "TRACK_START INST=.. DENSITY=.. BAR_START ... TRACK_END"
+    meta: SongMeta | None = None  # what a MIDI file it was read from says beyond the text (tempo map, names, kits)
 
     @property
     def header(self) -> str:
@@ -52,7 +55,7 @@ class Song:
         return [(t.program, t.is_drum) for t in text_to_piece(self.text).tracks]
 
     @classmethod
-    def from_text(cls, text: str, tempo: float = 120.0, n_bars: int | None = None) -> Song:
+    def from_text(cls, text: str, tempo: float = 120.0, n_bars: int | None = None, meta: SongMeta | None = None) -> Song:
         """A song from MMM text (e.g. a prompt); tracks are kept word for word."""
         piece = text_to_piece(text)
         tracks, current = [], None
@@ -65,7 +68,7 @@ class Song:
                     tracks.append(" ".join(current))
                     current = None
         bars = n_bars or piece.n_bars or 8
-        return cls(piece.time_signature, piece.genre or V.OTHER_GENRE, bars, piece.tempo or tempo, tuple(tracks))
+        return cls(piece.time_signature, piece.genre or V.OTHER_GENRE, bars, piece.tempo or tempo, tuple(tracks), meta)
 
 
 @dataclass(frozen=True)
@@ -119,13 +122,13 @@ class Generator(Engine):
         sampling = track.get("sampling") or Sampling()
         if takes is not None:
             def program(seed):
-                chosen = V.normalize_genre(genre) if genre else _pick_genre(self, replace(sampling, seed=seed))
+                chosen = self.known_genre(genre) if genre else _pick_genre(self, replace(sampling, seed=seed))
                 song = Song(tuple(time_signature), chosen, n_bars, tempo)
                 rest = {k: v for k, v in track.items() if k != "sampling"}
                 return self._add_program(song, self._track_spec(song, **rest), seed)
 
             return self._takes(program, sampling, takes)
-        genre = V.normalize_genre(genre) if genre else _pick_genre(self, sampling)
+        genre = self.known_genre(genre) if genre else _pick_genre(self, sampling)
         song = Song(tuple(time_signature), genre, n_bars, tempo)
         return self.add_track(song, **track)
 
@@ -358,7 +361,7 @@ def generate_song(
 
     def program(seed):
         pick = replace(sampling, seed=seed)
-        song = prompt or Song(tuple(time_signature), V.normalize_genre(genre) if genre else _pick_genre(generator, pick),
+        song = prompt or Song(tuple(time_signature), generator.known_genre(genre) if genre else _pick_genre(generator, pick),
                               n_bars - more, tempo)
         for i in range(tracks):
             inst = instruments[i] if i < len(instruments) else None

@@ -277,7 +277,7 @@ def _load_model(model: str | None):
     from mmmgen.generate.sampling import GenerationError
     from mmmgen.model.run import RunError, find_run, load_run
 
-    if model and model != "latest" and not Path(model).is_dir():
+    if model and model not in ("latest", "default") and not Path(model).is_dir():
         msg = f"model not found: {model}"
         raise EvaluateError(msg)
     try:

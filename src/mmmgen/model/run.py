@@ -119,7 +119,13 @@ def load_run(run_dir: str | Path):
     from mmmgen.model.tokenizer import load_tokenizer
 
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        msg = f"model not found: {run_dir} (pass a run folder of `mmmgen train`, default or latest)"
+        raise RunError(msg)
     settings_dir = run_dir if (run_dir / SETTINGS_NAME).is_file() else run_dir.parent
+    if not (settings_dir / SETTINGS_NAME).is_file():  # name the folder as given, not its parent
+        msg = f"not an mmmgen run folder (no {SETTINGS_NAME}): {run_dir}"
+        raise RunError(msg)
     settings = load_settings(settings_dir)
     if not (run_dir / "config.json").is_file():
         msg = f"no trained model in {run_dir} (training not finished? `mmmgen train --resume` continues it)"
@@ -217,12 +223,19 @@ def find_run(model: str | None, search=("runs", "models")):
     """The run folder to use.
 
     ``model``: a run folder; ``latest`` for the newest local run under ``runs/`` or ``models/``;
-    None for the model shipped with the package (or, in a checkout without it, the newest local run).
+    ``default`` for the model shipped with the package; None for the shipped model (or, in a
+    checkout without it, the newest local run).
     """
     from pathlib import Path
 
+    from mmmgen.data.prepare import DEFAULT_MODEL
     from mmmgen.model.run import SETTINGS_NAME
 
+    if model == DEFAULT_MODEL:
+        if (shipped := default_model_dir()) is None:
+            msg = "the shipped model is missing from this install; pass --model RUN (a run folder of `mmmgen train`)"
+            raise GenerationError(msg)
+        return shipped
     if model and model != "latest":
         return Path(model)
     if model is None and (shipped := default_model_dir()) is not None:

@@ -87,7 +87,7 @@ def _make_trainer_class():
 
             warmup, clock = self.budget
             if self.lr_scheduler is None:
-                self.lr_scheduler = LambdaLR(optimizer or self.optimizer, lambda _: time_schedule(clock.total / clock.budget_s, warmup))
+                self.lr_scheduler = LambdaLR(optimizer or self.optimizer, lambda _: time_schedule(clock.total / clock.train_budget_s, warmup))
             return self.lr_scheduler
 
         def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
@@ -198,23 +198,38 @@ def _make_callbacks():
                     wandb.log({"sample": wandb.Audio(mono, sample_rate=rate)}, step=step)
 
     class ClockCallback(TrainerCallback):
-        """Training seconds summed over every session of a run, kept in each checkpoint."""
+        """Training seconds summed over every session of a run, kept in each checkpoint.
+
+        With a budget (``--max-minutes``), training stops early enough to leave room for the final
+        evaluation and its sample: as long as the last evaluation (sample included) took
+        (``reserve_s``, measured from the step end before it; nothing before the first).
+        """
 
         def __init__(self, resume_from: Path | None, budget_s: float | None = None):
-            self.before, self.budget_s = 0.0, budget_s
+            self.before, self.budget_s, self.reserve_s = 0.0, budget_s, 0.0
             if resume_from is not None:
                 with contextlib.suppress(OSError, ValueError, KeyError):
                     self.before = json.loads((resume_from / CLOCK_NAME).read_text())["train_seconds"]
-            self.start = time.time()
+            self.start = self.step_end = time.time()
 
         @property
         def total(self) -> float:
             return self.before + time.time() - self.start
 
+        @property
+        def train_budget_s(self) -> float:
+            """The budget less the room kept for the final evaluation (at least half the budget)."""
+            return max(self.budget_s - self.reserve_s, self.budget_s / 2)
+
         def on_step_end(self, args, state, control, **kwargs):
-            if self.budget_s is not None and self.total >= self.budget_s:
-                log.info("time budget of %.1f min reached at step %d", self.budget_s / 60, state.global_step)
+            self.step_end = time.time()
+            if self.budget_s is not None and self.total >= self.train_budget_s:
+                log.info("time budget of %.1f min reached at step %d (%.0f s kept for the final evaluation)",
+                         self.budget_s / 60, state.global_step, self.budget_s - self.train_budget_s)
                 control.should_training_stop = True
+
+        def on_evaluate(self, args, state, control, **kwargs):  # after the sample callback's: its time counts
+            self.reserve_s = time.time() - self.step_end
 
         def on_save(self, args, state, control, **kwargs):
             if state.is_world_process_zero:

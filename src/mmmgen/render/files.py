@@ -187,8 +187,9 @@ def render_file(
     synth: str = "auto",
     sample_rate: int = 44100,
 ) -> list[Path]:
-    """Render a text file of MMM pieces (one per line -> ``0000.<fmt>``, ``0001.<fmt>``, ...) or a
-    MIDI file (-> ``<its stem>.<fmt>``) into ``out_dir``.
+    """Render a text file of MMM pieces or a MIDI file into ``out_dir``: a MIDI file or a text of one
+    piece (``piece.txt``) -> ``<its stem>.<fmt>``; a text of several (one per line) -> ``0000.<fmt>``,
+    ``0001.<fmt>``, ...
 
     ``tempo`` (BPM) replaces the text's ``BPM=`` or the MIDI file's tempo map; without it, text
     plays at its ``BPM=`` or 120 BPM and MIDI at its own tempo. Velocities come from the text's
@@ -220,6 +221,12 @@ def render_file(
         if piece.issues:
             log.warning("piece %d: repaired or skipped %s", i, dict(piece.issues))
         score = as_score(piece, grid=grid, tempo=tempo)
-        written += render_score(score, out_dir / f"{i:04d}", formats, soundfont, synth, sample_rate,
+        stem = input_path.stem if len(pieces) == 1 else f"{i:04d}"
+        if "txt" in formats and (out_dir / f"{stem}.txt").resolve() == input_path.resolve():
+            log.warning("not rewriting the input %s over itself", input_path)
+            formats = [f for f in formats if f != "txt"]
+            if not formats:
+                return []
+        written += render_score(score, out_dir / stem, formats, soundfont, synth, sample_rate,
                                 title=f"{input_path.name} #{i}", text=text)  # fmt: skip
     return written

@@ -40,6 +40,7 @@ class TrackNotes:
     program: int
     is_drum: bool
     notes: np.ndarray  # int64 array (n, 4): pitch, start, end, velocity; sorted by start, pitch
+    source: int = -1  # index of the score track it was cut from (-1: not from a score)
 
     @property
     def word(self) -> str:
@@ -170,9 +171,9 @@ def score_to_windows(score, config: CodecConfig | None = None) -> list[Window]:
     """
     config = config or CodecConfig()
     grid, tpq = config.grid, score.tpq
-    arrays = [(t.program, t.is_drum, t.notes.numpy()) for t in score.tracks if len(t.notes) > 0]
-    end_tick = max((_last_end(notes) for _, _, notes in arrays), default=0)
-    cutter = _Cutter(_quantize_tracks([notes for _, _, notes in arrays], tpq, grid), [(p, d) for p, d, _ in arrays])
+    arrays = [(t.program, t.is_drum, t.notes.numpy(), i) for i, t in enumerate(score.tracks) if len(t.notes) > 0]
+    end_tick = max((_last_end(notes) for _, _, notes, _ in arrays), default=0)
+    cutter = _Cutter(_quantize_tracks([notes for _, _, notes, _ in arrays], tpq, grid), [(p, d, i) for p, d, _, i in arrays])
     windows: list[Window] = []
     bar_index = 0
     for seg_start, n_bars, meter in meter_segments(score, grid, end_tick):
@@ -200,7 +201,7 @@ class _Cutter:
 
     SMALL = 4096  # notes
 
-    def __init__(self, notes: np.ndarray, tracks: list[tuple[int, bool]]):
+    def __init__(self, notes: np.ndarray, tracks: list[tuple[int, bool, int]]):
         self.notes, self.tracks = notes, tracks
         bounds = np.searchsorted(notes[:, 0], np.arange(len(tracks) + 1)).tolist()
         self.indexes = None
@@ -218,7 +219,7 @@ class _Cutter:
             np.maximum(sel[:, 1], -1, out=sel[:, 1])
             np.minimum(sel[:, 2], w1 - w0, out=sel[:, 2])
             cuts = [sel[a:b] for a, b in itertools.pairwise(bounds)]
-        return [TrackNotes(p, d, cut) for (p, d), cut in zip(self.tracks, cuts, strict=True) if len(cut)]
+        return [TrackNotes(p, d, cut, i) for (p, d, i), cut in zip(self.tracks, cuts, strict=True) if len(cut)]
 
 
 class _ClipIndex:
