@@ -471,13 +471,14 @@ def export_corpus(
             pool.terminate()
             pool.join()
         _write_json(manifest_path, manifest)
-    from mmmgen.data.open_corpora import OPEN, write_sources
+    from mmmgen.data.open_corpora import OPEN, song_key, write_sources
 
-    rows = sorted((rel, OPEN[name].genre if name in OPEN else name) for name in names
+    rows = sorted((rel, OPEN[name].genre if name in OPEN else name, song_key(name, rel)) for name in names
                   for rel in manifest[name]["done"].values() if (out / rel).exists())
     write_sources(out, [name for name in names if name in OPEN])
+    songs = any(row[2] for row in rows)  # a song column only where versions of a song are grouped
     table = io.StringIO()
-    csv.writer(table, lineterminator="\n").writerows([("path", "genre"), *rows])
+    csv.writer(table, lineterminator="\n").writerows([("path", "genre", "song")[: 2 + songs], *(r[: 2 + songs] for r in rows)])
     _write_atomic(out / GENRES, table.getvalue().encode())
     report.files, report.seconds = len(rows), time.perf_counter() - start
     log.info("corpus: %d exported, %d cached, %d failed, %d files in %s (%.1f s)",

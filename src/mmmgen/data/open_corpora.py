@@ -40,7 +40,7 @@ from mmmgen.errors import MMMGenError
 
 log = logging.getLogger(__name__)
 
-MUSIC_SUFFIXES = (".mid", ".midi", ".mxl", ".xml", ".musicxml")
+MUSIC_FILE = re.compile(r".+\.(mid|midi)\d*|.+\.(mxl|xml|musicxml)", re.IGNORECASE)  # .mid0: a Lakh version
 
 
 class ChecksumError(MMMGenError):
@@ -114,7 +114,7 @@ def resolve(name: str) -> str | None:
 # --- checksums ----------------------------------------------------------------------------------
 def music_files(root: Path) -> list[Path]:
     """The music files under ``root`` (MIDI, MusicXML), sorted by relative path."""
-    found = [p for p in root.rglob("*") if p.suffix.lower() in MUSIC_SUFFIXES and p.is_file()]
+    found = [p for p in root.rglob("*") if MUSIC_FILE.fullmatch(p.name) and p.is_file()]
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
@@ -288,16 +288,16 @@ def leadsheet_score(score):
     comp = copy.deepcopy(melody)
     current = None
     for measure in comp.getElementsByClass(stream.Measure):
-        symbols = sorted(measure.getElementsByClass(harmony.ChordSymbol), key=lambda h: h.offset)
+        symbols = sorted(((float(h.offset), h) for h in measure.getElementsByClass(harmony.ChordSymbol)), key=lambda x: x[0])
         for el in list(measure.recurse().getElementsByClass((note.GeneralNote, harmony.Harmony))):
             el.activeSite.remove(el)
         for voice in list(measure.voices):
             measure.remove(voice)
         length = float(measure.barDuration.quarterLength) if measure.barDuration else float(measure.highestTime)
-        events = [(0.0, current)] if current is not None and (not symbols or symbols[0].offset > 0) else []
-        for symbol in symbols:
+        events = [(0.0, current)] if current is not None and (not symbols or symbols[0][0] > 0) else []
+        for offset, symbol in symbols:  # (offsets read before the symbols were taken out of the measure)
             current = None if isinstance(symbol, harmony.NoChord) or not symbol.pitches else tuple(symbol.pitches)
-            events.append((float(symbol.offset), current))
+            events.append((offset, current))
         for (start, pitches), (end, _) in zip(events, [*events[1:], (length, None)][: len(events)], strict=True):
             if pitches and end > start:
                 measure.insert(start, chord.Chord(list(pitches), quarterLength=end - start))
@@ -349,3 +349,12 @@ def data_card(corpus_dir: str | Path, genres: list[str] | None = None) -> str:
         if not info["trainable"]:
             credits.append(f"  (WARNING: {info['licence']}: weights trained on {name} are bound by its licence)")
     return "\n".join([*lines, *rows, "", "Attribution:", "", *credits]) if rows else "\n".join(lines)
+
+
+def song_key(name: str, rel: str) -> str:
+    """The song a corpus file is a version of ('' when it is its own song): LMD-BEATLES' ``Song.0.mid``,
+    ``Song.1.mid`` -> ``LMD-BEATLES/.../Song`` (``genres.csv``'s ``song`` column; prepare splits by it)."""
+    if name != "LMD-BEATLES":
+        return ""
+    match = re.fullmatch(r"(.+)\.\d+\.mid", rel)
+    return match.group(1) if match else rel

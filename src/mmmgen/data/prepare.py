@@ -95,6 +95,13 @@ def load_score(path: str | Path):
     return score
 
 
+def read_song_keys(path: str | Path) -> dict[str, str]:
+    """The optional ``song`` column of a genres CSV: {relative path: song} for the files that name one
+    (versions of a song share it, and ``prepare`` keeps them on one side of the split)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return {Path(row["path"]).as_posix(): row["song"] for row in csv.DictReader(f) if row.get("song")}
+
+
 def read_genres_csv(path: str | Path) -> dict[str, str]:
     """``path,genre`` CSV -> {relative path: token-safe genre}."""
     labels: dict[str, str] = {}
@@ -139,9 +146,12 @@ def encode_files(paths: list[str | Path], sources: list[str], config: CodecConfi
     ``scores_to_parts`` encodes batches of about ``BATCH_NOTES`` notes together."""
     results = [FileResult(source) for source in sources]
     loaded: list[tuple[int, object]] = []
+    transpositions = list(transpositions)
     for i, path in enumerate(paths):
         try:
             loaded.append((i, load_score(path)))
+            if all(t.is_drum for t in loaded[-1][1].tracks if len(t.notes)):  # drums only: transposing copies nothing new
+                transpositions[i] = (0,)
         except MidiLoadError as exc:
             results[i] = FileResult(sources[i], skipped=exc.reason, detail=str(exc))
         except Exception as exc:  # e.g. the file vanished: keep the run alive, report it
@@ -240,14 +250,19 @@ def like_codec(config: PrepareConfig) -> tuple[CodecConfig, list[float] | None, 
     return codec, edges, {"model": config.like, "path": str(path.resolve()), "genre_labels": settings.get("genre_labels", [])}
 
 
-def split_files(sources: list[str], test_size: float, seed: int) -> set[str]:
-    """The sources of the test split: a seeded shuffle by file, so a song never straddles splits."""
-    if test_size <= 0 or len(sources) < 2:
+def split_files(sources: list[str], test_size: float, seed: int, songs: dict[str, str] | None = None) -> set[str]:
+    """The sources of the test split: a seeded shuffle by song, so a song never straddles splits.
+
+    ``songs`` maps a source to its song (versions of one song share it); a source it does not name
+    is a song of its own (without ``songs``: a shuffle by file, as before)."""
+    key = {s: (songs or {}).get(s, s) for s in sources}
+    order = sorted(set(key.values()))
+    if test_size <= 0 or len(order) < 2:
         return set()
-    order = sorted(sources)
     random.Random(seed).shuffle(order)
     n_test = min(max(1, round(len(order) * test_size)), len(order) - 1)
-    return set(order[:n_test])
+    test = set(order[:n_test])
+    return {s for s in sources if key[s] in test}
 
 
 def density_edges(counts: np.ndarray, levels: int) -> list[float]:
@@ -327,7 +342,7 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
         msg = f"no MIDI files (.mid/.midi) under {midi_dir}"
         raise DatasetError(msg)
     labels = read_genres_csv(config.genres) if config.genres else {}
-    test_sources = split_files(sources, config.test_size, config.seed)
+    test_sources = split_files(sources, config.test_size, config.seed, read_song_keys(config.genres) if config.genres else None)
     codec, like_edges, like = like_codec(config)
     shifts = tuple(range(-config.transpose, config.transpose + 1))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
