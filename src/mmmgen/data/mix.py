@@ -7,7 +7,8 @@ windows per epoch, so small collections are not drowned:
     PALESTRINA=2000,NOTTINGHAM=0              windows per epoch (0 leaves a collection out)
 
 A collection is the first folder of a window's ``source`` (``BACH/bwv1.6.mid`` -> ``BACH``; the
-folders ``mmmgen corpus`` writes), or its ``genre`` label; names are case-insensitive. Collections
+folders ``mmmgen corpus`` writes; a file at the top: its genre), or a genre label (its collections, each by
+its size); names are case-insensitive. Collections
 the spec does not name keep their windows once. A collection asked for more windows than it has
 repeats all of them (whole copies, then a seeded sample for the rest: with ``prepare --transpose``
 the copies of a pitched collection are its transpositions); one asked for fewer gives a seeded

@@ -19,6 +19,7 @@ import logging
 import marshal
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -200,11 +201,18 @@ DEFAULT_MODEL = "default"
 LIKE_CODEC = ("grid", "bars", "density_levels")  # what --like takes from the model (hop, min_notes: the user's)
 
 
-def shipped_model_path() -> Path:
-    """Where the model shipped with the package lives (``mmmgen/resources/default_model``), present or not."""
+def shipped_model_path(name: str = DEFAULT_MODEL) -> Path:
+    """Where a model shipped with the package lives, present or not: ``default`` in
+    ``mmmgen/resources/default_model``, an earlier one kept by name (``default-v1``) in ``default_model_v1``."""
     from importlib.resources import files
 
-    return Path(str(files("mmmgen") / "resources" / "default_model"))
+    suffix = name.removeprefix(DEFAULT_MODEL).lstrip("-_")
+    return Path(str(files("mmmgen") / "resources" / ("default_model" + (f"_{suffix}" if suffix else ""))))
+
+
+def is_shipped_name(name: str | None) -> bool:
+    """``default`` or ``default-NAME`` (a shipped model kept by name), not a folder of that name."""
+    return bool(name) and re.fullmatch(r"default([-_]\w+)?", name) is not None and not Path(name).exists()
 
 
 def model_settings(name: str) -> tuple[Path, dict]:
@@ -215,7 +223,7 @@ def model_settings(name: str) -> tuple[Path, dict]:
     Raises:
         DatasetError: no such model, or a folder that is not a trained run.
     """
-    path = shipped_model_path() if name == DEFAULT_MODEL else Path(name)
+    path = shipped_model_path(name) if is_shipped_name(name) else Path(name)
     settings = path / MODEL_SETTINGS_NAME
     if not settings.is_file() or not (path / "config.json").is_file():
         what = "the shipped model is missing from this install" if name == DEFAULT_MODEL else f"not a trained run folder: {path}"

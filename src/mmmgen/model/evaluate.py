@@ -277,7 +277,9 @@ def _load_model(model: str | None):
     from mmmgen.generate.sampling import GenerationError
     from mmmgen.model.run import RunError, find_run, load_run
 
-    if model and model != "latest" and not Path(model).is_dir():
+    from mmmgen.data.prepare import is_shipped_name
+
+    if model and model != "latest" and not Path(model).is_dir() and not is_shipped_name(model):
         msg = f"model not found: {model}"
         raise EvaluateError(msg)
     try:
