@@ -231,3 +231,17 @@ def test_genres_csv_song_column_is_read(tmp_path):
     (tmp_path / "g.csv").write_text(buffer.getvalue())
     assert read_genres_csv(tmp_path / "g.csv") == {"R/a.0.mid": "ROCK", "B/x.mid": "BACH"}
     assert read_song_keys(tmp_path / "g.csv") == {"R/a.0.mid": "R/a"}
+
+
+def test_split_is_per_collection_and_unchanged_for_flat_folders():
+    import random
+
+    a = [f"A/x{i}.mid" for i in range(30)]
+    b = [f"B/y{i}.mid" for i in range(50)]
+    alone = split_files(a, 0.1, 3)
+    together = split_files(a + b, 0.1, 3)
+    assert alone == together & set(a) and len(alone) == 3 and len(together & set(b)) == 5
+    flat = [f"s{i:02d}.mid" for i in range(40)]
+    order = sorted(flat)
+    random.Random(3).shuffle(order)  # the split before collections were split apart
+    assert split_files(flat, 0.1, 3) == set(order[:4])

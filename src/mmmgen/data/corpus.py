@@ -400,8 +400,9 @@ def export_corpus(
         num_proc: Worker processes; default ``os.cpu_count()``; 1 runs in this process.
         progress: Show a tqdm progress bar.
         limit: At most this many works per collection (the first ones, sorted): smoke runs.
-        sample: At most this many works per collection, evenly spread over its sorted list (every
-            source file and region keeps its share); applied before ``limit``.
+        sample: At most this many works per music21 collection, evenly spread over its sorted list
+            (every source file and region keeps its share); applied before ``limit``. The open
+            collections are small and kept whole (so their held-out songs never depend on it).
         from_dir: Where the open collections' local copies are (``from_dir/groove`` ...); None:
             download them (pinned, checksummed: ``open_corpora.locate``) into ``cache``.
         cache: Download folder (default ``out_dir/.downloads``).
@@ -493,7 +494,7 @@ def _works_of(name: str, key: str, sample, limit, from_dir, cache, allow_unpinne
     from mmmgen.data.open_corpora import locate, open_works
 
     root, digest = locate(name, from_dir, cache, allow_unpinned=allow_unpinned)
-    return [Work(*w[:2], None, w[2]) for w in spread(open_works(name, root), sample)[:limit]], f"{key}/{digest}"
+    return [Work(*w[:2], None, w[2]) for w in open_works(name, root)[:limit]], f"{key}/{digest}"  # small: never sampled
 
 
 def _write_json(path: Path, obj: dict) -> None:

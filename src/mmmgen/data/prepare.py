@@ -261,15 +261,23 @@ def like_codec(config: PrepareConfig) -> tuple[CodecConfig, list[float] | None, 
 def split_files(sources: list[str], test_size: float, seed: int, songs: dict[str, str] | None = None) -> set[str]:
     """The sources of the test split: a seeded shuffle by song, so a song never straddles splits.
 
-    ``songs`` maps a source to its song (versions of one song share it); a source it does not name
-    is a song of its own (without ``songs``: a shuffle by file, as before)."""
+    Each collection (the first folder of a source; the files at the top are one) is split on its own,
+    ``test_size`` of its songs each, so which songs a collection holds out does not change when other
+    collections join the folder. ``songs`` maps a source to its song (versions of one song share
+    it); a source it does not name is a song of its own. A folder without sub-folders is shuffled
+    as one list by file, as before collections were split apart."""
     key = {s: (songs or {}).get(s, s) for s in sources}
-    order = sorted(set(key.values()))
-    if test_size <= 0 or len(order) < 2:
-        return set()
-    random.Random(seed).shuffle(order)
-    n_test = min(max(1, round(len(order) * test_size)), len(order) - 1)
-    test = set(order[:n_test])
+    groups: dict[str, set[str]] = {}
+    for s in sources:
+        head, sep, _ = s.partition("/")
+        groups.setdefault(head if sep else "", set()).add(key[s])
+    test: set[str] = set()
+    for group, members in groups.items():
+        order = sorted(members)
+        if test_size <= 0 or len(order) < 2:
+            continue
+        random.Random(seed if not group else f"{seed}/{group}").shuffle(order)
+        test.update(order[: min(max(1, round(len(order) * test_size)), len(order) - 1)])
     return {s for s in sources if key[s] in test}
 
 
