@@ -12,7 +12,12 @@ sub-folder. See ``mmmgen.model.collections_eval``.
 import argparse
 import logging
 
-from mmmgen.model.collections_eval import evaluate_collections, format_collections, heldout_sets, write_results
+from mmmgen.model.collections_eval import (
+    evaluate_collections,
+    format_collections,
+    heldout_sets,
+    write_results,
+)
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

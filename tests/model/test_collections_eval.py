@@ -8,7 +8,12 @@ import pytest
 from conftest import tiny_score
 from synth import write
 
-from mmmgen.model.collections_eval import collection_texts, evaluate_collections, format_collections, heldout_sets
+from mmmgen.model.collections_eval import (
+    collection_texts,
+    evaluate_collections,
+    format_collections,
+    heldout_sets,
+)
 
 
 @pytest.fixture(scope="module")

@@ -144,7 +144,7 @@ def fetch(url: str, dest: Path, timeout: float = 60) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:  # noqa: S310 (pinned URL)
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
             shutil.copyfileobj(response, out, length=1 << 20)
         os.replace(tmp, dest)
     except OSError as exc:  # URLError is an OSError
@@ -163,7 +163,8 @@ def unpack(archive: Path, out: Path) -> Path:
             with zipfile.ZipFile(archive) as z:
                 for member in z.namelist():
                     if not (out / member).resolve().is_relative_to(out.resolve()):
-                        raise DownloadError(f"{archive}: member {member!r} escapes the folder")
+                        msg = f"{archive}: member {member!r} escapes the folder"
+                        raise DownloadError(msg)
                 z.extractall(out)
         else:
             with tarfile.open(archive) as t:

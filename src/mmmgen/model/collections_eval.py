@@ -80,7 +80,7 @@ def evaluate_collections(models: list[str], sets: dict[str, list[tuple[Path, str
 
     results: dict = {"models": list(models), "max_windows": max_windows, "collections": {}}
     for name in models:
-        run, model, tokenizer, settings = _load_model(name)
+        _, model, tokenizer, settings = _load_model(name)
         for collection, files in sets.items():
             texts, info = collection_texts(files, settings, max_windows)
             entry = results["collections"].setdefault(collection, {**info, "models": {}})
