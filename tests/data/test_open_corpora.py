@@ -164,7 +164,8 @@ def test_export_from_a_local_copy(tmp_path):
         rows = list(csv.DictReader(f))
     assert {r["path"].split("/")[0]: r["genre"] for r in rows} == {"GROOVE": "DRUMS", "LMD-BEATLES": "ROCK"}
     songs = {r["path"]: r["song"] for r in rows}
-    assert songs["LMD-BEATLES/01_-_Album/Song.2.mid"] == "LMD-BEATLES/01_-_Album/Song" and songs[rows[0]["path"]] == ""
+    assert songs["LMD-BEATLES/01_-_Album/Song.2.mid"] == "LMD-BEATLES/01_-_Album/Song"
+    assert songs["GROOVE/drummer1/0_funk_100_beat_4-4.mid"] == songs["GROOVE/drummer1/1_funk_100_beat_4-4.mid"] == "GROOVE/drummer1/funk_100_beat_4-4"
     assert (out / "GROOVE/drummer1/0_funk_100_beat_4-4.mid").read_bytes() == (src / "groove/drummer1/0_funk_100_beat_4-4.mid").read_bytes()
     sources = json.loads((out / oc.SOURCES).read_text())
     assert sources["GROOVE"]["licence"] == "CC BY 4.0" and "Gillick" in sources["GROOVE"]["attribution"]

@@ -304,7 +304,7 @@ def score_to_midi(score, collection: str) -> bytes:
         part.insert(0, inst)
     try:
         data = midi.translate.streamToMidiFile(score).writestr()
-    except repeat.ExpanderException as exc:  # badly formed repeats: export them unexpanded
+    except (repeat.ExpanderException, IndexError) as exc:  # badly formed repeats (music21 may trip on them): export them unexpanded
         log.debug("%s: exporting without repeats", exc)
         _strip_repeats(score)
         data = midi.translate.streamToMidiFile(score).writestr()

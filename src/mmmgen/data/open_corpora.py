@@ -353,9 +353,14 @@ def data_card(corpus_dir: str | Path, genres: list[str] | None = None) -> str:
 
 
 def song_key(name: str, rel: str) -> str:
-    """The song a corpus file is a version of ('' when it is its own song): LMD-BEATLES' ``Song.0.mid``,
-    ``Song.1.mid`` -> ``LMD-BEATLES/.../Song`` (``genres.csv``'s ``song`` column; prepare splits by it)."""
-    if name != "LMD-BEATLES":
-        return ""
-    match = re.fullmatch(r"(.+)\.\d+\.mid", rel)
-    return match.group(1) if match else rel
+    """The song a corpus file is one version of ('' when it is its own song): ``genres.csv``'s ``song``
+    column, by which ``prepare`` splits.
+
+    * LMD-BEATLES: the versions of a song, ``Song.0.mid``, ``Song.1.mid`` -> ``.../Song``.
+    * GROOVE: the takes of one groove in one session (``103_funk_95_fill_4-4.mid``,
+      ``104_funk_95_fill_4-4.mid``: the same drummer, style and tempo, near copies) ->
+      ``.../session1/funk_95_fill_4-4``. (Its ``info.csv`` split, by take, is not used.)
+    """
+    pattern = {"LMD-BEATLES": r"(.+)\.\d+\.mid", "GROOVE": r"(.+/)\d+_(.+)\.mid"}.get(name)
+    match = re.fullmatch(pattern, rel) if pattern else None
+    return "".join(match.groups()) if match else ""
