@@ -246,3 +246,13 @@ def test_split_is_per_collection_and_unchanged_for_flat_folders():
     order = sorted(flat)
     random.Random(3).shuffle(order)  # the split before collections were split apart
     assert split_files(flat, 0.1, 3) == set(order[:4])
+
+
+def test_cli_corpus_from_a_local_copy_and_without_a_pin(tmp_path, capsys):
+    from mmmgen.cli import main
+
+    write(drums(0), tmp_path / "corpora" / "groove" / "d" / "1_rock_90_beat_4-4.mid")
+    assert main(["corpus", str(tmp_path / "out"), "--collections", "Drums", "--from", str(tmp_path / "corpora"), "--num-proc", "1"]) == 0
+    assert "GROOVE" in capsys.readouterr().out and (tmp_path / "out" / "GROOVE" / "d" / "1_rock_90_beat_4-4.mid").is_file()
+    assert main(["corpus", str(tmp_path / "out2"), "--collections", "nottingham", "--cache", str(tmp_path / "c")]) == 2
+    assert "no pinned checksum" in capsys.readouterr().err
