@@ -11,6 +11,8 @@ sub-folder. See ``mmmgen.model.collections_eval``.
 
 import argparse
 import logging
+import sys
+from pathlib import Path
 
 from mmmgen.model.collections_eval import (
     evaluate_collections,
@@ -33,6 +35,11 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     sets = heldout_sets(a.corpus, a.midi, a.test_size, a.seed)
     results = evaluate_collections(a.model, sets, a.max_windows, a.batch_size)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from _env import environment  # hardware, load, versions, commit: beside the numbers
+
+    results["environment"] = environment(("torch", "transformers", "symusic", "music21"))
+    results["command"] = " ".join(sys.argv)
     print(format_collections(results))
     if a.out:
         print("written: " + ", ".join(map(str, write_results(results, a.out))))
