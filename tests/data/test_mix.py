@@ -46,6 +46,8 @@ def test_unnamed_collections_keep_their_windows_and_genres_name_collections():
 def test_unknown_name_is_a_named_error():
     with pytest.raises(MixError, match="POP is not a collection"):
         mix_indices(SOURCES, GENRES, {"POP": 0.5})
+    indices, _ = mix_indices(SOURCES, GENRES, {"POP": 0.0})  # leaving out what is not there: fine
+    assert sorted(indices) == list(range(len(SOURCES)))
 
 
 def test_train_uses_the_mix(tiny_dataset, tiny_tokenizer, tmp_path):

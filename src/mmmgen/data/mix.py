@@ -4,7 +4,7 @@ A corpus of 3,000 chorales and 500 band songs teaches chorales. A mix spec sets 
 windows per epoch, so small collections are not drowned:
 
     GROOVE=0.25,LMD-BEATLES=0.25,BACH=0.05    shares of the epoch (of the train split's size)
-    PALESTRINA=2000,NOTTINGHAM=0              windows per epoch (0 leaves a collection out)
+    PALESTRINA=2000,NOTTINGHAM=0              windows per epoch (0 leaves a collection out, if there)
 
 A collection is the first folder of a window's ``source`` (``BACH/bwv1.6.mid`` -> ``BACH``; the
 folders ``mmmgen corpus`` writes; a file at the top: its genre), or a genre label (its collections, each by
@@ -70,6 +70,8 @@ def mix_indices(sources: list[str], genres: list[str], spec: dict[str, float], s
     targets: dict[str, float] = {}
     for name, value in spec.items():
         named = {name} if name in sizes else by_genre.get(name, set())
+        if not named and value == 0:  # leaving out what is not there: nothing to do
+            continue
         if not named:
             msg = f"--mix: {name} is not a collection ({', '.join(sorted(sizes))}) or genre ({', '.join(sorted(by_genre))}) of the dataset"
             raise MixError(msg)
