@@ -102,7 +102,9 @@ def format_collections(results: dict) -> str:
     for name, entry in results["collections"].items():
         bits = [entry["models"].get(m, {}).get("bits_per_note", math.nan) for m in models]
         windows = max((entry["models"][m]["windows"] for m in entry["models"]), default=0)
-        cells = [name, f"{entry['kept']}/{entry['files']}", f"{windows:,}", *(f"{b:.3f}" for b in bits)]
+        cuts = [entry["models"].get(m, {}).get("cut_windows", 0) for m in models]  # scored up to the model's context
+        cells = [name, f"{entry['kept']}/{entry['files']}", f"{windows:,}",
+                 *(f"{b:.3f}" + (f" ({c} cut)" if c else "") for b, c in zip(bits, cuts, strict=True))]
         if len(models) > 1:
             cells += [" / ".join(f"{100 * (b / bits[0] - 1):+.1f} %" for b in bits[1:])]
         lines.append("| " + " | ".join(cells) + " |")
@@ -113,7 +115,15 @@ def write_results(results: dict, out: str | Path) -> tuple[Path, Path]:
     """``out`` (JSON) and the table beside it (``.md``)."""
     path = write_json(results, out)
     table = Path(out).with_suffix(".md")
-    table.write_text(format_collections(results) + "\n")
+    env = results.get("environment", {})
+    head = [f"# Held-out bits per note per collection (max {results['max_windows']} windows each)", ""]
+    if env:
+        hw = env.get("hardware", {})
+        head += [f"`{results.get('command', '')}`", "",
+                 f"{env.get('date')}, {hw.get('cpu')} ({hw.get('logical_cores')} cores, load {hw.get('load_avg_1_5_15')}), "
+                 f"commit {env.get('git_commit')}, " + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items()), "",
+                 "A window longer than a model's context is scored up to it (`cut`).", ""]
+    table.write_text("\n".join(head) + format_collections(results) + "\n")
     return path, table
 
 
