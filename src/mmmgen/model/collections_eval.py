@@ -123,7 +123,7 @@ def write_results(results: dict, out: str | Path) -> tuple[Path, Path]:
                  f"{env.get('date')}, {hw.get('cpu')} ({hw.get('logical_cores')} cores, load {hw.get('load_avg_1_5_15')}), "
                  f"commit {env.get('git_commit')}, " + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items()), "",
                  "A window longer than a model's context is scored up to it (`cut`).", ""]
-    table.write_text("\n".join(head) + format_collections(results) + "\n")
+    table.write_text("\n".join([*head, format_collections(results)]) + "\n")
     return path, table
 
 
