@@ -2,7 +2,8 @@
 
     python scripts/data_card.py CORPUS_DIR RUN     # CORPUS_DIR: mmmgen corpus output (sources.json)
 
-Only collections whose genre the run was trained on are credited (its ``mmmgen.json`` genre
+Also puts RUN/collections.md (scripts/eval_collections.py) into the card. Only collections whose
+genre the run was trained on are credited (its ``mmmgen.json`` genre
 labels); a collection whose licence binds the weights (NOTTINGHAM, GPL-3.0) is flagged.
 """
 
@@ -24,4 +25,7 @@ if __name__ == "__main__":
     if mix:
         body += "\n\nMix (training windows per epoch, `--mix`): " + ", ".join(f"{g} {m['windows']:,} -> {m['selected']:,}" for g, m in mix.items())
     put_section(run / "README.md", "Training data and licences", body)
+    table = run / "collections.md"  # scripts/eval_collections.py --out RUN/collections.json (make model)
+    if table.is_file():
+        put_section(run / "README.md", "Held-out bits per note per collection", table.read_text().split("\n", 2)[2])
     print(f"model card updated: {run / 'README.md'}")
