@@ -14,8 +14,8 @@ the attribution a model card must carry, and whether shipped weights may be trai
   normalised into that same layout (``normalise``: the Lakh files' ``.midN`` -> ``.N.mid``; the
   Nottingham melody and chord files merged into one two-track file).
 
-Either way the copy is checked against the spec's ``sha256``: the SHA-256 of its *tree digest*
-(``tree_digest``: one line ``sha256(bytes)  relative/path`` per music file, sorted). A content digest
+Either way the copy is checked against the spec's ``sha256``, a *tree digest* (``tree_digest``: the
+SHA-256 of one line ``sha256(bytes)  relative/path`` per music file, sorted). A content digest
 rather than the archive's own hash, because GitHub does not promise byte-stable archives, and because
 it pins what a model was trained on, whichever way the files arrived. A downloaded copy that does not
 match raises :class:`ChecksumError`; a local copy that does not match is logged (it may be a newer or
@@ -74,6 +74,10 @@ class Collection:
         return f"https://codeload.github.com/{self.repo}/tar.gz/{self.commit}"
 
 
+# The digests are those of the copies in ../shared/corpora (the files the default model v2 is built
+# from). The archives themselves were never fetched where this was written (no network there): the
+# first download through this code checks the normalising (Lakh renames) against them. NOTTINGHAM's
+# copy was merged by another tool than _merge_nottingham, so its files cannot match: no pin.
 OPEN: dict[str, Collection] = {c.name: c for c in (
     Collection(
         "GROOVE", "groove", "DRUMS", "CC BY 4.0", True,
@@ -233,7 +237,8 @@ def download(spec: Collection, cache: Path, url: str | None = None, allow_unpinn
     ready = cache / spec.folder
     if ready.is_dir() and (spec.sha256 is None or tree_digest(ready) == spec.sha256):
         return ready
-    with tempfile.TemporaryDirectory(dir=cache.mkdir(parents=True, exist_ok=True) or cache) as tmp:
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
         archive = fetch(url or spec.url, Path(tmp) / "archive")
         src = _top(unpack(archive, Path(tmp) / "unpacked")) / spec.subdir
         if not src.is_dir():
