@@ -10,12 +10,16 @@ export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
 DATA ?= data
+# CORPORA: a local copy of the open collections (e.g. ../shared/corpora); empty: download them (pinned, checksummed)
+CORPORA ?=
+MODEL_COLLECTIONS ?= all,open
+MODEL_TRANSPOSE ?= 0
 COLLECTIONS ?= BACH
 DEMO_RUN ?= runs/demo
 DEMO_STEPS ?= 400
 MODEL_SAMPLE ?= 1000
 MODEL_RUN ?= runs/default
-MODEL_MINUTES ?= 60
+MODEL_MINUTES ?= 120
 COMPARE_MINUTES ?= 12
 SHIPPED := src/mmmgen/resources/default_model
 MMMGEN := $(VENV)/bin/mmmgen
@@ -35,14 +39,20 @@ demo: setup              ## a piece from the shipped default model (out/demo), t
 	$(MMMGEN) generate --out out/demo --tracks 4 --bars 32 --seed 1
 	$(MMMGEN) app --load out/demo/piece.txt
 
-model: setup             ## reproduce the shipped default model: all collections, ~$(MODEL_MINUTES) min of training on 2 CPU cores
-	$(MMMGEN) corpus $(DATA)/corpus --collections all --sample $(MODEL_SAMPLE)
-	$(MMMGEN) prepare $(DATA)/corpus $(DATA)/model/dataset --genres $(DATA)/corpus/genres.csv --infill-prob 0.1
+model: setup             ## rebuild the shipped default model (v2): music21's corpus + the open collections, configs/default-model-v2.yaml
+	$(MMMGEN) corpus $(DATA)/corpus --collections $(MODEL_COLLECTIONS) --sample $(MODEL_SAMPLE) $(if $(CORPORA),--from $(CORPORA))
+	$(MMMGEN) prepare $(DATA)/corpus $(DATA)/model/dataset --genres $(DATA)/corpus/genres.csv --infill-prob 0.1 --transpose $(MODEL_TRANSPOSE)
+	# with issue 27's chord track: add --chords to the prepare line above (and say so in the card)
 	$(MMMGEN) tokenizer $(DATA)/model/dataset $(DATA)/model/tokenizer
-	$(MMMGEN) train --config configs/default-model.yaml --dataset $(DATA)/model/dataset \
+	$(MMMGEN) train --config configs/default-model-v2.yaml --dataset $(DATA)/model/dataset \
 		--tokenizer $(DATA)/model/tokenizer --output-dir $(MODEL_RUN) --max-minutes $(MODEL_MINUTES) --resume
-	$(MMMGEN) evaluate --model $(MODEL_RUN) --dataset $(DATA)/model/dataset --samples 16 --write-card
-	$(PY) scripts/ship_model.py $(MODEL_RUN) $(SHIPPED)
+	$(MMMGEN) evaluate --model $(MODEL_RUN) --dataset $(DATA)/model/dataset --samples 16 --free-samples 16 --write-card
+	# NOTTINGHAM is GPL-3.0: evaluated, never trained on (its own folder, outside the training corpus)
+	$(MMMGEN) corpus $(DATA)/eval-corpus --collections nottingham $(if $(CORPORA),--from $(CORPORA),--allow-unpinned)
+	$(PY) scripts/eval_collections.py --model default --model $(MODEL_RUN) --corpus $(DATA)/corpus --corpus $(DATA)/eval-corpus \
+		$(if $(wildcard ../shared/midi-styles),--midi ../shared/midi-styles) --out $(MODEL_RUN)/collections.json
+	$(PY) scripts/data_card.py $(DATA)/corpus $(MODEL_RUN)
+	$(PY) scripts/ship_model.py $(MODEL_RUN) $(SHIPPED) --keep-previous v1
 
 compare: setup           ## the model card's comparison: the tutorial's recipe vs mmmgen's, same corpus, same wall time (run concurrently, one core each)
 	$(MMMGEN) prepare $(DATA)/corpus $(DATA)/tutorial/dataset --genres $(DATA)/corpus/genres.csv --grid 4

@@ -115,18 +115,24 @@ def cmd_corpus(argv: Sequence[str]) -> int:
     from mmmgen.data import corpus
 
     def extra(p):
-        p.add_argument("--collections", default=None, help=f"Comma-separated subset of {','.join(corpus.COLLECTIONS)}, or all (the default).")
+        p.add_argument("--collections", default=None, help=f"Comma-separated subset of {','.join(corpus.COLLECTIONS)} (all: these, the default) "
+                       "and of the open collections groove, lmd-beatles, openewld (open: these three) and nottingham (GPL-3.0: not for shipped weights).")
+        p.add_argument("--from", dest="from_dir", default=None, help="Folder with local copies of the open collections (groove/, lmd-beatles/, ...); "
+                       "without it they are downloaded (pinned commit, checked against a SHA-256).")
+        p.add_argument("--cache", default=None, help="Download folder of the open collections (default: OUT_DIR/.downloads).")
+        p.add_argument("--allow-unpinned", action="store_true", help="Accept a download of a collection that has no pinned checksum (nottingham).")
         p.add_argument("--num-proc", type=int, default=None, help="Worker processes (default: all cores).")
         p.add_argument("--limit", type=int, default=None, help="At most this many works per collection, the first ones (smoke runs).")
         p.add_argument("--sample", type=int, default=None,
                        help="At most this many works per collection, evenly spread over it (a smaller corpus that still covers every source).")
 
     _, ns = parse_config(
-        argv, [], "mmmgen corpus", "Export music21's public-domain corpus to MIDI + genres.csv (the embedded default dataset).",
+        argv, [], "mmmgen corpus", "Export music21's public-domain corpus and open collections to MIDI + genres.csv (the default model's data).",
         [("out_dir", "Output folder (one sub-folder per collection, plus genres.csv).")], extra,
     )
-    names = ns["collections"].split(",") if ns["collections"] and ns["collections"].lower() != "all" else None
-    report = corpus.export_corpus(ns["out_dir"], names, num_proc=ns["num_proc"], limit=ns["limit"], sample=ns["sample"])
+    names = ns["collections"].split(",") if ns["collections"] else None
+    report = corpus.export_corpus(ns["out_dir"], names, num_proc=ns["num_proc"], limit=ns["limit"], sample=ns["sample"],
+                                  from_dir=ns["from_dir"], cache=ns["cache"], allow_unpinned=ns["allow_unpinned"])
     print(report.summary() if hasattr(report, "summary") else report)
     return 0
 

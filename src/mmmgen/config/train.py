@@ -128,6 +128,11 @@ class TrainConfig(ModelConfig):
         default=0.02, metadata={"help": "Fail when more than this share of windows is longer than --context-length (they are cut)."}
     )
     max_train_windows: int | None = field(default=None, metadata={"help": "Use only the first N training windows (smoke runs)."})
+    mix: str | None = field(
+        default=None,
+        metadata={"help": "Windows per collection per epoch (data/mix.py): NAME=SHARE (0 to 1 of the epoch) or NAME=WINDOWS, "
+                          "comma-separated, NAME a collection folder or genre; e.g. GROOVE=0.2,LMD-BEATLES=0.25,NOTTINGHAM=0."},
+    )
     max_eval_windows: int | None = field(
         default=None,
         metadata={"help": "Evaluate during training on N test windows spread over the split (faster evaluations; "

@@ -129,15 +129,27 @@ class CorpusReport:
 
 
 def select_collections(collections: list[str] | tuple[str, ...] | str | None) -> list[str]:
-    """Normalise a selection (names, case-insensitive; ``None`` = all) to canonical names."""
+    """Normalise a selection to canonical names: music21's (``None``, ``all`` or ``music21``: every
+    one of :data:`COLLECTIONS`) and the open ones of ``open_corpora`` (``open``: those whose licence
+    allows training shipped weights; NOTTINGHAM only by name). Case-insensitive."""
+    from mmmgen.data.open_corpora import OPEN, resolve
+
     if collections is None:
         return list(COLLECTIONS)
     if isinstance(collections, str):
         collections = [collections]
-    names = [str(c).strip().upper() for c in collections]
-    unknown = [c for c in names if c not in COLLECTIONS]
+    names, unknown = [], []
+    for c in (str(c).strip().upper() for c in collections):
+        if c in ("ALL", "MUSIC21"):
+            names += COLLECTIONS
+        elif c == "OPEN":
+            names += [spec.name for spec in OPEN.values() if spec.trainable]
+        elif c in COLLECTIONS or resolve(c):
+            names.append(c if c in COLLECTIONS else resolve(c))
+        else:
+            unknown.append(c)
     if unknown:
-        msg = f"unknown collection(s) {unknown}; valid: {', '.join(COLLECTIONS)}"
+        msg = f"unknown collection(s) {unknown}; valid: {', '.join([*COLLECTIONS, *OPEN])}, all, open"
         raise UnknownCollectionError(msg)
     return list(dict.fromkeys(names))
 
@@ -211,6 +223,10 @@ def part_programs(collection: str, labels: list[str], medians: list[float | None
         labels: Lower-case part names (may be empty).
         medians: Median MIDI pitch of each part (``None`` for a part without notes).
     """
+    if collection not in COLLECTIONS:  # an open collection's lead sheet: melody and chords parts
+        from mmmgen.data.open_corpora import LEADSHEET_PROGRAMS
+
+        return [LEADSHEET_PROGRAMS.get(lab.split()[0] if lab else "", 73) for lab in labels]
     if collection in _MONOPHONIC:
         return [MELODY_PROGRAMS[collection]] * len(labels)
     if collection in _VOCAL:
@@ -288,7 +304,7 @@ def score_to_midi(score, collection: str) -> bytes:
         part.insert(0, inst)
     try:
         data = midi.translate.streamToMidiFile(score).writestr()
-    except repeat.ExpanderException as exc:  # badly formed repeats: export them unexpanded
+    except (repeat.ExpanderException, IndexError) as exc:  # badly formed repeats (music21 may trip on them): export them unexpanded
         log.debug("%s: exporting without repeats", exc)
         _strip_repeats(score)
         data = midi.translate.streamToMidiFile(score).writestr()
@@ -350,8 +366,15 @@ def _export_one(task: tuple[str, str, int | None, str, str]) -> tuple[str, str |
 
         from music21 import converter
 
+        if collection not in COLLECTIONS and Path(source).suffix.lower() in (".mid", ".midi"):
+            _write_atomic(Path(out_path), Path(source).read_bytes())  # an open collection's MIDI file: as it is
+            return work_id, None
         warnings.simplefilter("ignore")
         score = converter.parse(source, number=number, forceSource=True, storePickle=False)
+        if collection not in COLLECTIONS:  # an open collection's lead sheet
+            from mmmgen.data.open_corpora import leadsheet_score
+
+            score = leadsheet_score(score)
         _write_atomic(Path(out_path), score_to_midi(score, collection))
         return work_id, None
     except Exception as exc:  # one bad work must never abort the run
@@ -365,6 +388,9 @@ def export_corpus(
     progress: bool = True,
     limit: int | None = None,
     sample: int | None = None,
+    from_dir: str | os.PathLike | None = None,
+    cache: str | os.PathLike | None = None,
+    allow_unpinned: bool = False,
 ) -> CorpusReport:
     """Export the selected collections to ``out_dir/<NAME>/*.mid`` plus ``out_dir/genres.csv``.
 
@@ -374,8 +400,13 @@ def export_corpus(
         num_proc: Worker processes; default ``os.cpu_count()``; 1 runs in this process.
         progress: Show a tqdm progress bar.
         limit: At most this many works per collection (the first ones, sorted): smoke runs.
-        sample: At most this many works per collection, evenly spread over its sorted list (every
-            source file and region keeps its share); applied before ``limit``.
+        sample: At most this many works per music21 collection, evenly spread over its sorted list
+            (every source file and region keeps its share); applied before ``limit``. The open
+            collections are small and kept whole (so their held-out songs never depend on it).
+        from_dir: Where the open collections' local copies are (``from_dir/groove`` ...); None:
+            download them (pinned, checksummed: ``open_corpora.locate``) into ``cache``.
+        cache: Download folder (default ``out_dir/.downloads``).
+        allow_unpinned: Accept a download of a collection without a pinned checksum.
 
     Returns:
         A :class:`CorpusReport`. Works that failed in an identical earlier run are reported as
@@ -396,12 +427,12 @@ def export_corpus(
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     report, tasks = CorpusReport(out_dir=str(out)), []
     for name in names:
-        if manifest.get(name, {}).get("key") != key:
-            manifest[name] = {"key": key, "done": {}, "failed": {}}
+        works, name_key = _works_of(name, key, sample, limit, from_dir, cache or out / ".downloads", allow_unpinned)
+        if manifest.get(name, {}).get("key") != name_key:
+            manifest[name] = {"key": name_key, "done": {}, "failed": {}}
         state = manifest[name]
         for stale in (out / name).glob(".*.tmp"):  # left by an interrupted run
             stale.unlink(missing_ok=True)
-        works = spread(list_works(name), sample)[:limit]
         counts = report.per_collection[name] = dict.fromkeys(("exported", "cached", "failed"), 0)
         counts["works"] = len(works)
         for w in works:
@@ -411,7 +442,7 @@ def export_corpus(
                 counts["failed"] += 1
                 report.failed.append((w.work_id, state["failed"][w.work_id]))
             else:  # slow collections and big files first, so no straggler ends the run
-                order = (_RUN_ORDER.index(name), -os.path.getsize(w.source) if w.number is None else 0)
+                order = (_RUN_ORDER.index(name) if name in _RUN_ORDER else 0, -os.path.getsize(w.source) if w.number is None else 0)
                 tasks.append((order, (w.work_id, w.source, w.number, str(out / w.rel), name)))
     report.cached = sum(c["cached"] for c in report.per_collection.values())
     tasks = [task for _, task in sorted(tasks, key=lambda t: t[0])]
@@ -441,15 +472,29 @@ def export_corpus(
             pool.terminate()
             pool.join()
         _write_json(manifest_path, manifest)
-    rows = sorted((rel, name) for name in names for rel in manifest[name]["done"].values()
-                  if (out / rel).exists())
+    from mmmgen.data.open_corpora import OPEN, song_key, write_sources
+
+    rows = sorted((rel, OPEN[name].genre if name in OPEN else name, song_key(name, rel)) for name in names
+                  for rel in manifest[name]["done"].values() if (out / rel).exists())
+    write_sources(out, [name for name in names if name in OPEN])
+    songs = any(row[2] for row in rows)  # a song column only where versions of a song are grouped
     table = io.StringIO()
-    csv.writer(table, lineterminator="\n").writerows([("path", "genre"), *rows])
+    csv.writer(table, lineterminator="\n").writerows([("path", "genre", "song")[: 2 + songs], *(r[: 2 + songs] for r in rows)])
     _write_atomic(out / GENRES, table.getvalue().encode())
     report.files, report.seconds = len(rows), time.perf_counter() - start
     log.info("corpus: %d exported, %d cached, %d failed, %d files in %s (%.1f s)",
              report.exported, report.cached, len(report.failed), report.files, out, report.seconds)
     return report
+
+
+def _works_of(name: str, key: str, sample, limit, from_dir, cache, allow_unpinned: bool) -> tuple[list[Work], str]:
+    """The works of one collection and its cache key (an open collection's: with its files' digest)."""
+    if name in COLLECTIONS:
+        return spread(list_works(name), sample)[:limit], key
+    from mmmgen.data.open_corpora import locate, open_works
+
+    root, digest = locate(name, from_dir, cache, allow_unpinned=allow_unpinned)
+    return [Work(*w[:2], None, w[2]) for w in open_works(name, root)[:limit]], f"{key}/{digest}"  # small: never sampled
 
 
 def _write_json(path: Path, obj: dict) -> None:

@@ -19,6 +19,7 @@ import logging
 import marshal
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -95,6 +96,13 @@ def load_score(path: str | Path):
     return score
 
 
+def read_song_keys(path: str | Path) -> dict[str, str]:
+    """The optional ``song`` column of a genres CSV: {relative path: song} for the files that name one
+    (versions of a song share it, and ``prepare`` keeps them on one side of the split)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return {Path(row["path"]).as_posix(): row["song"] for row in csv.DictReader(f) if row.get("song")}
+
+
 def read_genres_csv(path: str | Path) -> dict[str, str]:
     """``path,genre`` CSV -> {relative path: token-safe genre}."""
     labels: dict[str, str] = {}
@@ -139,9 +147,12 @@ def encode_files(paths: list[str | Path], sources: list[str], config: CodecConfi
     ``scores_to_parts`` encodes batches of about ``BATCH_NOTES`` notes together."""
     results = [FileResult(source) for source in sources]
     loaded: list[tuple[int, object]] = []
+    transpositions = list(transpositions)
     for i, path in enumerate(paths):
         try:
             loaded.append((i, load_score(path)))
+            if all(t.is_drum for t in loaded[-1][1].tracks if len(t.notes)):  # drums only: transposing copies nothing new
+                transpositions[i] = (0,)
         except MidiLoadError as exc:
             results[i] = FileResult(sources[i], skipped=exc.reason, detail=str(exc))
         except Exception as exc:  # e.g. the file vanished: keep the run alive, report it
@@ -190,11 +201,18 @@ DEFAULT_MODEL = "default"
 LIKE_CODEC = ("grid", "bars", "density_levels")  # what --like takes from the model (hop, min_notes: the user's)
 
 
-def shipped_model_path() -> Path:
-    """Where the model shipped with the package lives (``mmmgen/resources/default_model``), present or not."""
+def shipped_model_path(name: str = DEFAULT_MODEL) -> Path:
+    """Where a model shipped with the package lives, present or not: ``default`` in
+    ``mmmgen/resources/default_model``, an earlier one kept by name (``default-v1``) in ``default_model_v1``."""
     from importlib.resources import files
 
-    return Path(str(files("mmmgen") / "resources" / "default_model"))
+    suffix = name.removeprefix(DEFAULT_MODEL).lstrip("-_")
+    return Path(str(files("mmmgen") / "resources" / ("default_model" + (f"_{suffix}" if suffix else ""))))
+
+
+def is_shipped_name(name: str | None) -> bool:
+    """``default`` or ``default-NAME`` (a shipped model kept by name), not a folder of that name."""
+    return bool(name) and re.fullmatch(r"default([-_]\w+)?", name) is not None and not Path(name).exists()
 
 
 def model_settings(name: str) -> tuple[Path, dict]:
@@ -205,7 +223,7 @@ def model_settings(name: str) -> tuple[Path, dict]:
     Raises:
         DatasetError: no such model, or a folder that is not a trained run.
     """
-    path = shipped_model_path() if name == DEFAULT_MODEL else Path(name)
+    path = shipped_model_path(name) if is_shipped_name(name) else Path(name)
     settings = path / MODEL_SETTINGS_NAME
     if not settings.is_file() or not (path / "config.json").is_file():
         what = "the shipped model is missing from this install" if name == DEFAULT_MODEL else f"not a trained run folder: {path}"
@@ -240,14 +258,27 @@ def like_codec(config: PrepareConfig) -> tuple[CodecConfig, list[float] | None, 
     return codec, edges, {"model": config.like, "path": str(path.resolve()), "genre_labels": settings.get("genre_labels", [])}
 
 
-def split_files(sources: list[str], test_size: float, seed: int) -> set[str]:
-    """The sources of the test split: a seeded shuffle by file, so a song never straddles splits."""
-    if test_size <= 0 or len(sources) < 2:
-        return set()
-    order = sorted(sources)
-    random.Random(seed).shuffle(order)
-    n_test = min(max(1, round(len(order) * test_size)), len(order) - 1)
-    return set(order[:n_test])
+def split_files(sources: list[str], test_size: float, seed: int, songs: dict[str, str] | None = None) -> set[str]:
+    """The sources of the test split: a seeded shuffle by song, so a song never straddles splits.
+
+    Each collection (the first folder of a source; the files at the top are one) is split on its own,
+    ``test_size`` of its songs each, so which songs a collection holds out does not change when other
+    collections join the folder. ``songs`` maps a source to its song (versions of one song share
+    it); a source it does not name is a song of its own. A folder without sub-folders is shuffled
+    as one list by file, as before collections were split apart."""
+    key = {s: (songs or {}).get(s, s) for s in sources}
+    groups: dict[str, set[str]] = {}
+    for s in sources:
+        head, sep, _ = s.partition("/")
+        groups.setdefault(head if sep else "", set()).add(key[s])
+    test: set[str] = set()
+    for group, members in groups.items():
+        order = sorted(members)
+        if test_size <= 0 or len(order) < 2:
+            continue
+        random.Random(seed if not group else f"{seed}/{group}").shuffle(order)
+        test.update(order[: min(max(1, round(len(order) * test_size)), len(order) - 1)])
+    return {s for s in sources if key[s] in test}
 
 
 def density_edges(counts: np.ndarray, levels: int) -> list[float]:
@@ -327,7 +358,7 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
         msg = f"no MIDI files (.mid/.midi) under {midi_dir}"
         raise DatasetError(msg)
     labels = read_genres_csv(config.genres) if config.genres else {}
-    test_sources = split_files(sources, config.test_size, config.seed)
+    test_sources = split_files(sources, config.test_size, config.seed, read_song_keys(config.genres) if config.genres else None)
     codec, like_edges, like = like_codec(config)
     shifts = tuple(range(-config.transpose, config.transpose + 1))
     out_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -281,6 +281,12 @@ def build_datasets(cfg: TrainConfig, tokenizer, cache_dir: str | Path | None = N
 
     dsd = load_from_disk(str(cfg.dataset))
     train_split = dsd["train"]
+    mixed = None
+    if cfg.mix:  # the data's mix: windows per collection per epoch
+        from mmmgen.data.mix import format_mix, mix_split
+
+        train_split, mixed = mix_split(train_split, cfg.mix, cfg.seed)
+        log.info("mix %s: %s", cfg.mix, format_mix(mixed))
     if cfg.max_train_windows:
         train_split = train_split.select(range(min(cfg.max_train_windows, len(train_split))))
     if len(train_split) == 0:
@@ -334,6 +340,8 @@ def build_datasets(cfg: TrainConfig, tokenizer, cache_dir: str | Path | None = N
         }
         if cfg.batching == "single" and name == "train":
             stats[name]["windows_per_step"] = windows_per_step(cfg, stats[name]["tokens"] / len(lengths))
+    if mixed:
+        stats["train"]["mix"] = mixed
     return TrainData(out["train"], out.get("test"), stats)
 
 

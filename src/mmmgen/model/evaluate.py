@@ -274,10 +274,11 @@ def free_pieces(model, tokenizer, samples: int, tracks: int, n_bars: int, grid: 
 
 # --- the whole evaluation ----------------------------------------------------------------------
 def _load_model(model: str | None):
+    from mmmgen.data.prepare import is_shipped_name
     from mmmgen.generate.sampling import GenerationError
     from mmmgen.model.run import RunError, find_run, load_run
 
-    if model and model not in ("latest", "default") and not Path(model).is_dir():
+    if model and model not in ("latest", "default") and not Path(model).is_dir() and not is_shipped_name(model):
         msg = f"model not found: {model}"
         raise EvaluateError(msg)
     try:

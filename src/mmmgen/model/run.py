@@ -237,7 +237,9 @@ def find_run(model: str | None, search=("runs", "models")):
             raise GenerationError(msg)
         return shipped
     if model and model != "latest":
-        return Path(model)
+        from mmmgen.data.prepare import is_shipped_name, shipped_model_path
+
+        return shipped_model_path(model) if is_shipped_name(model) else Path(model)
     if model is None and (shipped := default_model_dir()) is not None:
         return shipped
     runs = [p.parent for d in search if Path(d).is_dir() for p in Path(d).glob(f"**/{SETTINGS_NAME}")]
