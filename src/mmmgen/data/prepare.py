@@ -118,7 +118,7 @@ def transpose_window(window: Window, semitones: int) -> Window:
             notes = notes[(notes[:, 0] >= 0) & (notes[:, 0] < V.N_PITCHES)]
         if len(notes):
             tracks.append(TrackNotes(t.program, t.is_drum, notes))
-    return Window(window.time_signature, window.n_bars, window.bar_steps, tracks, window.start_bar)
+    return Window(window.time_signature, window.n_bars, window.bar_steps, tracks, window.start_bar, window.start_step)
 
 
 @dataclass
