@@ -114,11 +114,11 @@ def state_after(spec: TrackSpec, forced: list[list[str]], before: list[str], gri
     last = forced[-1] if forced else before
     carry = sounding_at_end(last)
     state = TrackState(spec, grid, phase=EXPECT_BAR, bars_done=len(forced), carry=carry, notes=notes)
-    if spec.controls is not None and head:
+    if (spec.controls is not None or spec.harmony is not None) and head:
         around = fill_context(list(head), [list(b) for b in earlier], len(earlier), carry, (), spec.time_signature, grid)
         line = len(forced) * bar_steps(spec.time_signature, grid)
         state.born = {p: line - around["ages"].get(p, 0) for p in carry}
-        state.is_drum = around["is_drum"]
+        state.is_drum, state.program = around["is_drum"], around["program"]
     return state
 
 
@@ -129,6 +129,7 @@ def write_window(engine, header, others, target: TrackWords | None, start: int, 
     ``target`` None: a new track (its ``INST``/``DENSITY`` sampled under ``spec``), bars ``[start, stop)``.
     """
     context = window_text(header, others, start, stop)
+    spec = replace(spec, first_bar=start)  # the chord rule reads the song's time
     if target is None:
         state = TrackState(replace(spec, n_bars=stop - start), engine.grid)
         words = yield f"{context} {V.TRACK_START}", state, seed
@@ -221,9 +222,9 @@ def infill_tracks(engine, header, tracks: list[TrackWords], track: int, bars: li
         for p in here:
             before = tracks[track].bars[p - 1] if p > 0 else []
             carried, around = sounding_at_end(before), {}
-            if spec.controls is not None:  # what the control rules need to know of the bars around
+            if spec.controls is not None or spec.harmony is not None:  # what the control rules need to know of the bars around
                 around = fill_context(tracks[track].head, tracks[track].bars, p, carried, bars, spec.time_signature, engine.grid)
-            state = TrackState.for_fill(spec, carried, engine.grid, **around)
+            state = TrackState.for_fill(replace(spec, first_bar=p), carried, engine.grid, **around)
             context += f" {V.FILL_START}"
             words = yield context, state, seeded(seed, i)
             context += " " + " ".join(words)
