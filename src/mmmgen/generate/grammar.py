@@ -109,6 +109,7 @@ class TrackSpec:
     controls: object | None = None  # a ``controls.Controls`` (its ``narrow`` applies the control rules); None = the grammar alone
     harmony: object | None = None  # a ``harmony.ChordRule`` (the chord rule); None = no chords
     first_bar: int = 0  # the song's bar where this window (or fill) starts: the chord rule reads the song's time
+    chord_track: bool = False  # writing the chord track (``progression.chord_track_allowed``) instead of notes
 
     @property
     def end_word(self) -> str:
@@ -335,6 +336,10 @@ def allowed(s: TrackState, v: VocabTable, rules=RULES) -> np.ndarray:
     With ``spec.controls`` set, the musical controls (``controls.py``) narrow the mask further,
     and with ``spec.harmony`` the chord rule (``harmony.py``).
     """
+    if s.spec.chord_track:
+        from mmmgen.generate.progression import chord_track_allowed
+
+        return chord_track_allowed(s, v)
     m = _allowed_fast(s, v) if rules is RULES else conjunction(s, v, rules)
     controls, harmony = s.spec.controls, s.spec.harmony
     if controls is not None:

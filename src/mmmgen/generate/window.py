@@ -60,9 +60,10 @@ def seeded(seed: int | None, offset: int) -> int | None:
 
 
 def split_song(text: str) -> tuple[list[str], list[TrackWords]]:
-    """The header words and the tracks (bar by bar) of a song's text."""
+    """The header words and the note tracks (bar by bar) of a song's text (its chord track left out:
+    ``progression.chord_track_words`` gives it to a model that knows chords)."""
     piece = split_words(text)
-    return piece.header, piece.tracks
+    return piece.header, [t for t in piece.tracks if V.chord_track_inst() not in t.head]
 
 
 def window_text(header: list[str], tracks: list[TrackWords], start: int, stop: int) -> str:
@@ -176,8 +177,11 @@ def write_track(engine, header, others: list[TrackWords], n_bars: int, spec: Tra
     return target
 
 
-def extend_tracks(engine, header, tracks: list[TrackWords], n_new: int, specs: list[TrackSpec], seed: int | None):
-    """Every track with ``n_new`` more bars, window by window; in a window, tracks are written in order."""
+def extend_tracks(engine, header, tracks: list[TrackWords], n_new: int, specs: list[TrackSpec], seed: int | None,
+                  context: list[TrackWords] = ()):
+    """Every track with ``n_new`` more bars, window by window; in a window, tracks are written in order.
+
+    ``context``: tracks every window shows first, already as long as the result (the chord track)."""
     tracks = list(tracks)
     end = len(tracks[0].bars) + n_new
     done, w = len(tracks[0].bars), 0
@@ -187,7 +191,7 @@ def extend_tracks(engine, header, tracks: list[TrackWords], n_new: int, specs: l
         while len(written) < len(tracks):
             written = []
             for i, (track, spec) in enumerate(zip(tracks, specs, strict=True)):
-                new = yield from write_span(engine, header, written, track, done, stop, spec, seeded(seed, w * SEED_STRIDE + i))
+                new = yield from write_span(engine, header, [*context, *written], track, done, stop, spec, seeded(seed, w * SEED_STRIDE + i))
                 if len(new.bars) < stop:  # this track needed a shorter window: every track takes it, again
                     stop = len(new.bars)
                     break
