@@ -12,10 +12,13 @@ from mmmgen.config.data import (  # noqa: F401
 )
 from mmmgen.config.generate import (  # noqa: F401
     SPACE_COLORS,
+    CHORD_RULES,
     AppConfig,
+    ChordsConfig,
     ControlsConfig,
     ExtendConfig,
     GenerateConfig,
+    HarmonizeConfig,
     InfillConfig,
     PieceConfig,
     SpaceConfig,

@@ -134,6 +134,7 @@ class TrackState:
     after: frozenset[int] = frozenset()  # a fill: pitches the bar after it holds (they may continue its notes)
     is_drum: bool = False  # the track's INST is DRUMS
     program: int | None = None  # the track's GM program (the chord rule finds bass lines by it)
+    last_pitch: int | None = None  # the pitch of the latest NOTE_ON (the chord rule keeps new notes near it)
 
     @property
     def bar_len(self) -> int:
@@ -196,6 +197,7 @@ class TrackState:
                 self.open[pitch] = self.t
                 self.born[pitch] = self.now
                 self.notes += 1
+                self.last_pitch = pitch
             elif kind == V.NOTE_OFF:
                 self.open.pop(pitch, None)
                 self.born.pop(pitch, None)

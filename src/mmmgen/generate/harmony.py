@@ -15,7 +15,10 @@ beat's chord: time may not pass such a beat while the note sounds, and a note th
 leaves sounding is held into the bar (``NOTE_HOLD``) only when it is a tone of the bar's first
 chord. A bass line (a GM bass program 32-39, or the track the caller marks with ``bass=True``)
 lands on the chord's bass note at each chord change: there it may only start that pitch class,
-and time may not pass the change before one sounds. Drum tracks and ``N`` (no chord) are free.
+and time may not pass the change before one sounds; any other track sounds a chord tone there
+(``land``): the root or third the song's other tracks do not sound there (``covered``), else
+another tone they leave out, so the tracks spell the chord between them and the harmony is heard. A new note lies within ``LEAP`` semitones of the track's
+latest one. Drum tracks and ``N`` (no chord) are free.
 
 The rule reads the absolute time of the song: ``TrackSpec.first_bar`` (the first bar of the window
 or fill being written) plus the state's time. Beats are the meter's: a quarter note in 4/4 and
@@ -39,10 +42,12 @@ from mmmgen.generate.controls import ControlError, estimate_key, parse_scale
 from mmmgen.generate.grammar import IN_BAR, TrackState, VocabTable
 from mmmgen.text import vocab as V
 from mmmgen.text.chord_track import to_steps
-from mmmgen.text.chords import NO_CHORD, Chord, ChordSpan
+from mmmgen.text.chords import NO_CHORD, QUALITIES, Chord, ChordSpan
 
 CHORD_RULES = ("strict", "loose", "off")
 BASS_PROGRAMS = frozenset(range(32, 40))  # GM: acoustic bass .. synth bass 2
+LEAP = 12  # semitones a new note may lie from the track's latest one: a model pushed off its favourite
+# notes (by the chord, or to land on a change) would otherwise spread over every octave
 ALL = np.ones(12, bool)
 ALL.flags.writeable = False
 
@@ -94,6 +99,8 @@ class ChordRule:
     mode: str = "loose"  # strict | loose | off
     scale: str | None = None  # loose: the scale of tones between beats ("C:major"); None: the progression's key
     bass: bool | None = None  # a bass line: None decides by the GM program (32-39)
+    land: bool = True  # every pitched track sounds a chord tone at each chord change (so the harmony is heard)
+    covered: tuple[tuple[int, frozenset[int]], ...] = ()  # (change step, pitch classes the song's other tracks sound there)
     grid: int = 12
     time_signature: tuple[int, int] = (4, 4)
 
@@ -118,6 +125,10 @@ class ChordRule:
         return [to_steps(s.end, self.grid) for s in self.chords]
 
     @cached_property
+    def _covered(self) -> dict[int, frozenset[int]]:
+        return dict(self.covered)
+
+    @cached_property
     def scale_classes(self) -> np.ndarray:
         """The scale of ``loose`` between beats, as 12 booleans (all when none is known)."""
         name = self.scale or progression_key(self.chords)
@@ -135,14 +146,28 @@ class ChordRule:
     def is_bass(self, s: TrackState) -> bool:
         return self.bass if self.bass is not None else s.program in BASS_PROGRAMS
 
-    def sounding(self, step: int, bass: bool) -> tuple[np.ndarray, int | None]:
-        """Pitch classes that may sound at a beat or change ``step``, and the class that must (a bass at a change)."""
+    def sounding(self, step: int, bass: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Pitch classes that may sound at a beat or change ``step``, and those of which one must
+        (at a change: the chord's bass in a bass line, a chord tone in any track when ``land``)."""
         chord, change = self.chord_at(step)
         if chord.is_none:
             return ALL, None
         if bass and change:
-            return _classes((chord.bass_class,)), chord.bass_class
-        return _classes(chord.pitch_classes), None
+            tone = _classes((chord.bass_class,))
+            return tone, tone
+        tones = _classes(chord.pitch_classes)
+        return tones, self.landing(chord, step) if change and self.land else None
+
+    def landing(self, chord: Chord, step: int) -> np.ndarray:
+        """The tones a track lands on at a change: the root and third (the chord's two lowest tones)
+        that the other tracks do not sound there, else the chord's other tones they do not sound,
+        else any chord tone (so three tracks spell a triad between them)."""
+        covered = self._covered.get(step, frozenset())
+        core = {(chord.root + i) % 12 for i in QUALITIES[chord.quality][:2]}
+        for wanted in (core - covered, chord.pitch_classes - covered, chord.pitch_classes):
+            if wanted:
+                return _classes(wanted)
+        return _classes(chord.pitch_classes)
 
     def onsets(self, step: int, bass: bool, bar_start: int, beat: int) -> np.ndarray:
         """Pitch classes a new note may have at ``step``."""
@@ -176,6 +201,9 @@ class ChordRule:
         m = np.append(mask, False)  # a spare slot where the -1 ids of missing words land
         if s.t < bar_len:
             m[v.note_on[~_pitches(self.onsets(now, bass, bar_start, beat))]] = False
+            if s.last_pitch is not None:
+                m[v.note_on[: max(s.last_pitch - LEAP, 0)]] = False
+                m[v.note_on[s.last_pitch + LEAP + 1:]] = False
         if s.head and s.carry:
             m[v.note_hold[~_pitches(self.sounding(bar_start, bass)[0])]] = False
         limit = self.time_limit(s, bass, now, bar_start, bar_start + bar_len, beat)
@@ -194,7 +222,7 @@ class ChordRule:
         classes = {p % 12 for p in s.open}
         for b in self.boundaries(now, bar_end, bar_start, beat):
             allowed, must = self.sounding(b, bass)
-            if any(not allowed[c] for c in classes) or (must is not None and must not in classes):
+            if any(not allowed[c] for c in classes) or (must is not None and not any(must[c] for c in classes)):
                 return b - now
         return None
 

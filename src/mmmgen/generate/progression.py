@@ -124,13 +124,26 @@ def extended_chords(song, n_new: int, chords=None, grid: int = 12) -> tuple[Chor
     return tuple([*kept, *(ChordSpan(s.start + start, s.end + start, s.chord) for s in new)])
 
 
-def rule_for(song, chord_rule: str = "loose", scale: str | None = None, grid: int = 12, bass: bool | None = None) -> ChordRule | None:
+def rule_for(song, chord_rule: str = "loose", scale: str | None = None, grid: int = 12, bass: bool | None = None,
+             leave_out: int | None = None) -> ChordRule | None:
     """The chord rule over the song's chords (None when it has none or the rule is off)."""
     if not song.chords or chord_rule == "off":
         ChordRule((), chord_rule)  # a bad rule name fails all the same
         return None
-    rule = ChordRule(tuple(song.chords), chord_rule, scale, bass, grid, tuple(song.time_signature))
+    rule = ChordRule(tuple(song.chords), chord_rule, scale, bass, grid=grid, time_signature=tuple(song.time_signature),
+                     covered=covered_tones(song, grid, leave_out))
     return rule if rule.active else None
+
+
+def covered_tones(song, grid: int = 12, leave_out: int | None = None) -> tuple[tuple[int, frozenset[int]], ...]:
+    """Per chord change (grid step), the pitch classes the song's pitched tracks (but ``leave_out``) sound there."""
+    from mmmgen.text.decode import text_to_piece
+
+    if not song.tracks:
+        return ()
+    tracks = [t for k, t in enumerate(text_to_piece(song.text, grid).tracks) if k != leave_out and not t.is_drum]
+    changes = sorted({round(s.start * grid) for s in song.chords})
+    return tuple((c, frozenset(n[0] % 12 for t in tracks for n in t.notes if n[1] <= c < n[2])) for c in changes)
 
 
 def lowest_track(song, grid: int = 12) -> int | None:
@@ -196,3 +209,20 @@ def song_with_chords(engine, song, chords, chord_rule: str, total_bars: int, see
     target = yield from write_track(engine, header, [], song.n_bars, spec, seed)
     piece = text_to_piece(f"{V.PIECE_START} {V.time_signature(*song.time_signature)} {target.text()}", engine.grid)
     return replace(song, chords=tuple(piece.chords))
+
+
+def harmonize(generator, melody, tracks: int = 3, chords=None, chord_rule: str = "loose", **options):
+    """The melody (a ``Song``) with ``tracks`` accompaniment tracks that follow its chords.
+
+    The chords are ``chords`` when given, else the song's own (its chord track), else read from
+    its notes (``text.harmony.read_chords``); the song keeps them (its text starts with the chord
+    track). ``options`` go to ``song.generate_song`` (instruments, density, sampling, takes, controls).
+    """
+    from mmmgen.errors import MMMGenError
+    from mmmgen.generate.song import generate_song
+
+    spans = chords if chords is not None else song_chords(melody, generator.grid)
+    if not spans:
+        msg = "the melody has no pitched notes to read chords from; give --chords"
+        raise MMMGenError(msg)
+    return generate_song(generator, tracks, prompt=melody, chords=spans, chord_rule=chord_rule, **options)

@@ -291,7 +291,7 @@ class Generator(Engine):
         song = self._with_chords(song, chords)
         over = replace(song, chords=P.song_chords(song, self.grid, track))
         bass = True if P.lowest_track(song, self.grid) == track else None
-        return song, P.rule_for(over, chord_rule, controls.scale if controls else None, self.grid, bass)
+        return song, P.rule_for(over, chord_rule, controls.scale if controls else None, self.grid, bass, leave_out=track)
 
     def _add_program(self, song: Song, spec: TrackSpec, seed: int | None):
         """Program: the song with one more track (``spec``), window by window, drawn with ``seed``."""
@@ -334,7 +334,7 @@ class Generator(Engine):
             longer = replace(longer, chords=P.extended_chords(song, bars, chords, self.grid))
         scale = controls.scale if controls else None
         lowest = P.lowest_track(song, self.grid)
-        rules = [P.rule_for(longer, chord_rule, scale, self.grid, True if k == lowest else None) for k in range(len(tracks))]
+        rules = [P.rule_for(longer, chord_rule, scale, self.grid, True if k == lowest else None, leave_out=k) for k in range(len(tracks))]
         context = [P.chord_track_words(longer, grid=self.grid)] if longer.chords and P.knows_chords(self) else []
         for k, t in enumerate(tracks):
             if len(t.bars) != song.n_bars:

@@ -115,6 +115,8 @@ def state_after(spec: TrackSpec, forced: list[list[str]], before: list[str], gri
     last = forced[-1] if forced else before
     carry = sounding_at_end(last)
     state = TrackState(spec, grid, phase=EXPECT_BAR, bars_done=len(forced), carry=carry, notes=notes)
+    state.last_pitch = next((p for w in reversed(words) if V.parse_word(w).kind == V.NOTE_ON
+                             and (p := V.parse_int(V.parse_word(w).value, 0, V.N_PITCHES - 1)) is not None), None)
     if (spec.controls is not None or spec.harmony is not None) and head:
         around = fill_context(list(head), [list(b) for b in earlier], len(earlier), carry, (), spec.time_signature, grid)
         line = len(forced) * bar_steps(spec.time_signature, grid)
