@@ -11,7 +11,8 @@ and ``strict``. Each piece is rendered to MIDI, read back with symusic, and meas
 * read back: ``read_chords`` (text/harmony.py) of the rendered MIDI against the progression asked
   for, in the MIREX "majmin" classes (root + major or minor; chords of neither class, e.g. dim,
   hdim7, sus, are left out): the share of beats that agree, and of bars whose beats mostly agree
-  (target: >= 90 % of bars).
+  (target: >= 90 % of bars). The same measure of the progression alone played as block chords
+  (``render/chords.py``) is the reader's ceiling: what it cannot tell apart even then.
 
     nice -n 10 .venv/bin/python benchmarks/bench_chord_gen.py            # 20 progressions
     nice -n 10 .venv/bin/python benchmarks/bench_chord_gen.py --limit 4  # quicker
@@ -107,6 +108,7 @@ def main() -> int:
     parser.add_argument("--bars", type=int, default=8)
     parser.add_argument("--limit", type=int, default=None, help="only the first N progressions")
     parser.add_argument("--rules", default="off,loose,strict")
+    parser.add_argument("--instruments", default=None, help="GM programs of the tracks, e.g. 0,48,33 (default: the model's choice)")
     parser.add_argument("--label", default="shipped model")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
@@ -121,20 +123,25 @@ def main() -> int:
     from mmmgen.model.run import find_run, generator_from_run
 
     generator, _ = generator_from_run(find_run(None))
+    instruments = [(int(p), False) for p in args.instruments.split(",")] if args.instruments else None
     rules = args.rules.split(",")
-    totals = {r: {} for r in rules}
+    columns = [*rules, "block chords"]
+    totals = {r: {} for r in columns}
     per_progression = []
     started = time.time()
     for i, (name, text) in enumerate(PROGRESSIONS[: args.limit]):
         row = {"name": name, "progression": text}
         for rule in rules:
-            song = generate_song(generator, args.tracks, None, n_bars=args.bars, sampling=Sampling(seed=100 + i),
+            song = generate_song(generator, args.tracks, None, instruments=instruments, n_bars=args.bars, sampling=Sampling(seed=100 + i),
                                  chords=text, chord_rule=rule)
             asked = list(song.chords)
             m = measure(rendered(song, generator.grid), asked, args.bars, generator.grid)
             row[rule] = m
             for key, value in m.items():
                 totals[rule][key] = totals[rule].get(key, 0) + value
+        row["block chords"] = m = measure(plain(asked, args.bars), asked, args.bars, generator.grid)
+        for key, value in m.items():
+            totals["block chords"][key] = totals["block chords"].get(key, 0) + value
         per_progression.append(row)
         print(f"{i + 1}: {name}: " + ", ".join(f"{r} {pct(row[r], 'on_beat_chord_tones', 'on_beat_notes')} % tones, "
                                                f"{pct(row[r], 'bars_agree', 'bars')} % bars" for r in rules)
@@ -146,13 +153,26 @@ def main() -> int:
     run = {
         "env": _env.environment(("mmmgen", "torch", "transformers", "numpy", "symusic"),
                                 machine_note="shared 2-core CPU (other jobs ran alongside); torch threads 1; nice 10"),
-        "model": "shipped default (src/mmmgen/resources/default_model), genre and instruments the model's choice (by seed)",
+        "model": "shipped default (src/mmmgen/resources/default_model), genre the model's choice (by seed), instruments "
+                 + (f"GM {args.instruments}" if args.instruments else "the model's choice"),
         "tracks": args.tracks, "bars": args.bars, "progressions": len(per_progression),
         "summary": summary, "per_progression": per_progression, "seconds": round(time.time() - started),
     }
     _env.merge_run(args.results_dir / "chord_gen.json", args.label, run, markdown)
     print((args.results_dir / "chord_gen.md").read_text())
     return 0
+
+
+def plain(spans, n_bars: int):
+    """The progression alone as block chords (``render/chords.py``): what the reader makes of it is
+    the ceiling of the read-back measure (chords it cannot tell apart even when played plainly)."""
+    from symusic import Score, TimeSignature
+
+    score = Score(480)
+    score.time_signatures.append(TimeSignature(0, 4, 4))
+    from mmmgen.render.chords import with_block_chords
+
+    return with_block_chords(score, spans)
 
 
 def pct(d: dict, a: str, b: str) -> float:
@@ -170,7 +190,8 @@ def markdown(runs: dict) -> str:
                   f"commit {env['git_commit']}.", "",
                   "| chord rule | chord tones on beats | read back: beats | read back: bars | notes |", "|---|---|---|---|---|"]
         for rule, s in run["summary"].items():
-            lines.append(f"| {rule}{' (baseline: the model alone)' if rule == 'off' else ''} | {s['chord_tones_on_beats_pct']} % "
+            note = {"off": " (baseline: the model alone)", "block chords": " (no model: the progression played plainly; the reader's ceiling)"}.get(rule, "")
+            lines.append(f"| {rule}{note} | {s['chord_tones_on_beats_pct']} % "
                          f"({s['on_beat_chord_tones']}/{s['on_beat_notes']}) | {s['read_back_beats_pct']} % | {s['read_back_bars_pct']} % "
                          f"({s['bars_agree']}/{s['bars']}) | {s['notes']} |")
         lines += ["", "| progression | " + " | ".join(f"{r}: tones / bars" for r in run["summary"]) + " |",

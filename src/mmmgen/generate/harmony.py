@@ -16,7 +16,7 @@ leaves sounding is held into the bar (``NOTE_HOLD``) only when it is a tone of t
 chord. A bass line (a GM bass program 32-39, or the track the caller marks with ``bass=True``)
 lands on the chord's bass note at each chord change: there it may only start that pitch class,
 and time may not pass the change before one sounds; any other track sounds a chord tone there
-(``land``): the root or third the song's other tracks do not sound there (``covered``), else
+and on the beat after (``land``, ``LAND_BEATS``): the root or third the song's other tracks do not sound at the change (``covered``), else
 another tone they leave out, so the tracks spell the chord between them and the harmony is heard. A new note lies within ``LEAP`` semitones of the track's
 latest one. Drum tracks and ``N`` (no chord) are free.
 
@@ -46,6 +46,7 @@ from mmmgen.text.chords import NO_CHORD, QUALITIES, Chord, ChordSpan
 
 CHORD_RULES = ("strict", "loose", "off")
 BASS_PROGRAMS = frozenset(range(32, 40))  # GM: acoustic bass .. synth bass 2
+LAND_BEATS = 2  # a track sounds its landing tone on the first beats of each chord, so the chord is heard, not glimpsed
 LEAP = 12  # semitones a new note may lie from the track's latest one: a model pushed off its favourite
 # notes (by the chord, or to land on a change) would otherwise spread over every octave
 ALL = np.ones(12, bool)
@@ -156,15 +157,22 @@ class ChordRule:
             tone = _classes((chord.bass_class,))
             return tone, tone
         tones = _classes(chord.pitch_classes)
-        return tones, self.landing(chord, step) if change and self.land else None
+        start = self._starts[bisect.bisect_right(self._starts, step) - 1]
+        if not self.land:
+            return tones, None
+        if step - start < LAND_BEATS * beat_steps(self.time_signature, self.grid):
+            return tones, self.landing(chord, step)
+        if self.covered and not {chord.root, chord.third} <= self._covered.get(step, frozenset()):
+            return tones, self.landing(chord, step)  # a later track fills in a root or third the others leave out
+        return tones, None
 
     def landing(self, chord: Chord, step: int) -> np.ndarray:
-        """The tones a track lands on at a change: the root and third (the chord's two lowest tones)
-        that the other tracks do not sound there, else the chord's other tones they do not sound,
-        else any chord tone (so three tracks spell a triad between them)."""
+        """The tones a track lands on at ``step``: the root unless the other tracks sound it there,
+        else the third (the chord's second tone), else the fifth (its third tone), else another tone
+        they leave out, else any chord tone (so three tracks spell the triad between them, root first)."""
         covered = self._covered.get(step, frozenset())
-        core = {(chord.root + i) % 12 for i in QUALITIES[chord.quality][:2]}
-        for wanted in (core - covered, chord.pitch_classes - covered, chord.pitch_classes):
+        fifth = (chord.root + QUALITIES[chord.quality][2]) % 12
+        for wanted in ({chord.root} - covered, {chord.third} - covered, {fifth} - covered, chord.pitch_classes - covered, chord.pitch_classes):
             if wanted:
                 return _classes(wanted)
         return _classes(chord.pitch_classes)

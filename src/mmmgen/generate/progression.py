@@ -136,13 +136,19 @@ def rule_for(song, chord_rule: str = "loose", scale: str | None = None, grid: in
 
 
 def covered_tones(song, grid: int = 12, leave_out: int | None = None) -> tuple[tuple[int, frozenset[int]], ...]:
-    """Per chord change (grid step), the pitch classes the song's pitched tracks (but ``leave_out``) sound there."""
+    """Per chord change and beat (grid step), the pitch classes the song's pitched tracks (but ``leave_out``) sound there
+    (empty when it has no such track)."""
     from mmmgen.text.decode import text_to_piece
 
     if not song.tracks:
         return ()
     tracks = [t for k, t in enumerate(text_to_piece(song.text, grid).tracks) if k != leave_out and not t.is_drum]
-    changes = sorted({round(s.start * grid) for s in song.chords})
+    if not tracks:
+        return ()
+    beat = beat_steps(song.time_signature, grid)
+    bar = bar_steps(song.time_signature, grid)
+    beats = range(0, song.n_bars * bar, beat) if bar % beat == 0 else (b * bar + k for b in range(song.n_bars) for k in range(0, bar, beat))
+    changes = sorted({round(s.start * grid) for s in song.chords} | set(beats))
     return tuple((c, frozenset(n[0] % 12 for t in tracks for n in t.notes if n[1] <= c < n[2])) for c in changes)
 
 
