@@ -131,6 +131,7 @@ class FileResult:
     detail: str = ""
 
 
+CHORD_TRACK = V.chord_track_inst()  # the INST word of the chord track (prepare --chords)
 BATCH_NOTES = 30_000  # notes (times windows and transpositions) encoded together: few numpy calls, arrays in cache
 
 
@@ -162,7 +163,8 @@ def _encode_batch(batch: list[tuple[int, object]], config: CodecConfig, transpos
     from mmmgen.text.batch import scores_to_parts
 
     try:
-        windows = scores_to_parts([score for _, score in batch], config, [transpositions[i] for i, _ in batch])
+        chords = [score_chords(score) for _, score in batch] if getattr(config, "chords", False) else None
+        windows = scores_to_parts([score for _, score in batch], config, [transpositions[i] for i, _ in batch], chords)
     except Exception as exc:  # a bug or an exotic file: find which file, keep the run alive, report it
         if len(batch) > 1:
             for one in batch:
@@ -176,6 +178,15 @@ def _encode_batch(batch: list[tuple[int, object]], config: CodecConfig, transpos
             results[i].windows = found
         else:
             results[i] = FileResult(results[i].source, skipped="no window with enough notes")
+
+
+def score_chords(score) -> list:
+    """The chords of a score for its chord track (``prepare --chords``): its own chord symbols
+    (MIDI markers that all read as chords, as ``mmmgen`` writes them), else ``read_chords`` of its notes."""
+    from mmmgen.text.chord_track import marker_chords
+    from mmmgen.text.harmony import read_chords
+
+    return marker_chords(score) or read_chords(score)
 
 
 def encode_file(path: str | Path, source: str, config: CodecConfig, transpositions: tuple[int, ...] = (0,)) -> FileResult:
@@ -288,7 +299,7 @@ def _encode_chunk(task) -> ChunkResult:
             continue
         for w in result.windows:
             if not test:
-                counts.extend(n for _, n, _ in w["parts"])
+                counts.extend(n for word, n, _ in w["parts"] if word != CHORD_TRACK)  # the chord track has no density
             records[test].append((result.source, w["start_bar"], w["ts"], w["transpose"], w["parts"]))
     for test, path in _spool_files(work, chunk).items():
         if records[test]:

@@ -132,3 +132,22 @@ def bar_labels(spans: Sequence[ChordSpan], n_bars: int, bar_beats: Fraction | fl
         lo, hi = b * bar, (b + 1) * bar
         out.append([s.chord.label for s in spans if s.start < hi and s.end > lo])
     return out
+
+
+def marker_chords(score) -> list[ChordSpan]:
+    """A score's own chord symbols: its markers when there are some and every one reads as a chord
+    (``decode.piece_to_score`` writes a piece's chords so), each lasting to the next or the score's
+    end; else an empty list."""
+    from mmmgen.text.chords import ChordError, parse_chord
+
+    markers = sorted(score.markers, key=lambda m: m.time)
+    if not markers:
+        return []
+    try:
+        chords = [parse_chord(m.text) for m in markers]
+    except ChordError:
+        return []
+    tpq = score.ticks_per_quarter
+    end = max(score.end(), max((n.end for t in score.tracks for n in t.notes), default=0), markers[-1].time + 1)
+    times = [Fraction(m.time, tpq) for m in markers] + [Fraction(end, tpq)]
+    return [ChordSpan(a, b, c) for a, b, c in zip(times, times[1:], chords, strict=False) if b > a]
