@@ -320,8 +320,7 @@ def controls_from(k):
 
 
 def chords_from(h, meter: tuple[int, int] = (4, 4)) -> dict:
-    """``chords=``/``chord_rule=`` of the ``--chords``/``--chord-rule`` flags; a bad progression or
-    chord file fails here, before the model loads (a progression is read again in the song's meter)."""
+    """``chords=``/``chord_rule=`` of ``--chords``/``--chord-rule``; bad chords fail here, before the model loads."""
     from mmmgen.generate.progression import load_chords
 
     if h.chords is not None:
@@ -331,7 +330,7 @@ def chords_from(h, meter: tuple[int, int] = (4, 4)) -> dict:
 
 def cmd_harmonize(argv: Sequence[str]) -> int:
     from mmmgen.config import ChordsConfig, ControlsConfig, HarmonizeConfig
-    from mmmgen.generate.progression import harmonize
+    from mmmgen.generate.progression import chord_line, harmonize
     from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
     from mmmgen.model.run import find_run, generator_from_run
@@ -352,19 +351,10 @@ def cmd_harmonize(argv: Sequence[str]) -> int:
         return 2
     generator, settings = generator_from_run(find_run(c.model))
     melody = prompt_song(ns["melody"], settings, c.tempo)
-    if h.chords is not None:
-        from mmmgen.generate.progression import load_chords
-
-        harmony["chords"] = load_chords(h.chords, melody.time_signature)
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
     song = harmonize(generator, melody, c.tracks, instruments=instruments, sampling=sampling, controls=controls, **harmony)
-    score = text_to_score(song.text, generator.grid, tempo=song.tempo)
-    written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
-    from mmmgen.text.chord_track import bar_labels
-
-    lines = bar_labels(song.chords, song.n_bars, 4 * song.time_signature[0] / song.time_signature[1])
-    print("chords: " + " | ".join(" ".join(bar) for bar in lines))
-    print(f"{len(song.tracks)} tracks, {song.n_bars} bars; wrote " + ", ".join(str(p) for p in written))
+    written = render_score(text_to_score(song.text, generator.grid, tempo=song.tempo), Path(c.out) / "piece", c.format, text=song.text)
+    print(f"chords: {chord_line(song)}\n{len(song.tracks)} tracks, {song.n_bars} bars; wrote " + ", ".join(str(p) for p in written))
     return 0
 
 

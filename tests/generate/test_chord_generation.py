@@ -101,8 +101,9 @@ def test_harmonize_adds_tracks_over_the_melodys_chords(generator):
 
 
 def test_a_model_that_knows_chords_writes_the_chord_track_first():
-    model, tokenizer = untrained_model()
     from tiny import word_tokenizer
+
+    model, _ = untrained_model()
 
     words = [*V.SPECIAL_TOKENS, *V.all_words(genres=["POP", "ROCK"], chords=True)]
     model.resize_token_embeddings(len(words))

@@ -10,7 +10,13 @@ import pytest
 
 from mmmgen.generate import grammar as C
 from mmmgen.generate.controls import ControlError
-from mmmgen.generate.harmony import ChordRule, beat_steps, chord_tone_share, fit_progression, progression_key
+from mmmgen.generate.harmony import (
+    ChordRule,
+    beat_steps,
+    chord_tone_share,
+    fit_progression,
+    progression_key,
+)
 from mmmgen.text import vocab as V
 from mmmgen.text.chords import parse_chord, parse_progression
 from mmmgen.text.decode import text_to_piece

@@ -12,7 +12,12 @@ from synth import random_score
 from mmmgen.config import CodecConfig
 from mmmgen.text import vocab as V
 from mmmgen.text.batch import scores_to_parts
-from mmmgen.text.chord_track import canonical_spans, chord_bar_texts, chord_track_text, transpose_chord
+from mmmgen.text.chord_track import (
+    canonical_spans,
+    chord_bar_texts,
+    chord_track_text,
+    transpose_chord,
+)
 from mmmgen.text.chords import Chord, ChordSpan, chord_vocabulary, parse_chord, parse_progression
 from mmmgen.text.decode import text_to_piece, text_to_score
 from mmmgen.text.encode import parts_to_text, score_to_windows, window_to_parts

@@ -11,8 +11,8 @@ from mmmgen.config.data import (  # noqa: F401
     PrepareConfig,
 )
 from mmmgen.config.generate import (  # noqa: F401
-    SPACE_COLORS,
     CHORD_RULES,
+    SPACE_COLORS,
     AppConfig,
     ChordsConfig,
     ControlsConfig,

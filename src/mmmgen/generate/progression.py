@@ -22,7 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from mmmgen.generate.grammar import EXPECT_BAR, EXPECT_DENSITY, EXPECT_INST, IN_BAR, TrackState, VocabTable
+from mmmgen.generate.grammar import (
+    EXPECT_BAR,
+    EXPECT_DENSITY,
+    EXPECT_INST,
+    IN_BAR,
+    TrackState,
+    VocabTable,
+)
 from mmmgen.generate.harmony import ChordRule, beat_steps, fit_progression
 from mmmgen.text import vocab as V
 from mmmgen.text.chord_track import chord_track_text
@@ -220,15 +227,22 @@ def song_with_chords(engine, song, chords, chord_rule: str, total_bars: int, see
 def harmonize(generator, melody, tracks: int = 3, chords=None, chord_rule: str = "loose", **options):
     """The melody (a ``Song``) with ``tracks`` accompaniment tracks that follow its chords.
 
-    The chords are ``chords`` when given, else the song's own (its chord track), else read from
+    The chords are ``chords`` when given (anything ``load_chords`` reads), else the song's own (its chord track), else read from
     its notes (``text.harmony.read_chords``); the song keeps them (its text starts with the chord
     track). ``options`` go to ``song.generate_song`` (instruments, density, sampling, takes, controls).
     """
     from mmmgen.errors import MMMGenError
     from mmmgen.generate.song import generate_song
 
-    spans = chords if chords is not None else song_chords(melody, generator.grid)
+    spans = load_chords(chords, melody.time_signature) if chords is not None else song_chords(melody, generator.grid)
     if not spans:
         msg = "the melody has no pitched notes to read chords from; give --chords"
         raise MMMGenError(msg)
     return generate_song(generator, tracks, prompt=melody, chords=spans, chord_rule=chord_rule, **options)
+
+
+def chord_line(song) -> str:
+    """The song's chords, bar by bar, for people: ``A:min | F:maj G:maj | ...``."""
+    from mmmgen.text.chord_track import bar_labels
+
+    return " | ".join(" ".join(bar) for bar in bar_labels(song.chords, song.n_bars, bar_beats(song.time_signature)))

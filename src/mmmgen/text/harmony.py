@@ -34,7 +34,14 @@ from fractions import Fraction
 
 import numpy as np
 
-from mmmgen.text.chords import NO_CHORD, NOTE_NAMES, QUALITIES, Chord, ChordError, ChordSpan, parse_chord
+from mmmgen.text.chords import (
+    NO_CHORD,
+    QUALITIES,
+    Chord,
+    ChordError,
+    ChordSpan,
+    parse_chord,
+)
 
 GRID = 4  # steps per quarter note (sixteenths): chroma resolution
 RESOLUTIONS = ("auto", "bar", "half", "beat")
