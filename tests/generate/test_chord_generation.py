@@ -153,3 +153,20 @@ def test_chords_on_the_command_line(debug_run, tmp_path, capsys):
     melody = write(make_score([(73, False, [(p, float(q), 1.0) for q, p in enumerate([60, 64, 67, 64, 65, 69, 72, 69])])]), tmp_path / "m.mid")
     assert main(["harmonize", str(melody), "--model", str(debug_run), "--out", str(tmp_path / "h"), "--tracks", "2", "--format", "txt", "--seed", "3"]) == 0
     assert "chords: C:maj | F:maj" in capsys.readouterr().out
+
+
+def test_a_model_that_knows_chords_writes_chords_under_a_melody():
+    from tiny import word_tokenizer
+
+    from mmmgen.generate.prompt import score_song
+
+    model, _ = untrained_model()
+    words = [*V.SPECIAL_TOKENS, *V.all_words(genres=["POP"], chords=True)]
+    model.resize_token_embeddings(len(words))
+    gen = Generator(model, word_tokenizer(words))
+    melody, _ = score_song(make_score([(73, False, [(p, float(q), 1.0) for q, p in enumerate([60, 64, 67, 64, 65, 69, 72, 69])])]),
+                           {"codec": {"bars": 8, "grid": 12}})
+    made = harmonize(gen, melody, tracks=1, sampling=Sampling(seed=4), chord_rule="strict")
+    check_valid(made)
+    assert made.chords and made.chords[-1].end == 8 and made.tracks[0] == melody.tracks[0]
+    assert all(s.start * 12 == round(s.start * 12) for s in made.chords)

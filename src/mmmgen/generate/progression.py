@@ -227,14 +227,23 @@ def song_with_chords(engine, song, chords, chord_rule: str, total_bars: int, see
 def harmonize(generator, melody, tracks: int = 3, chords=None, chord_rule: str = "loose", **options):
     """The melody (a ``Song``) with ``tracks`` accompaniment tracks that follow its chords.
 
-    The chords are ``chords`` when given (anything ``load_chords`` reads), else the song's own (its chord track), else read from
-    its notes (``text.harmony.read_chords``); the song keeps them (its text starts with the chord
-    track). ``options`` go to ``song.generate_song`` (instruments, density, sampling, takes, controls).
+    The chords are ``chords`` when given (anything ``load_chords`` reads), else the song's own (its
+    chord track), else, with a model that knows chords, the chord track it writes under the melody
+    (``sampled_chords``), else those read from its notes (``text.harmony.read_chords``); the song
+    keeps them (its text starts with the chord track). ``options`` go to ``song.generate_song`` (instruments, density, sampling, takes, controls).
     """
     from mmmgen.errors import MMMGenError
+    from mmmgen.generate.sampling import Sampling
     from mmmgen.generate.song import generate_song
 
-    spans = load_chords(chords, melody.time_signature) if chords is not None else song_chords(melody, generator.grid)
+    if chords is not None:
+        spans = load_chords(chords, melody.time_signature)
+    elif not melody.chords and knows_chords(generator):  # the model writes the chords under the melody
+        sampling = options.get("sampling") or Sampling()
+        seed = None if sampling.seed is None else sampling.seed - 1
+        spans = generator._drive(sampled_chords(generator, melody, seed), sampling).chords
+    else:
+        spans = song_chords(melody, generator.grid)
     if not spans:
         msg = "the melody has no pitched notes to read chords from; give --chords"
         raise MMMGenError(msg)
@@ -246,3 +255,18 @@ def chord_line(song) -> str:
     from mmmgen.text.chord_track import bar_labels
 
     return " | ".join(" ".join(bar) for bar in bar_labels(song.chords, song.n_bars, bar_beats(song.time_signature)))
+
+
+def sampled_chords(engine, song, seed: int | None):
+    """Program: the song with chords a model that knows chords writes for it: every bar of its chord
+    track is a bar-fill (``FILL_IN``) written after reading all of its tracks (``window.infill_tracks``)."""
+    from mmmgen.generate.grammar import TrackSpec
+    from mmmgen.generate.window import infill_tracks, split_song
+    from mmmgen.text.decode import text_to_piece
+
+    header, tracks = split_song(song.text)
+    blank = chord_track_words(replace(song, chords=()), grid=engine.grid)
+    spec = TrackSpec(1, song.time_signature, chord_track=True)
+    written = yield from infill_tracks(engine, header, [blank, *tracks], 0, list(range(song.n_bars)), spec, seed)
+    piece = text_to_piece(f"{V.PIECE_START} {V.time_signature(*song.time_signature)} {written[0].text()}", engine.grid)
+    return replace(song, chords=tuple(piece.chords))
