@@ -155,3 +155,25 @@ def test_progression_repeats_when_shorter_and_is_cut_when_longer():
 def test_beats_of_meters():
     assert [beat_steps(m, 12) for m in [(4, 4), (3, 4), (6, 8), (2, 2), (7, 8)]] == [12, 12, 18, 24, 6]
     assert parse_chord("C/E").bass_class == 4
+
+
+def test_each_track_lands_on_the_tone_the_others_leave_out():
+    alone = state(V.inst(0), V.density(1), V.BAR_START, harmony=rule("Am"))
+    assert not any(w.startswith(V.TIME_DELTA) for w in allowed_words(alone))  # the root must sound first
+    alone.step(V.note_on(64))  # E: a chord tone, but not the root
+    assert not any(w.startswith(V.TIME_DELTA) for w in allowed_words(alone))
+    alone.step(V.note_on(57))
+    assert V.time_delta(12, 12) in allowed_words(alone)
+    with_root = rule("Am", covered=((0, frozenset({9})), (12, frozenset({9, 0}))))  # another track has A, then A and C
+    s = state(V.inst(0), V.density(1), V.BAR_START, V.note_on(69), harmony=with_root)
+    assert not any(w.startswith(V.TIME_DELTA) for w in allowed_words(s))  # the third (C) is what is missing
+    s.step(V.note_on(72))
+    assert V.time_delta(12, 12) in allowed_words(s) and V.time_delta(13, 12) not in allowed_words(s)  # beat 2: the others sound A and C there, so the fifth (E) must
+    free = rule("Am", land=False)
+    assert V.time_delta(12, 12) in allowed_words(state(V.inst(0), V.density(1), V.BAR_START, harmony=free))
+
+
+def test_new_notes_stay_within_an_octave_of_the_last():
+    s = state(V.inst(0), V.density(1), V.BAR_START, V.note_on(57), V.time_delta(3, 12), harmony=rule("Am"))
+    ons = {int(w.split("=")[1]) for w in allowed_words(s) if w.startswith(V.NOTE_ON)}
+    assert min(ons) >= 45 and max(ons) <= 69 and {48, 64, 69} <= ons

@@ -15,10 +15,12 @@ beat's chord: time may not pass such a beat while the note sounds, and a note th
 leaves sounding is held into the bar (``NOTE_HOLD``) only when it is a tone of the bar's first
 chord. A bass line (a GM bass program 32-39, or the track the caller marks with ``bass=True``)
 lands on the chord's bass note at each chord change: there it may only start that pitch class,
-and time may not pass the change before one sounds; any other track sounds a chord tone there
-and on the beat after (``land``, ``LAND_BEATS``): the root or third the song's other tracks do not sound at the change (``covered``), else
-another tone they leave out, so the tracks spell the chord between them and the harmony is heard. A new note lies within ``LEAP`` semitones of the track's
-latest one. Drum tracks and ``N`` (no chord) are free.
+and time may not pass the change before one sounds. Any other track lands too (``land``): on the
+first ``LAND_BEATS`` beats of each chord it sounds the root, unless the song's other tracks sound
+it there (``covered``), else the third, else the fifth, else another tone they leave out; and on
+a later beat where the others leave out the root or third, it fills that in. So the tracks spell
+the chord between them and the harmony is heard, not glimpsed. A new note lies within ``LEAP``
+semitones of the track's latest one. Drum tracks and ``N`` (no chord) are free.
 
 The rule reads the absolute time of the song: ``TrackSpec.first_bar`` (the first bar of the window
 or fill being written) plus the state's time. Beats are the meter's: a quarter note in 4/4 and
@@ -46,7 +48,7 @@ from mmmgen.text.chords import NO_CHORD, QUALITIES, Chord, ChordSpan
 
 CHORD_RULES = ("strict", "loose", "off")
 BASS_PROGRAMS = frozenset(range(32, 40))  # GM: acoustic bass .. synth bass 2
-LAND_BEATS = 2  # a track sounds its landing tone on the first beats of each chord, so the chord is heard, not glimpsed
+LAND_BEATS = 2  # beats from each chord change on which every track sounds its landing tone
 LEAP = 12  # semitones a new note may lie from the track's latest one: a model pushed off its favourite
 # notes (by the chord, or to land on a change) would otherwise spread over every octave
 ALL = np.ones(12, bool)
