@@ -51,7 +51,7 @@ def main() -> int:
                 page.wait_for_timeout(500)
                 page.wait_for_function(
                     "n => { const t = document.querySelector('#tokens textarea');"
-                    " return t && t.value.split(' ').filter(w => w === 'TRACK_START').length === n"
+                    " return t && t.value.split(' ').filter(w => w.startsWith('INST=') && w !== 'INST=CHORDS').length === n"
                     " && !document.body.innerText.includes('processing'); }", arg=n, timeout=300_000)
             page.wait_for_selector("#pianoroll img", timeout=60_000)
             page.wait_for_timeout(1500)

@@ -170,3 +170,14 @@ def test_a_model_that_knows_chords_writes_chords_under_a_melody():
     check_valid(made)
     assert made.chords and made.chords[-1].end == 8 and made.tracks[0] == melody.tracks[0]
     assert all(s.start * 12 == round(s.start * 12) for s in made.chords)
+
+
+def test_a_midi_file_written_with_chords_comes_back_with_them(generator, tmp_path):
+    from mmmgen.generate.prompt import prompt_song
+    from mmmgen.render.files import write_midi
+    from mmmgen.text.decode import text_to_score
+
+    song = generate_song(generator, tracks=1, genre="POP", n_bars=2, sampling=Sampling(seed=9), chords="Dm7 G7/B")
+    path = write_midi(text_to_score(song.text), tmp_path / "piece.mid")
+    back = prompt_song(path, {"codec": {"bars": 8, "grid": 12}})
+    assert [s.chord.label for s in back.chords] == ["D:min7", "G:7/B"]

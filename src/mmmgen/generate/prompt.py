@@ -48,7 +48,7 @@ def score_song(score, settings: dict, tempo: float = 120.0, max_bars: int = MAX_
     """Every bar of a ``symusic.Score`` as a song (notes as the codec quantizes them), and what was cut, if anything.
 
     The song starts at the score's first stretch of one (spellable) meter with notes and ends
-    with it, or after ``max_bars`` bars. Each track's ``DENSITY`` is the level of its notes per
+    with it, or after ``max_bars`` bars; a file's chord markers (as mmmgen writes them) become its chords. Each track's ``DENSITY`` is the level of its notes per
     trained window (``codec.bars``), so later windows keep the density the track has.
     """
     from mmmgen.config import CodecConfig
@@ -72,7 +72,18 @@ def score_song(score, settings: dict, tempo: float = 120.0, max_bars: int = MAX_
                 note = f"{n_bars} bars; kept the first {keep} (a song has at most {max_bars})"
             elif first + n_bars < sum(n for _, n, _ in meter_segments(score, grid)):
                 note = f"the meter changes after bar {first + n_bars}; kept bars {first + 1}-{first + n_bars} (a song has one meter)"
-            return Song.from_text(text, tempo=tempo, n_bars=keep), note
+            song = Song.from_text(text, tempo=tempo, n_bars=keep)
+            return (with_markers(song, score) if first == 0 else song), note
         first += n_bars
     msg = "no bars with notes"
     raise GenerationError(msg)
+
+
+def with_markers(song: Song, score) -> Song:
+    """The song with the score's own chord symbols (its chord markers, as mmmgen writes them), if it has some."""
+    from dataclasses import replace
+
+    from mmmgen.text.chord_track import marker_chords
+
+    chords = marker_chords(score)
+    return replace(song, chords=tuple(chords)) if chords else song
