@@ -163,8 +163,11 @@ def _encode_batch(batch: list[tuple[int, object]], config: CodecConfig, transpos
     from mmmgen.text.batch import scores_to_parts
 
     try:
-        chords = [score_chords(score) for _, score in batch] if getattr(config, "chords", False) else None
-        windows = scores_to_parts([score for _, score in batch], config, [transpositions[i] for i, _ in batch], chords)
+        scores, shifts = [score for _, score in batch], [transpositions[i] for i, _ in batch]
+        if config.chords:  # the chord track first (prepare --chords)
+            windows = scores_to_parts(scores, config, shifts, [score_chords(score) for score in scores])
+        else:
+            windows = scores_to_parts(scores, config, shifts)
     except Exception as exc:  # a bug or an exotic file: find which file, keep the run alive, report it
         if len(batch) > 1:
             for one in batch:
