@@ -433,7 +433,7 @@ def chord_widgets():
 
     with gr.Group():
         chords = gr.Textbox(label="Chords of new notes: Am F C G (a chord per bar), Am:2 F:2 (beats); empty: the song's own",
-                            placeholder="e.g. Am F C G", elem_id="chords")
+                            value="", placeholder="e.g. Am F C G", elem_id="chords")
         rule = gr.Radio(["loose", "strict", "off"], value="loose", label="Chord rule (loose: chord tones on beats; strict: only chord tones)",
                         elem_id="chord_rule")
     return chords, rule

@@ -109,7 +109,7 @@ class TrackSpec:
     controls: object | None = None  # a ``controls.Controls`` (its ``narrow`` applies the control rules); None = the grammar alone
     harmony: object | None = None  # a ``harmony.ChordRule`` (the chord rule); None = no chords
     first_bar: int = 0  # the song's bar where this window (or fill) starts: the chord rule reads the song's time
-    chord_track: bool = False  # writing the chord track (``progression.chord_track_allowed``) instead of notes
+    chord_track: bool = False  # writing the chord track (``chord_track_allowed``) instead of notes
 
     @property
     def end_word(self) -> str:
@@ -339,8 +339,6 @@ def allowed(s: TrackState, v: VocabTable, rules=RULES) -> np.ndarray:
     and with ``spec.harmony`` the chord rule (``harmony.py``).
     """
     if s.spec.chord_track:
-        from mmmgen.generate.progression import chord_track_allowed
-
         return chord_track_allowed(s, v)
     m = _allowed_fast(s, v) if rules is RULES else conjunction(s, v, rules)
     controls, harmony = s.spec.controls, s.spec.harmony
@@ -410,3 +408,24 @@ def _allowed_fast(s: TrackState, v: VocabTable) -> np.ndarray:
             m[v.ids[banned]] = False
         return m
     return np.zeros(v.size, bool)
+
+
+def chord_track_allowed(s: TrackState, v: VocabTable) -> np.ndarray:
+    """The grammar of the chord track (``TrackSpec.chord_track``): ``INST=CHORDS DENSITY=0``, then bars of
+    a chord at the bar's start and changes on later beats (``TIME_DELTA`` to a beat, then a ``CHORD``)."""
+    m = np.zeros(v.size + 1, bool)
+    if s.phase == EXPECT_INST:
+        m[v.ids.get(V.chord_track_inst(), -1)] = True
+    elif s.phase == EXPECT_DENSITY:
+        m[v.ids.get(V.density(0), -1)] = True
+    elif s.phase == EXPECT_BAR:
+        m[v.ids.get(V.BAR_START if s.bars_done < s.spec.n_bars else V.TRACK_END, -1)] = True
+    elif s.phase == IN_BAR:
+        if s.words_in_bar % 2 == 0:  # the bar's head, or after a TIME_DELTA: a chord
+            m[: v.size] |= v.cached("chords", lambda: [i for w, i in v.ids.items() if V.parse_word(w).kind == V.CHORD])
+        else:  # after a chord: a change on a later beat, or the bar's end
+            beat = V.beat_steps(s.spec.time_signature, s.grid)
+            to_beats = [b - s.t for b in range(s.t + beat - s.t % beat, s.bar_len, beat)]
+            m[v.time_delta[[d for d in to_beats if d < len(v.time_delta)]]] = True
+            m[v.ids.get(s.spec.end_word, -1)] = True
+    return m[: v.size]

@@ -45,6 +45,7 @@ from mmmgen.generate.grammar import IN_BAR, TrackState, VocabTable
 from mmmgen.text import vocab as V
 from mmmgen.text.chord_track import to_steps
 from mmmgen.text.chords import NO_CHORD, QUALITIES, Chord, ChordSpan
+from mmmgen.text.vocab import beat_steps
 
 CHORD_RULES = ("strict", "loose", "off")
 BASS_PROGRAMS = frozenset(range(32, 40))  # GM: acoustic bass .. synth bass 2
@@ -53,13 +54,6 @@ LEAP = 12  # semitones a new note may lie from the track's latest one: a model p
 # notes (by the chord, or to land on a change) would otherwise spread over every octave
 ALL = np.ones(12, bool)
 ALL.flags.writeable = False
-
-
-def beat_steps(time_signature: tuple[int, int], grid: int) -> int:
-    """Grid steps per beat of the meter (compound meters: a dotted note)."""
-    num, den = time_signature
-    unit = grid * 4 // den
-    return 3 * unit if den >= 8 and num % 3 == 0 and num > 3 else unit
 
 
 def fit_progression(spans: Sequence[ChordSpan], total_beats: Fraction | float) -> list[ChordSpan]:
@@ -200,9 +194,21 @@ class ChordRule:
         return sorted(found)
 
     def narrow(self, s: TrackState, v: VocabTable, mask: np.ndarray) -> np.ndarray:
-        """``mask`` and the chord rule (drums, ``off`` and words outside bars are free)."""
+        """``mask`` and the chord rule (drums, ``off`` and words outside bars are free).
+
+        Where other rules (the controls: a scale, a range, polyphony, note lengths) leave no word the
+        chord rule allows, it yields step by step: first the landing (``land``) and the octave
+        (``LEAP``), then altogether for this word; the grammar and the controls always hold.
+        """
         if s.phase != IN_BAR or s.is_drum or not self.active:
             return mask
+        for land in (True, False):
+            m = self._narrowed(s, v, mask, land)
+            if m.any() or not mask.any():
+                return m
+        return mask
+
+    def _narrowed(self, s: TrackState, v: VocabTable, mask: np.ndarray, land: bool) -> np.ndarray:
         bass = self.is_bass(s)
         bar_len = s.bar_len
         bar_start = (s.spec.first_bar + s.bars_done) * bar_len
@@ -211,28 +217,24 @@ class ChordRule:
         m = np.append(mask, False)  # a spare slot where the -1 ids of missing words land
         if s.t < bar_len:
             m[v.note_on[~_pitches(self.onsets(now, bass, bar_start, beat))]] = False
-            if s.last_pitch is not None:
+            if s.last_pitch is not None and land:
                 m[v.note_on[: max(s.last_pitch - LEAP, 0)]] = False
                 m[v.note_on[s.last_pitch + LEAP + 1:]] = False
         if s.head and s.carry:
             m[v.note_hold[~_pitches(self.sounding(bar_start, bass)[0])]] = False
-        limit = self.time_limit(s, bass, now, bar_start, bar_start + bar_len, beat)
+        limit = self.time_limit(s, bass, now, bar_start, bar_start + bar_len, beat, land)
         if limit is not None:  # the bar's end moves time to the bar line too
             m[v.time_delta[limit + 1:]] = False
             m[v.ids.get(s.spec.end_word, -1)] = False
-        m = m[:-1]
-        if mask.any() and not m.any():
-            msg = f"the chord rule ({self.mode}) leaves no word at step {s.t} of bar {s.spec.first_bar + s.bars_done + 1}"
-            raise ControlError(msg)
-        return m
+        return m[:-1]
 
-    def time_limit(self, s: TrackState, bass: bool, now: int, bar_start: int, bar_end: int, beat: int) -> int | None:
+    def time_limit(self, s: TrackState, bass: bool, now: int, bar_start: int, bar_end: int, beat: int, land: bool = True) -> int | None:
         """The most steps time may move on: up to the first beat or change where a sounding note is
-        no tone of the chord, or where a bass line must land on the chord's bass and does not yet."""
+        no tone of the chord, or (``land``) where a track must land on a tone and does not yet."""
         classes = {p % 12 for p in s.open}
         for b in self.boundaries(now, bar_end, bar_start, beat):
             allowed, must = self.sounding(b, bass)
-            if any(not allowed[c] for c in classes) or (must is not None and not any(must[c] for c in classes)):
+            if any(not allowed[c] for c in classes) or (land and must is not None and not any(must[c] for c in classes)):
                 return b - now
         return None
 

@@ -11,7 +11,7 @@ when it has none: read from its notes, so ``extend`` and ``infill`` keep a song'
 
 A model knows chords when its vocabulary holds ``INST=CHORDS`` (trained on data prepared with
 ``--chords``): it then reads the chord track first (``chord_track_words``) and may write one itself
-(``chord_track_allowed``, the grammar of the chord track); any other model never sees it.
+(``grammar.chord_track_allowed``, the grammar of the chord track); any other model never sees it.
 """
 
 from __future__ import annotations
@@ -22,19 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mmmgen.generate.grammar import (
-    EXPECT_BAR,
-    EXPECT_DENSITY,
-    EXPECT_INST,
-    IN_BAR,
-    TrackState,
-    VocabTable,
-)
-from mmmgen.generate.harmony import ChordRule, beat_steps, fit_progression
+from mmmgen.generate.harmony import ChordRule, fit_progression
 from mmmgen.text import vocab as V
 from mmmgen.text.chord_track import chord_track_text
 from mmmgen.text.chords import ChordError, ChordSpan, parse_progression
-from mmmgen.text.vocab import bar_steps
+from mmmgen.text.vocab import bar_steps, beat_steps
 
 SCORE_SUFFIXES = (".mid", ".midi", ".musicxml", ".xml", ".mxl")
 
@@ -181,28 +173,6 @@ def chord_track_words(song, n_bars: int | None = None, grid: int = 12):
     bars = n_bars or song.n_bars
     text = chord_track_text(song.chords, bars, bar_steps(song.time_signature, grid), grid)
     return split_words(text).tracks[0]
-
-
-def chord_track_allowed(s: TrackState, v: VocabTable) -> np.ndarray:
-    """The grammar of the chord track (``TrackSpec.chord_track``): ``INST=CHORDS DENSITY=0``, then bars of
-    a chord at the bar's start and changes on later beats (``TIME_DELTA`` to a beat, then a ``CHORD``)."""
-    m = np.zeros(v.size + 1, bool)
-    if s.phase == EXPECT_INST:
-        m[v.ids.get(V.chord_track_inst(), -1)] = True
-    elif s.phase == EXPECT_DENSITY:
-        m[v.ids.get(V.density(0), -1)] = True
-    elif s.phase == EXPECT_BAR:
-        m[v.ids.get(V.BAR_START if s.bars_done < s.spec.n_bars else V.TRACK_END, -1)] = True
-    elif s.phase == IN_BAR:
-        chords = v.cached("chords", lambda: [i for w, i in v.ids.items() if V.parse_word(w).kind == V.CHORD])
-        if s.words_in_bar % 2 == 0:  # the bar's head, or after a TIME_DELTA: a chord
-            m[: v.size] |= chords
-        else:  # after a chord: a change on a later beat, or the bar's end
-            beat = beat_steps(s.spec.time_signature, s.grid)
-            to_beats = [b - s.t for b in range(s.t + beat - s.t % beat, s.bar_len, beat)]
-            m[v.time_delta[[d for d in to_beats if d < len(v.time_delta)]]] = True
-            m[v.ids.get(s.spec.end_word, -1)] = True
-    return m[: v.size]
 
 
 def song_with_chords(engine, song, chords, chord_rule: str, total_bars: int, seed: int | None):

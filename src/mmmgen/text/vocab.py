@@ -251,6 +251,13 @@ def bar_steps(time_signature: tuple[int, int], grid: int) -> int:
     return numerator * grid * 4 // denominator
 
 
+def beat_steps(time_signature: tuple[int, int], grid: int) -> int:
+    """Grid steps per beat of the meter: its denominator's note, a dotted one in compound meters (6/8, 9/8, 12/8)."""
+    num, den = time_signature
+    unit = grid * 4 // den
+    return 3 * unit if den >= 8 and num % 3 == 0 and num > 3 else unit
+
+
 # --- the full vocabulary ----------------------------------------------------------------------
 def max_time_delta_steps(grid: int) -> int:
     """The longest single ``TIME_DELTA``: a whole 4/4 bar (16 sixteenths); longer gaps repeat it."""
