@@ -57,7 +57,7 @@ _WHERE = {  # public name -> the module that defines it (read-only)
     "find_run": "mmmgen.model.run",
     "generate_song": "mmmgen.generate.song",
     "generator_from_run": "mmmgen.model.run",
-    "harmonize": "mmmgen.generate.progression",
+    "harmonize": "mmmgen.generate.harmonize",
     "load_run": "mmmgen.model.run",
     "prompt_song": "mmmgen.generate.prompt",
     "rank_takes": "mmmgen.generate.song",

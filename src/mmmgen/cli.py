@@ -330,7 +330,8 @@ def chords_from(h, meter: tuple[int, int] = (4, 4)) -> dict:
 
 def cmd_harmonize(argv: Sequence[str]) -> int:
     from mmmgen.config import ChordsConfig, ControlsConfig, HarmonizeConfig
-    from mmmgen.generate.progression import chord_line, harmonize
+    from mmmgen.generate.harmonize import harmonize
+    from mmmgen.generate.progression import chord_line
     from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
     from mmmgen.model.run import find_run, generator_from_run

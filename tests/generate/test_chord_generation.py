@@ -8,8 +8,9 @@ from synth import make_score, write
 from tiny import check_valid, untrained_model
 
 from mmmgen.cli import main
+from mmmgen.generate.harmonize import harmonize
 from mmmgen.generate.harmony import chord_tone_share
-from mmmgen.generate.progression import harmonize, knows_chords, load_chords, song_chords
+from mmmgen.generate.progression import knows_chords, load_chords, song_chords
 from mmmgen.generate.sampling import Sampling
 from mmmgen.generate.song import Generator, Song, generate_song
 from mmmgen.text import vocab as V

@@ -7,7 +7,8 @@ chord CSV (``mmmgen chords --out``), a MIDI / MusicXML / MMM text file (its chor
 repeated to the song's length (``harmony.fit_progression``: a progression shorter than the song
 loops); ``rule_for`` makes the chord rule a track obeys. ``song_chords`` gives a song's chords
 when it has none: read from its notes, so ``extend`` and ``infill`` keep a song's harmony;
-``extended_chords`` carries them on over new bars (the song's progression, looped).
+``extended_chords`` carries them on over new bars (the song's progression, looped);
+``harmonize.py`` accompanies a melody over them.
 
 A model knows chords when its vocabulary holds ``INST=CHORDS`` (trained on data prepared with
 ``--chords``): it then reads the chord track first (``chord_track_words``) and may write one itself
@@ -192,32 +193,6 @@ def song_with_chords(engine, song, chords, chord_rule: str, total_bars: int, see
     target = yield from write_track(engine, header, [], song.n_bars, spec, seed)
     piece = text_to_piece(f"{V.PIECE_START} {V.time_signature(*song.time_signature)} {target.text()}", engine.grid)
     return replace(song, chords=tuple(piece.chords))
-
-
-def harmonize(generator, melody, tracks: int = 3, chords=None, chord_rule: str = "loose", **options):
-    """The melody (a ``Song``) with ``tracks`` accompaniment tracks that follow its chords.
-
-    The chords are ``chords`` when given (anything ``load_chords`` reads), else the song's own (its
-    chord track), else, with a model that knows chords, the chord track it writes under the melody
-    (``sampled_chords``), else those read from its notes (``text.harmony.read_chords``); the song
-    keeps them (its text starts with the chord track). ``options`` go to ``song.generate_song`` (instruments, density, sampling, takes, controls).
-    """
-    from mmmgen.errors import MMMGenError
-    from mmmgen.generate.sampling import Sampling
-    from mmmgen.generate.song import generate_song
-
-    if chords is not None:
-        spans = load_chords(chords, melody.time_signature)
-    elif not melody.chords and knows_chords(generator):  # the model writes the chords under the melody
-        sampling = options.get("sampling") or Sampling()
-        seed = None if sampling.seed is None else sampling.seed - 1
-        spans = generator._drive(sampled_chords(generator, melody, seed), sampling).chords
-    else:
-        spans = song_chords(melody, generator.grid)
-    if not spans:
-        msg = "the melody has no pitched notes to read chords from; give --chords"
-        raise MMMGenError(msg)
-    return generate_song(generator, tracks, prompt=melody, chords=spans, chord_rule=chord_rule, **options)
 
 
 def chord_line(song) -> str:
