@@ -177,3 +177,11 @@ def test_new_notes_stay_within_an_octave_of_the_last():
     s = state(V.inst(0), V.density(1), V.BAR_START, V.note_on(57), V.time_delta(3, 12), harmony=rule("Am"))
     ons = {int(w.split("=")[1]) for w in allowed_words(s) if w.startswith(V.NOTE_ON)}
     assert min(ons) >= 45 and max(ons) <= 69 and {48, 64, 69} <= ons
+
+
+def test_a_note_below_the_other_tracks_is_the_chords_bass():
+    r = rule("C/E", floor=((0, 60), (12, 55)))  # the other tracks' lowest notes: C4 on beat 1, G3 on beat 2
+    s = state(V.inst(0), V.density(1), V.BAR_START, harmony=r)
+    below = {int(w.split("=")[1]) for w in allowed_words(s) if w.startswith(V.NOTE_ON) and int(w.split("=")[1]) < 60}
+    assert below and {p % 12 for p in below} == {4}  # only E (the bass of C/E) below C4
+    assert V.note_on(64) in allowed_words(s) and V.note_on(67) in allowed_words(s)  # above: any chord tone

@@ -18,9 +18,11 @@ lands on the chord's bass note at each chord change: there it may only start tha
 and time may not pass the change before one sounds. Any other track lands too (``land``): on the
 first ``LAND_BEATS`` beats of each chord it sounds the root, unless the song's other tracks sound
 it there (``covered``), else the third, else the fifth, else another tone they leave out; and on
-a later beat where the others leave out the root or third, it fills that in. So the tracks spell
-the chord between them and the harmony is heard, not glimpsed. A new note lies within ``LEAP``
-semitones of the track's latest one. Drum tracks and ``N`` (no chord) are free.
+a later beat where the others leave out the root or third, it fills that in; and a note it starts
+on a beat below every note the others sound there (``floor``) is the chord's bass, as the lowest
+voice names the chord to a listener. So the tracks spell the chord between them and the harmony is
+heard, not glimpsed. A new note lies within ``LEAP`` semitones of the track's latest one. Drum
+tracks and ``N`` (no chord) are free.
 
 The rule reads the absolute time of the song: ``TrackSpec.first_bar`` (the first bar of the window
 or fill being written) plus the state's time. Beats are the meter's: a quarter note in 4/4 and
@@ -98,6 +100,7 @@ class ChordRule:
     bass: bool | None = None  # a bass line: None decides by the GM program (32-39)
     land: bool = True  # every pitched track sounds a chord tone at each chord change (so the harmony is heard)
     covered: tuple[tuple[int, frozenset[int]], ...] = ()  # (change step, pitch classes the song's other tracks sound there)
+    floor: tuple[tuple[int, int], ...] = ()  # (beat or change step, the lowest pitch the other tracks sound there)
     grid: int = 12
     time_signature: tuple[int, int] = (4, 4)
 
@@ -124,6 +127,10 @@ class ChordRule:
     @cached_property
     def _covered(self) -> dict[int, frozenset[int]]:
         return dict(self.covered)
+
+    @cached_property
+    def _floor(self) -> dict[int, int]:
+        return dict(self.floor)
 
     @cached_property
     def scale_classes(self) -> np.ndarray:
@@ -217,6 +224,10 @@ class ChordRule:
         m = np.append(mask, False)  # a spare slot where the -1 ids of missing words land
         if s.t < bar_len:
             m[v.note_on[~_pitches(self.onsets(now, bass, bar_start, beat))]] = False
+            lowest = self._floor.get(now)
+            chord = self.chord_at(now)[0]
+            if lowest is not None and not chord.is_none and land:  # a note below the others is the bass: the chord's
+                m[v.note_on[[p for p in range(lowest) if p % 12 != chord.bass_class]]] = False
             if s.last_pitch is not None and land:
                 m[v.note_on[: max(s.last_pitch - LEAP, 0)]] = False
                 m[v.note_on[s.last_pitch + LEAP + 1:]] = False

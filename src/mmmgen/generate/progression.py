@@ -130,14 +130,15 @@ def rule_for(song, chord_rule: str = "loose", scale: str | None = None, grid: in
     if not song.chords or chord_rule == "off":
         ChordRule((), chord_rule)  # a bad rule name fails all the same
         return None
+    covered = covered_tones(song, grid, leave_out)
     rule = ChordRule(tuple(song.chords), chord_rule, scale, bass, grid=grid, time_signature=tuple(song.time_signature),
-                     covered=covered_tones(song, grid, leave_out))
+                     covered=tuple((c, pcs) for c, pcs, _ in covered), floor=tuple((c, low) for c, _, low in covered if low is not None))
     return rule if rule.active else None
 
 
 def covered_tones(song, grid: int = 12, leave_out: int | None = None) -> tuple[tuple[int, frozenset[int]], ...]:
-    """Per chord change and beat (grid step), the pitch classes the song's pitched tracks (but ``leave_out``) sound there
-    (empty when it has no such track)."""
+    """Per chord change and beat (grid step): the pitch classes the song's pitched tracks (but ``leave_out``) sound
+    there and the lowest pitch (None: silence); empty when it has no such track."""
     from mmmgen.text.decode import text_to_piece
 
     if not song.tracks:
@@ -149,7 +150,11 @@ def covered_tones(song, grid: int = 12, leave_out: int | None = None) -> tuple[t
     bar = bar_steps(song.time_signature, grid)
     beats = range(0, song.n_bars * bar, beat) if bar % beat == 0 else (b * bar + k for b in range(song.n_bars) for k in range(0, bar, beat))
     changes = sorted({round(s.start * grid) for s in song.chords} | set(beats))
-    return tuple((c, frozenset(n[0] % 12 for t in tracks for n in t.notes if n[1] <= c < n[2])) for c in changes)
+    out = []
+    for c in changes:
+        sounding = [n[0] for t in tracks for n in t.notes if n[1] <= c < n[2]]
+        out.append((c, frozenset(p % 12 for p in sounding), min(sounding, default=None)))
+    return tuple(out)
 
 
 def lowest_track(song, grid: int = 12) -> int | None:
