@@ -101,6 +101,16 @@ def make_controls(scale, low, high, session: Session | None):
     return Controls(scale=scale, pitch_range=pitch_range)
 
 
+def make_harmony(chords, chord_rule) -> dict:
+    """Widget values -> ``chords=``/``chord_rule=`` of the song operations (an empty progression: the song's own)."""
+    from mmmgen.generate.progression import load_chords
+
+    text = (chords or "").strip()
+    if text:
+        load_chords(text)  # a bad chord is a warning before anything runs
+    return {"chords": text or None, "chord_rule": chord_rule or "loose"}
+
+
 def instrument_choices() -> list[str]:
     from mmmgen.render.gm import instrument_name
 
@@ -181,7 +191,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
         return (*(gr.skip() for _ in range(6)), session)
 
     def act(action, fill, song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k, meter, scale, low, high, kit, takes,
-            session, request=None):
+            harmony, session, request=None):
         session = kept(session)
         key = getattr(request, "session_hash", None)
         stop = threading.Event()
@@ -190,7 +200,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
         try:
             with stop_when(stop):
                 return _act(action, fill, song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k,
-                            meter, scale, low, high, kit, takes, session)
+                            meter, scale, low, high, kit, takes, harmony, session)
         finally:
             if key is not None and running.get(key) is stop:
                 del running[key]
@@ -202,10 +212,11 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
             stop.set()
 
     def _act(action, fill, song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k, meter, scale, low, high, kit,
-             takes, session):
+             takes, harmony, session):
         try:
             c = parse_controls(temperature, genre, instrument, density, seed, top_p, top_k)
             c["controls"] = make_controls(scale, low, high, session)
+            c["harmony"] = make_harmony(*harmony)
             c["meter"] = V.parse_time_signature(str(meter or "4/4")) or (4, 4)
             c["takes"] = min(int(takes), MAX_APP_TAKES) if takes not in (None, "") and int(takes) > 1 else None
             session.kit = kit_program(kit)
@@ -219,17 +230,19 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
 
     def guarded(action):
         def run(song, temperature, genre, instrument, density, tempo, seed, bars, top_p=1.0, top_k=0, meter="4/4",
-                scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, session=None, request=None):
+                scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, chords="", chord_rule="loose", session=None,
+                request=None):
             return act(action, (), song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k, meter,
-                       scale, pitch_low, pitch_high, drum_kit, takes, session, request)
+                       scale, pitch_low, pitch_high, drum_kit, takes, (chords, chord_rule), session, request)
 
         run.__annotations__ = {"request": gr.Request}  # Gradio passes the request (its session) here; not an API parameter
         return run
 
     def guarded_fill(song, temperature, genre, instrument, density, tempo, seed, bars, track, first, last, top_p=1.0, top_k=0,
-                     meter="4/4", scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, session=None, request=None):
+                     meter="4/4", scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, chords="", chord_rule="loose",
+                     session=None, request=None):
         return act(regenerate_bars, (track, first, last), song, temperature, genre, instrument, density, tempo, seed, bars,
-                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, session, request)
+                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, (chords, chord_rule), session, request)
 
     def need(song: Song | None) -> Song:
         if song is None or not song.tracks:
@@ -240,7 +253,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
     def start(song, c, tempo, bars):
         return generator.start(
             c["genre"], time_signature=c["meter"], n_bars=bars, tempo=tempo, takes=c["takes"],
-            instrument=c["instrument"], density=c["density"], sampling=c["sampling"], controls=c["controls"],
+            instrument=c["instrument"], density=c["density"], sampling=c["sampling"], controls=c["controls"], **c["harmony"],
         )
 
     def add(song, c, tempo, bars):
@@ -248,14 +261,14 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
         new = c["instrument"] is None
         return generator.add_track(
             song, instrument=c["instrument"], density=c["density"], new_instrument=new, sampling=c["sampling"],
-            takes=c["takes"], controls=c["controls"],
+            takes=c["takes"], controls=c["controls"], **c["harmony"],
         )
 
     def remove_last(song, c, tempo, bars):
         return generator.remove_last(need(song))
 
     def regenerate_last(song, c, tempo, bars):
-        kwargs = {"density": c["density"], "sampling": c["sampling"], "takes": c["takes"], "controls": c["controls"]}
+        kwargs = {"density": c["density"], "sampling": c["sampling"], "takes": c["takes"], "controls": c["controls"], **c["harmony"]}
         if c["instrument"] is not None:
             kwargs["instrument"] = c["instrument"]
         return generator.regenerate_last(generator.change_tempo(need(song), tempo), **kwargs)
@@ -269,17 +282,17 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
             msg = f"the first bar ({int(first)}) comes after the last ({int(last)})"
             raise GenerationError(msg)
         bars = list(range(int(first) - 1, int(last)))
-        return generator.infill(song, int(track) - 1, bars, c["sampling"], takes=c["takes"], controls=c["controls"])
+        return generator.infill(song, int(track) - 1, bars, c["sampling"], takes=c["takes"], controls=c["controls"], **c["harmony"])
 
     def extend(song, c, tempo, _bars, new_bars):
         return generator.extend(generator.change_tempo(need(song), tempo), int(new_bars), c["sampling"], takes=c["takes"],
-                                controls=c["controls"])
+                                controls=c["controls"], **c["harmony"])
 
     def guarded_extend(song, temperature, genre, instrument, density, tempo, seed, bars, new_bars=settings.bars, top_p=1.0,
-                       top_k=0, meter="4/4", scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, session=None,
-                       request=None):
+                       top_k=0, meter="4/4", scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, chords="",
+                       chord_rule="loose", session=None, request=None):
         return act(extend, (new_bars,), song, temperature, genre, instrument, density, tempo, seed, bars,
-                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, session, request)
+                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, (chords, chord_rule), session, request)
 
     for fn in (guarded_fill, guarded_extend, stop_running):
         fn.__annotations__ = {"request": gr.Request}
@@ -362,6 +375,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
                         pitch_high = gr.Number(value=127, precision=0, minimum=0, maximum=127, label="Highest pitch", elem_id="pitch_high")
                     drum_kit = gr.Dropdown([*DRUM_KITS, SONG_KIT], value="Standard", label="Drum kit (rendering)", elem_id="drum_kit")
                 takes = gr.Slider(1, MAX_APP_TAKES, value=1, step=1, label="Takes (several at once; play them, keep one)", elem_id="takes")
+                chords, chord_rule = chord_widgets()
                 with gr.Group():
                     gr.Markdown("**Regenerate bars** of any track (the rest stays as it is)")
                     with gr.Row():
@@ -397,7 +411,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
                 tokens = gr.Textbox(label="MMM text", lines=6, max_lines=12, elem_id="tokens", interactive=False)
                 b_info = gr.Button("Session info", visible=False, elem_id="session_info")
         controls = [song_state, temperature, genre, instrument, density, tempo, seed, bars]
-        extra = [top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, session_state]
+        extra = [top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, chords, chord_rule, session_state]
         outputs = [song_state, audio, midi, pianoroll, instruments, tokens, session_state]
         shown = [seed_used, key_box, take_choice, *take_audio]
         events = []
@@ -422,6 +436,18 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.concurrency)
     demo.mmmgen_renderer = render  # keeps the temp folder alive as long as the app
     return demo
+
+
+def chord_widgets():
+    """The chord panel: a progression for the new notes and how strictly they follow it."""
+    import gradio as gr
+
+    with gr.Group():
+        chords = gr.Textbox(label="Chords of new notes: Am F C G (a chord per bar), Am:2 F:2 (beats); empty: the song's own",
+                            value="", placeholder="e.g. Am F C G", elem_id="chords")
+        rule = gr.Radio(["loose", "strict", "off"], value="loose", label="Chord rule (loose: chord tones on beats; strict: only chord tones)",
+                        elem_id="chord_rule")
+    return chords, rule
 
 
 def song_from_midi(file, generator: Generator, settings: AppSettings, tempo: float | None = None) -> Song:

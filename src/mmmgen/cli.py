@@ -246,7 +246,7 @@ def cmd_size(argv: Sequence[str]) -> int:
 
 
 def cmd_generate(argv: Sequence[str]) -> int:
-    from mmmgen.config import ControlsConfig, GenerateConfig, TakesConfig
+    from mmmgen.config import ChordsConfig, ControlsConfig, GenerateConfig, TakesConfig
     from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
     from mmmgen.generate.song import generate_song
@@ -254,12 +254,14 @@ def cmd_generate(argv: Sequence[str]) -> int:
     from mmmgen.render.gm import program_from_name
     from mmmgen.text import vocab as V
 
-    (c, takes, k), _ = parse_config(argv, [GenerateConfig, TakesConfig, ControlsConfig], "mmmgen generate", "Generate a multitrack piece one instrument at a time.")
+    (c, takes, k, h), _ = parse_config(argv, [GenerateConfig, TakesConfig, ControlsConfig, ChordsConfig], "mmmgen generate",
+                                       "Generate a multitrack piece one instrument at a time (over a chord progression with --chords).")
     controls = controls_from(k)  # bad controls fail before the model loads
     meter = V.parse_time_signature(c.time_signature)
     if meter is None:
         print(f"mmmgen generate: error: bad --time-signature {c.time_signature!r} (e.g. 4_4, 6_8)", file=sys.stderr)
         return 2
+    harmony = chords_from(h, meter)
     try:
         instruments = [program_from_name(name) for name in c.instrument]
     except ValueError as exc:
@@ -271,7 +273,7 @@ def cmd_generate(argv: Sequence[str]) -> int:
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
     with bars_progress(c.tracks * (prompt.n_bars if prompt else bars) * (takes.takes or 1)):
         made = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo or 120.0, sampling, prompt,
-                             takes=takes.takes, controls=controls)
+                             takes=takes.takes, controls=controls, **harmony)
     if takes.takes is not None:
         return write_takes(made, generator.grid, Path(c.out), c.format, takes.rank)
     written = write_song(made, generator.grid, Path(c.out) / "piece", c.format)
@@ -280,7 +282,7 @@ def cmd_generate(argv: Sequence[str]) -> int:
 
 
 def cmd_infill(argv: Sequence[str]) -> int:
-    from mmmgen.config import ControlsConfig, InfillConfig, TakesConfig
+    from mmmgen.config import ChordsConfig, ControlsConfig, InfillConfig, TakesConfig
     from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
     from mmmgen.model.run import find_run, generator_from_run
@@ -288,20 +290,22 @@ def cmd_infill(argv: Sequence[str]) -> int:
     def extra(p):
         p.add_argument("piece", nargs="?", default=None, help="The piece (MMM text or a MIDI file), as --input.")
 
-    (c, takes, k), ns = parse_config(
-        argv, [InfillConfig, TakesConfig, ControlsConfig], "mmmgen infill", "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was.",
+    (c, takes, k, h), ns = parse_config(
+        argv, [InfillConfig, TakesConfig, ControlsConfig, ChordsConfig], "mmmgen infill",
+        "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was; the new bars follow the piece's chords (or --chords).",
         extra=extra,
     )
     if bool(ns["piece"]) == bool(c.input):
         print("mmmgen infill: error: give the piece once: as the first argument or as --input", file=sys.stderr)
         return 2
     controls = controls_from(k)
+    harmony = chords_from(h)
     generator, settings = generator_from_run(find_run(c.model))
     song = prompt_song(c.input or ns["piece"], settings, c.tempo)
     bars = c.bar_range()
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
     with bars_progress(len(bars or range(song.n_bars)) * (takes.takes or 1)):
-        made = generator.infill(song, c.track - 1, bars, sampling, takes=takes.takes, controls=controls)
+        made = generator.infill(song, c.track - 1, bars, sampling, takes=takes.takes, controls=controls, **harmony)
     if takes.takes is not None:
         return write_takes(made, generator.grid, Path(c.out), c.format, takes.rank)
     written = write_song(made, generator.grid, Path(c.out) / "piece", c.format)
@@ -310,23 +314,24 @@ def cmd_infill(argv: Sequence[str]) -> int:
 
 
 def cmd_extend(argv: Sequence[str]) -> int:
-    from mmmgen.config import ControlsConfig, ExtendConfig, TakesConfig
+    from mmmgen.config import ChordsConfig, ControlsConfig, ExtendConfig, TakesConfig
     from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
     from mmmgen.generate.song import MAX_BARS
     from mmmgen.model.run import find_run, generator_from_run
 
-    (c, t, k), ns = parse_config(
-        argv, [ExtendConfig, TakesConfig, ControlsConfig], "mmmgen extend",
+    (c, t, k, h), ns = parse_config(
+        argv, [ExtendConfig, TakesConfig, ControlsConfig, ChordsConfig], "mmmgen extend",
         f"Continue a piece: every track gets --bars more bars, window by window; its bars (up to {MAX_BARS}) stay as they are.",
         [("input", f"The piece: MMM text (first line; e.g. a piece.txt from generate) or a MIDI file (all its bars, up to {MAX_BARS}).")],
     )
+    harmony = chords_from(h)
     generator, settings = generator_from_run(find_run(c.model))
     song = prompt_song(ns["input"], settings, c.tempo)
     before, bars = song.n_bars, c.bars or generator.window
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
     with bars_progress(bars * len(song.tracks) * (t.takes or 1)):
-        made = generator.extend(song, bars, sampling, takes=t.takes, controls=controls_from(k))
+        made = generator.extend(song, bars, sampling, takes=t.takes, controls=controls_from(k), **harmony)
     if t.takes is not None:
         return write_takes(made, generator.grid, Path(c.out), c.format, t.rank)
     written = write_song(made, generator.grid, Path(c.out) / "piece", c.format)
@@ -365,6 +370,46 @@ def controls_from(k):
         return None
     pitch_range = parse_pitch_range(k.pitch_range) if k.pitch_range else None
     return Controls(k.scale, pitch_range, k.max_polyphony, k.min_note, k.max_note)
+
+
+def chords_from(h, meter: tuple[int, int] = (4, 4)) -> dict:
+    """``chords=``/``chord_rule=`` of ``--chords``/``--chord-rule``; bad chords fail here, before the model loads."""
+    from mmmgen.generate.progression import load_chords
+
+    if h.chords is not None:
+        load_chords(h.chords, meter)
+    return {"chords": h.chords, "chord_rule": h.chord_rule}
+
+
+def cmd_harmonize(argv: Sequence[str]) -> int:
+    from mmmgen.config import ChordsConfig, ControlsConfig, HarmonizeConfig
+    from mmmgen.generate.harmonize import harmonize
+    from mmmgen.generate.progression import chord_line
+    from mmmgen.generate.prompt import prompt_song
+    from mmmgen.generate.sampling import Sampling
+    from mmmgen.model.run import find_run, generator_from_run
+    from mmmgen.render.files import render_score
+    from mmmgen.render.gm import program_from_name
+    from mmmgen.text.decode import text_to_score
+
+    (c, k, h), ns = parse_config(
+        argv, [HarmonizeConfig, ControlsConfig, ChordsConfig], "mmmgen harmonize",
+        "Accompany a melody: read its chords (or take --chords) and add --tracks tracks that follow them.",
+        [("melody", "The melody: a MIDI file or MMM text (all its tracks are kept).")],
+    )
+    controls, harmony = controls_from(k), chords_from(h)
+    try:
+        instruments = [program_from_name(name) for name in c.instrument]
+    except ValueError as exc:
+        print(f"mmmgen harmonize: error: {exc}", file=sys.stderr)
+        return 2
+    generator, settings = generator_from_run(find_run(c.model))
+    melody = prompt_song(ns["melody"], settings, c.tempo)
+    sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
+    song = harmonize(generator, melody, c.tracks, instruments=instruments, sampling=sampling, controls=controls, **harmony)
+    written = render_score(text_to_score(song.text, generator.grid, tempo=song.tempo), Path(c.out) / "piece", c.format, text=song.text)
+    print(f"chords: {chord_line(song)}\n{len(song.tracks)} tracks, {song.n_bars} bars; wrote " + ", ".join(str(p) for p in written))
+    return 0
 
 
 def write_takes(takes: list, grid: int, out: Path, formats: str, rank: bool) -> int:
@@ -484,6 +529,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "generate": (cmd_generate, "trained run -> a new piece, one instrument at a time (MIDI, audio, picture, text)"),
     "infill": (cmd_infill, "regenerate chosen bars of any track of a piece (MMM bar-fill)"),
     "extend": (cmd_extend, "continue a piece (MMM text or your MIDI): more bars on every track"),
+    "harmonize": (cmd_harmonize, "accompany a melody: read its chords, add tracks that follow them"),
     "render": (cmd_render, "MMM text or MIDI -> MIDI, audio (FluidSynth), piano roll"),
     "evaluate": (cmd_evaluate, "trained run -> loss per note, validity, musical statistics vs reference (JSON, model card)"),
     "app": (cmd_app, "the web app: build a piece instrument by instrument in the browser"),

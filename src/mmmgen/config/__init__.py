@@ -11,11 +11,14 @@ from mmmgen.config.data import (  # noqa: F401
     PrepareConfig,
 )
 from mmmgen.config.generate import (  # noqa: F401
+    CHORD_RULES,
     SPACE_COLORS,
     AppConfig,
+    ChordsConfig,
     ControlsConfig,
     ExtendConfig,
     GenerateConfig,
+    HarmonizeConfig,
     InfillConfig,
     PieceConfig,
     SpaceConfig,

@@ -22,6 +22,11 @@ class CodecConfig:
     density_levels: int = field(
         default=10, metadata={"help": "DENSITY levels (quantile bins of notes per track)."}
     )
+    chords: bool = field(
+        default=False,
+        metadata={"help": "Write a chord track first in every window (INST=CHORDS: the file's chord symbols, else the chords read "
+                          "from its notes), so a model learns music given harmony."},
+    )
 
     def __post_init__(self) -> None:
         if self.grid < 1 or 480 % self.grid:
@@ -86,4 +91,4 @@ class PrepareConfig(CodecConfig):
 
     def codec(self) -> CodecConfig:
         """The codec part of these settings."""
-        return CodecConfig(self.grid, self.bars, self.hop, self.min_notes, self.density_levels)
+        return CodecConfig(self.grid, self.bars, self.hop, self.min_notes, self.density_levels, self.chords)

@@ -169,3 +169,46 @@ class ControlsConfig:
     max_polyphony: int | None = field(default=None, metadata={"help": "Most notes sounding at once in a track."})
     min_note: float | None = field(default=None, metadata={"help": "Shortest note in quarter notes (0.25: a sixteenth)."})
     max_note: float | None = field(default=None, metadata={"help": "Longest note in quarter notes (4: a whole note in 4/4)."})
+
+
+# --- chords (mmmgen generate / extend / infill / harmonize) ---------------------------------------
+CHORD_RULES = ("strict", "loose", "off")
+
+
+@dataclass
+class ChordsConfig:
+    """The chord progression new notes follow, and how strictly (drum tracks are exempt)."""
+
+    chords: str | None = field(
+        default=None,
+        metadata={"help": "Chord progression: 'Am F C G' (a chord per bar; Am, F#m7, Cmaj7, G7, Bb, Edim, Fsus4, C/E, A:min), "
+                          "'Am:2 F:2' (beats), 'Am F | C G' (bars); or a chord CSV (mmmgen chords --out), MIDI, MusicXML or MMM text "
+                          "file to take the chords from. A progression shorter than the piece repeats."},
+    )
+    chord_rule: str = field(
+        default="loose",
+        metadata={"help": "strict: chord tones only; loose: chord tones on beats and for notes a beat or longer, scale tones "
+                          "(--scale, else the progression's key) between; off: no rule. Bass lines land on the chord's bass.",
+                  "choices": list(CHORD_RULES)},
+    )
+
+    def __post_init__(self) -> None:
+        if self.chord_rule not in CHORD_RULES:
+            msg = f"--chord-rule must be one of {', '.join(CHORD_RULES)}, got {self.chord_rule!r}"
+            raise ValueError(msg)
+
+
+@dataclass
+class HarmonizeConfig(PieceConfig):
+    """``mmmgen harmonize MELODY``: accompaniment tracks that follow the melody's chords."""
+
+    tracks: int = field(default=3, metadata={"help": "Accompaniment tracks to add."})
+    instrument: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Instrument of each new track in order: GM program number, GM name or DRUMS (the rest: model's choice).", "nargs": "+"},
+    )
+
+    def __post_init__(self) -> None:
+        if self.tracks < 1:
+            msg = f"--tracks must be at least 1, got {self.tracks}"
+            raise ValueError(msg)

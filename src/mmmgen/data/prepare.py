@@ -126,7 +126,7 @@ def transpose_window(window: Window, semitones: int) -> Window:
             notes = notes[(notes[:, 0] >= 0) & (notes[:, 0] < V.N_PITCHES)]
         if len(notes):
             tracks.append(TrackNotes(t.program, t.is_drum, notes))
-    return Window(window.time_signature, window.n_bars, window.bar_steps, tracks, window.start_bar)
+    return Window(window.time_signature, window.n_bars, window.bar_steps, tracks, window.start_bar, window.start_step)
 
 
 @dataclass
@@ -139,6 +139,7 @@ class FileResult:
     detail: str = ""
 
 
+CHORD_TRACK = V.chord_track_inst()  # the INST word of the chord track (prepare --chords)
 BATCH_NOTES = 30_000  # notes (times windows and transpositions) encoded together: few numpy calls, arrays in cache
 
 
@@ -173,7 +174,11 @@ def _encode_batch(batch: list[tuple[int, object]], config: CodecConfig, transpos
     from mmmgen.text.batch import scores_to_parts
 
     try:
-        windows = scores_to_parts([score for _, score in batch], config, [transpositions[i] for i, _ in batch])
+        scores, shifts = [score for _, score in batch], [transpositions[i] for i, _ in batch]
+        if config.chords:  # the chord track first (prepare --chords)
+            windows = scores_to_parts(scores, config, shifts, [score_chords(score) for score in scores])
+        else:
+            windows = scores_to_parts(scores, config, shifts)
     except Exception as exc:  # a bug or an exotic file: find which file, keep the run alive, report it
         if len(batch) > 1:
             for one in batch:
@@ -187,6 +192,15 @@ def _encode_batch(batch: list[tuple[int, object]], config: CodecConfig, transpos
             results[i].windows = found
         else:
             results[i] = FileResult(results[i].source, skipped="no window with enough notes")
+
+
+def score_chords(score) -> list:
+    """The chords of a score for its chord track (``prepare --chords``): its own chord symbols
+    (MIDI markers that all read as chords, as ``mmmgen`` writes them), else ``read_chords`` of its notes."""
+    from mmmgen.text.chord_track import marker_chords
+    from mmmgen.text.harmony import read_chords
+
+    return marker_chords(score) or read_chords(score)
 
 
 def encode_file(path: str | Path, source: str, config: CodecConfig, transpositions: tuple[int, ...] = (0,)) -> FileResult:
@@ -319,7 +333,7 @@ def _encode_chunk(task) -> ChunkResult:
             continue
         for w in result.windows:
             if not test:
-                counts.extend(n for _, n, _ in w["parts"])
+                counts.extend(n for word, n, _ in w["parts"] if word != CHORD_TRACK)  # the chord track has no density
             records[test].append((result.source, w["start_bar"], w["ts"], w["transpose"], w["parts"]))
     for test, path in _spool_files(work, chunk).items():
         if records[test]:

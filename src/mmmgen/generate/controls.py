@@ -332,7 +332,9 @@ def fill_context(head: list[str], bars: list[list[str]], b: int, carried: set[in
             w = V.parse_word(word)
             if w.kind == V.NOTE_HOLD and (p := V.parse_int(w.value, 0, V.N_PITCHES - 1)) is not None:
                 after.add(p)
-    return {"ages": ages, "after": after, "is_drum": V.inst(0, True) in head}
+    insts = [V.parse_inst(w.value) for w in map(V.parse_word, head) if w.kind == V.INST]
+    program = insts[0][0] if insts and insts[0] is not None else None
+    return {"ages": ages, "after": after, "is_drum": V.inst(0, True) in head, "program": program}
 
 
 def violations(notes: Iterable[tuple[int, int, int]], controls: Controls, grid: int) -> list[str]:

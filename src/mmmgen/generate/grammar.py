@@ -107,6 +107,9 @@ class TrackSpec:
     max_words_per_bar: int = 400  # past this, the bar may only close (keeps generation bounded)
     fill: bool = False  # writing one bar-fill (FILL_START .. FILL_END) instead of a track
     controls: object | None = None  # a ``controls.Controls`` (its ``narrow`` applies the control rules); None = the grammar alone
+    harmony: object | None = None  # a ``harmony.ChordRule`` (the chord rule); None = no chords
+    first_bar: int = 0  # the song's bar where this window (or fill) starts: the chord rule reads the song's time
+    chord_track: bool = False  # writing the chord track (``chord_track_allowed``) instead of notes
 
     @property
     def end_word(self) -> str:
@@ -130,6 +133,8 @@ class TrackState:
     born: dict[int, int] = field(default_factory=dict)  # sounding or carried pitch -> onset, steps from the track start
     after: frozenset[int] = frozenset()  # a fill: pitches the bar after it holds (they may continue its notes)
     is_drum: bool = False  # the track's INST is DRUMS
+    program: int | None = None  # the track's GM program (the chord rule finds bass lines by it)
+    last_pitch: int | None = None  # the pitch of the latest NOTE_ON (the chord rule keeps new notes near it)
 
     @property
     def bar_len(self) -> int:
@@ -142,7 +147,7 @@ class TrackState:
     @classmethod
     def for_fill(
         cls, spec: TrackSpec, carried: set[int], grid: int = 12, ages: dict[int, int] | None = None,
-        after: Iterable[int] = (), is_drum: bool = False,
+        after: Iterable[int] = (), is_drum: bool = False, program: int | None = None,
     ) -> TrackState:
         """The state at the start of a fill: inside a bar whose previous bar left ``carried`` sounding.
 
@@ -153,7 +158,7 @@ class TrackState:
         born = {p: -ages.get(p, 0) for p in carried}
         return cls(
             replace(spec, fill=True, n_bars=1), grid, phase=IN_BAR, carry=set(carried), born=born,
-            after=frozenset(after), is_drum=is_drum,
+            after=frozenset(after), is_drum=is_drum, program=program,
         )
 
     @property
@@ -167,6 +172,7 @@ class TrackState:
         if self.phase == EXPECT_INST:
             self.phase = EXPECT_DENSITY
             self.is_drum = word == V.inst(0, True)
+            self.program = (V.parse_inst(V.parse_word(word).value) or (None,))[0]
         elif self.phase == EXPECT_DENSITY:
             self.phase = EXPECT_BAR
         elif kind == V.BAR_START:
@@ -191,6 +197,7 @@ class TrackState:
                 self.open[pitch] = self.t
                 self.born[pitch] = self.now
                 self.notes += 1
+                self.last_pitch = pitch
             elif kind == V.NOTE_OFF:
                 self.open.pop(pitch, None)
                 self.born.pop(pitch, None)
@@ -328,11 +335,16 @@ def allowed(s: TrackState, v: VocabTable, rules=RULES) -> np.ndarray:
     in one pass (the rules one by one cost ~200 us per word, mostly allocating and and-ing full
     masks; the one pass ~15 us). ``conjunction`` is the reference; the tests check that both agree
     over many states, so a change to a rule must be made in ``_allowed_fast`` too.
-    With ``spec.controls`` set, the musical controls (``controls.py``) narrow the mask further.
+    With ``spec.controls`` set, the musical controls (``controls.py``) narrow the mask further,
+    and with ``spec.harmony`` the chord rule (``harmony.py``).
     """
+    if s.spec.chord_track:
+        return chord_track_allowed(s, v)
     m = _allowed_fast(s, v) if rules is RULES else conjunction(s, v, rules)
-    controls = s.spec.controls
-    return m if controls is None else controls.narrow(s, v, m)
+    controls, harmony = s.spec.controls, s.spec.harmony
+    if controls is not None:
+        m = controls.narrow(s, v, m)
+    return m if harmony is None else harmony.narrow(s, v, m)
 
 
 def conjunction(s: TrackState, v: VocabTable, rules=RULES) -> np.ndarray:
@@ -396,3 +408,24 @@ def _allowed_fast(s: TrackState, v: VocabTable) -> np.ndarray:
             m[v.ids[banned]] = False
         return m
     return np.zeros(v.size, bool)
+
+
+def chord_track_allowed(s: TrackState, v: VocabTable) -> np.ndarray:
+    """The grammar of the chord track (``TrackSpec.chord_track``): ``INST=CHORDS DENSITY=0``, then bars of
+    a chord at the bar's start and changes on later beats (``TIME_DELTA`` to a beat, then a ``CHORD``)."""
+    m = np.zeros(v.size + 1, bool)
+    if s.phase == EXPECT_INST:
+        m[v.ids.get(V.chord_track_inst(), -1)] = True
+    elif s.phase == EXPECT_DENSITY:
+        m[v.ids.get(V.density(0), -1)] = True
+    elif s.phase == EXPECT_BAR:
+        m[v.ids.get(V.BAR_START if s.bars_done < s.spec.n_bars else V.TRACK_END, -1)] = True
+    elif s.phase == IN_BAR:
+        if s.words_in_bar % 2 == 0:  # the bar's head, or after a TIME_DELTA: a chord
+            m[: v.size] |= v.cached("chords", lambda: [i for w, i in v.ids.items() if V.parse_word(w).kind == V.CHORD])
+        else:  # after a chord: a change on a later beat, or the bar's end
+            beat = V.beat_steps(s.spec.time_signature, s.grid)
+            to_beats = [b - s.t for b in range(s.t + beat - s.t % beat, s.bar_len, beat)]
+            m[v.time_delta[[d for d in to_beats if d < len(v.time_delta)]]] = True
+            m[v.ids.get(s.spec.end_word, -1)] = True
+    return m[: v.size]

@@ -56,9 +56,10 @@ def score_song(score, settings: dict, tempo: float | None = None, max_bars: int 
     """Every bar of a ``symusic.Score`` as a song (notes as the codec quantizes them), and what was cut, if anything.
 
     The song starts at the score's first stretch of one (spellable) meter with notes and ends
-    with it, or after ``max_bars`` bars. Each track's ``DENSITY`` is the level of its notes per
-    trained window (``codec.bars``), so later windows keep the density the track has. The song's
-    ``meta`` keeps the stretch's tempo map (unless ``tempo`` replaces it), track names and programs.
+    with it, or after ``max_bars`` bars; a file's chord markers (as mmmgen writes them) become its chords.
+    Each track's ``DENSITY`` is the level of its notes per trained window (``codec.bars``), so later
+    windows keep the density the track has. The song's ``meta`` keeps the stretch's tempo map (unless
+    ``tempo`` replaces it), track names and programs.
     """
     from mmmgen.config import CodecConfig
     from mmmgen.text.encode import meter_segments, parts_to_text, score_to_windows, window_to_parts
@@ -85,7 +86,8 @@ def score_song(score, settings: dict, tempo: float | None = None, max_bars: int 
             meta = score_meta(score, [t.source for t in w.tracks], round(start * ticks), round((start + keep * w.bar_steps) * ticks))
             if tempo:
                 meta = meta.without_tempos()
-            return Song.from_text(text, tempo=float(tempo or meta.tempo or 120.0), n_bars=keep, meta=meta), note
+            song = Song.from_text(text, tempo=float(tempo or meta.tempo or 120.0), n_bars=keep, meta=meta)
+            return (with_markers(song, score) if first == 0 else song), note
         first += n_bars
     msg = "no bars with notes"
     raise GenerationError(msg)
@@ -95,3 +97,13 @@ def song_to_score(song: Song, grid: int = 12):
     """The ``symusic.Score`` of a song: its text decoded at its tempo, with what ``song.meta`` keeps of the
     MIDI file it came from (tempo map scaled to ``song.tempo``, track names, drum kits)."""
     return apply_meta(text_to_score(song.text, grid, tempo=song.tempo), song.meta, song.tempo)
+
+
+def with_markers(song: Song, score) -> Song:
+    """The song with the score's own chord symbols (its chord markers, as mmmgen writes them), if it has some."""
+    from dataclasses import replace
+
+    from mmmgen.text.chord_track import marker_chords
+
+    chords = marker_chords(score)
+    return replace(song, chords=tuple(chords)) if chords else song

@@ -16,12 +16,14 @@ import logging
 import random
 from dataclasses import dataclass, replace
 
+from mmmgen.generate import progression as P
 from mmmgen.generate.batch import fresh_seed, run_rows
 from mmmgen.generate.controls import Controls
 from mmmgen.generate.engine import Engine
 from mmmgen.generate.grammar import TrackSpec
 from mmmgen.generate.sampling import ContextFull, GenerationError, Sampling
 from mmmgen.text import vocab as V
+from mmmgen.text.chords import ChordSpan
 from mmmgen.text.decode import text_to_piece
 from mmmgen.text.meta import SongMeta
 
@@ -40,6 +42,7 @@ class Song:
     tempo: float = 120.0
     tracks: tuple[str, ...] = ()  # "TRACK_START INST=.. DENSITY=.. BAR_START ... TRACK_END"
     meta: SongMeta | None = None  # what a MIDI file it was read from says beyond the text (tempo map, names, kits)
+    chords: tuple[ChordSpan, ...] = ()  # the progression it follows, quarter notes from its start (its chord track)
 
     @property
     def header(self) -> str:
@@ -47,7 +50,13 @@ class Song:
 
     @property
     def text(self) -> str:
-        return " ".join([self.header, *self.tracks])
+        """The song's MMM text: the chord track first when it has chords, then its tracks."""
+        if not self.chords:
+            return " ".join([self.header, *self.tracks])
+        from mmmgen.text.chord_track import chord_track_text
+
+        chords = chord_track_text(self.chords, self.n_bars, V.bar_steps(self.time_signature, 12), 12)
+        return " ".join([self.header, chords, *self.tracks])
 
     @property
     def instruments(self) -> list[tuple[int, bool]]:
@@ -65,10 +74,12 @@ class Song:
             elif current is not None:
                 current.append(word)
                 if word == V.TRACK_END:
-                    tracks.append(" ".join(current))
+                    if current[1] != V.chord_track_inst():  # the chord track is ``chords``
+                        tracks.append(" ".join(current))
                     current = None
         bars = n_bars or piece.n_bars or 8
-        return cls(piece.time_signature, piece.genre or V.OTHER_GENRE, bars, piece.tempo or tempo, tuple(tracks), meta)
+        return cls(piece.time_signature, piece.genre or V.OTHER_GENRE, bars, piece.tempo or tempo, tuple(tracks), meta,
+                   tuple(piece.chords))
 
 
 @dataclass(frozen=True)
@@ -124,7 +135,8 @@ class Generator(Engine):
             def program(seed):
                 chosen = self.known_genre(genre) if genre else _pick_genre(self, replace(sampling, seed=seed))
                 song = Song(tuple(time_signature), chosen, n_bars, tempo)
-                rest = {k: v for k, v in track.items() if k != "sampling"}
+                rest = {k: v for k, v in track.items() if k not in ("sampling", "chords")}
+                song = self._with_chords(song, track.get("chords"))
                 return self._add_program(song, self._track_spec(song, **rest), seed)
 
             return self._takes(program, sampling, takes)
@@ -141,6 +153,8 @@ class Generator(Engine):
         sampling: Sampling | None = None,
         takes: int | None = None,
         controls: Controls | None = None,
+        chords=None,
+        chord_rule: str = "loose",
     ) -> Song | list[Take]:
         """The song with one more track.
 
@@ -151,8 +165,12 @@ class Generator(Engine):
             sampling: temperature / top-k / top-p / seed.
             takes: None returns the song; N returns N ``Take`` s (seeds ``seed``, ``seed + 1``, ...).
             controls: musical controls the new track obeys (scale, range, polyphony, note lengths).
+            chords: the progression the song follows from now on (a string such as ``"Am F C G"``, a
+                chord CSV / MIDI / MusicXML file or ``ChordSpan`` s; ``progression.load_chords``); None: the song's own.
+            chord_rule: ``strict``, ``loose`` or ``off`` (``harmony.py``): how the new track follows the chords.
         """
-        spec = self._track_spec(song, instrument, density, new_instrument, controls)
+        song = self._with_chords(song, chords)
+        spec = self._track_spec(song, instrument, density, new_instrument, controls, chord_rule)
         sampling = sampling or Sampling()
         if takes is not None:
             return self._takes(lambda seed: self._add_program(song, spec, seed), sampling, takes)
@@ -168,13 +186,15 @@ class Generator(Engine):
         return self.add_track(self.remove_last(song), takes=takes, **track)
 
     def extend(self, song: Song, bars: int, sampling: Sampling | None = None, takes: int | None = None,
-               controls: Controls | None = None, **track_kwargs) -> Song | list[Take]:
+               controls: Controls | None = None, chords=None, chord_rule: str = "loose", **track_kwargs) -> Song | list[Take]:
         """The song with ``bars`` more bars on every track; every earlier bar stays word for word.
 
         Window by window (``window.py``): the model reads the most recent bars of every track (as
         many as its context holds) and writes the new bars track by track under the grammar masks.
         Each track keeps its instrument and density; ``controls`` bind the notes of the new bars of
-        every track (drums exempt). Other ``track_kwargs`` (an instrument, a density) do not apply to
+        every track (drums exempt). The new bars follow ``chords`` (see ``add_track``) or else the song's
+        own progression (its chords, or those read from its notes), looped, under ``chord_rule``.
+        Other ``track_kwargs`` (an instrument, a density) do not apply to
         bars that continue a track, so any given is an error. Window ``w`` draws
         track ``i`` with seed ``seed + w * SEED_STRIDE + i``.
         """
@@ -189,9 +209,10 @@ class Generator(Engine):
             raise GenerationError(msg)
         sampling = sampling or Sampling()
         controls = _checked(controls, song.time_signature, self.grid)
+        harmony = {"chords": chords, "chord_rule": chord_rule}
         if takes is not None:
-            return self._takes(lambda seed: self._extend_program(song, int(bars), seed, controls), sampling, takes)
-        return self._drive(self._extend_program(song, int(bars), sampling.seed, controls), sampling)
+            return self._takes(lambda seed: self._extend_program(song, int(bars), seed, controls, **harmony), sampling, takes)
+        return self._drive(self._extend_program(song, int(bars), sampling.seed, controls, **harmony), sampling)
 
     def _check(self, song: Song) -> None:
         """Every track parses strictly, has exactly the song's bars and at least one note (else a bug)."""
@@ -215,7 +236,7 @@ class Generator(Engine):
 
     def infill(
         self, song: Song, track: int, bars: list[int] | None = None, sampling: Sampling | None = None, takes: int | None = None,
-        controls: Controls | None = None,
+        controls: Controls | None = None, chords=None, chord_rule: str = "loose",
     ) -> Song | list[Take]:
         """The song with bars of one track written anew, conditioned on everything else (bar-fill).
 
@@ -224,6 +245,8 @@ class Generator(Engine):
             bars: bar indexes (0-based); None regenerates the whole track.
             takes: None returns the song; N returns N ``Take`` s (seeds ``seed``, ``seed + 1``, ...).
             controls: musical controls the notes of the new bars obey (a note held into them keeps its pitch).
+            chords, chord_rule: the progression the new bars follow (see ``add_track``; default: the
+                song's own, or the chords read from its other tracks) and how strictly.
 
         Every other bar keeps its words. A note that the bar before the span leaves sounding may be
         held into the first new bar (or ends at the bar line); a ``NOTE_HOLD`` in the bar after the
@@ -239,12 +262,14 @@ class Generator(Engine):
             msg = f"bars must be within 1..{song.n_bars}"
             raise GenerationError(msg)
         controls = _checked(controls, song.time_signature, self.grid)
+        song, harmony = self._infill_harmony(song, track, chords, chord_rule, controls)
         if takes is not None:
-            return self._takes(lambda seed: self._infill_program(song, track, bars, seed, controls), sampling, takes)
-        return self._drive(self._infill_program(song, track, bars, sampling.seed, controls), sampling)
+            return self._takes(lambda seed: self._infill_program(song, track, bars, seed, controls, harmony), sampling, takes)
+        return self._drive(self._infill_program(song, track, bars, sampling.seed, controls, harmony), sampling)
 
     # --- programs: each operation once, run alone (``_drive``) or as a batch of takes (``_takes``) ----------
-    def _track_spec(self, song: Song, instrument=None, density=None, new_instrument: bool = False, controls: Controls | None = None) -> TrackSpec:
+    def _track_spec(self, song: Song, instrument=None, density=None, new_instrument: bool = False, controls: Controls | None = None,
+                    chord_rule: str = "loose") -> TrackSpec:
         if density is not None and not 0 <= density < self.density_levels:
             msg = f"density must be in 0..{self.density_levels - 1}, got {density}"
             raise GenerationError(msg)
@@ -254,43 +279,75 @@ class Generator(Engine):
         elif new_instrument:
             taken = set(song.instruments)
             instruments = [k for k in self.table.inst if k not in taken]
-        return TrackSpec(song.n_bars, song.time_signature, instruments, density, controls=_checked(controls, song.time_signature, self.grid))
+        harmony = P.rule_for(song, chord_rule, controls.scale if controls else None, self.grid)
+        return TrackSpec(song.n_bars, song.time_signature, instruments, density, controls=_checked(controls, song.time_signature, self.grid),
+                         harmony=harmony)
+
+    def _with_chords(self, song: Song, chords) -> Song:
+        """The song over ``chords`` (None: as it is)."""
+        return song if chords is None else P.with_chords(song, chords, self.grid)
+
+    def _infill_harmony(self, song: Song, track: int, chords, chord_rule: str, controls: Controls | None):
+        """The song with the chords its infilled bars follow (given ones are written into it; those read
+        from its other tracks are not), and the chord rule of its track ``track``."""
+        if chord_rule == "off":
+            return self._with_chords(song, chords), P.rule_for(song, chord_rule)
+        song = self._with_chords(song, chords)
+        over = replace(song, chords=P.song_chords(song, self.grid, track))
+        bass = True if P.lowest_track(song, self.grid) == track else None
+        return song, P.rule_for(over, chord_rule, controls.scale if controls else None, self.grid, bass, leave_out=track)
 
     def _add_program(self, song: Song, spec: TrackSpec, seed: int | None):
         """Program: the song with one more track (``spec``), window by window, drawn with ``seed``."""
         from mmmgen.generate.window import split_song, write_track
 
         header, others = split_song(song.text)
+        if song.chords and P.knows_chords(self):
+            others = [P.chord_track_words(song, grid=self.grid), *others]
         target = yield from write_track(self, header, others, spec.n_bars, spec, seed)
         text = target.text()
         piece = text_to_piece(f"{V.PIECE_START} {V.time_signature(*spec.time_signature)} {text}", self.grid, strict=True)
         assert piece.tracks[0].n_bars == spec.n_bars and piece.tracks[0].notes, "constraints failed"
         return replace(song, tracks=(*song.tracks, text))
 
-    def _infill_program(self, song: Song, track: int, bars: list[int], seed: int | None, controls: Controls | None = None):
+    def _infill_program(self, song: Song, track: int, bars: list[int], seed: int | None, controls: Controls | None = None,
+                        harmony=None):
         """Program: ``bars`` (sorted, valid) of track ``track`` written anew; fill ``i`` drawn with ``seed + i``."""
         from mmmgen.generate.window import infill_tracks, split_song
 
         header, tracks = split_song(song.text)
-        spec = TrackSpec(1, song.time_signature, controls=controls)
-        tracks = yield from infill_tracks(self, header, tracks, track, bars, spec, seed)
+        spec = TrackSpec(1, song.time_signature, controls=controls, harmony=harmony)
+        if song.chords and P.knows_chords(self):  # the chord track in view, first
+            tracks = yield from infill_tracks(self, header, [P.chord_track_words(song, grid=self.grid), *tracks], track + 1, bars, spec, seed)
+            tracks = tracks[1:]
+        else:
+            tracks = yield from infill_tracks(self, header, tracks, track, bars, spec, seed)
         result = replace(song, tracks=tuple(t.text() if k == track else old
                                             for k, (t, old) in enumerate(zip(tracks, song.tracks, strict=True))))
         assert text_to_piece(result.text, self.grid, strict=True).tracks[track].n_bars == song.n_bars
         return result
 
-    def _extend_program(self, song: Song, bars: int, seed: int | None, controls: Controls | None = None):
-        """Program: every track with ``bars`` more bars (``window.extend_tracks``)."""
+    def _extend_program(self, song: Song, bars: int, seed: int | None, controls: Controls | None = None, chords=None,
+                        chord_rule: str = "loose"):
+        """Program: every track with ``bars`` more bars (``window.extend_tracks``), over the song's chords carried on."""
         from mmmgen.generate.window import extend_tracks, split_song
 
         header, tracks = split_song(song.text)
+        longer = replace(song, n_bars=song.n_bars + bars)
+        if chord_rule != "off" or chords is not None:
+            longer = replace(longer, chords=P.extended_chords(song, bars, chords, self.grid))
+        scale = controls.scale if controls else None
+        lowest = P.lowest_track(song, self.grid)
+        rules = [P.rule_for(longer, chord_rule, scale, self.grid, True if k == lowest else None, leave_out=k) for k in range(len(tracks))]
+        context = [P.chord_track_words(longer, grid=self.grid)] if longer.chords and P.knows_chords(self) else []
         for k, t in enumerate(tracks):
             if len(t.bars) != song.n_bars:
                 msg = f"track {k + 1} has {len(t.bars)} bars, the song {song.n_bars}: every track needs the song's bars to be extended"
                 raise GenerationError(msg)
-        specs = [TrackSpec(song.n_bars + bars, song.time_signature, controls=controls) for _ in tracks]
-        tracks = yield from extend_tracks(self, header, tracks, bars, specs, seed)
-        result = replace(song, n_bars=song.n_bars + bars, tracks=tuple(t.text() for t in tracks))
+        specs = [TrackSpec(song.n_bars + bars, song.time_signature, controls=controls, harmony=rule) for rule in rules]
+        tracks = yield from extend_tracks(self, header, tracks, bars, specs, seed, context)
+        kept = longer.chords if song.chords or chords is not None else ()  # chords read from the notes stay unwritten
+        result = replace(longer, tracks=tuple(t.text() for t in tracks), chords=kept)
         self._check(result)
         return result
 
@@ -344,8 +401,15 @@ def generate_song(
     prompt: Song | None = None,
     takes: int | None = None,
     controls: Controls | None = None,
+    chords=None,
+    chord_rule: str = "loose",
 ) -> Song | list[Take]:
     """A piece of ``tracks`` new tracks (after the prompt's, if any); track i uses ``instruments[i]``.
+
+    ``chords`` (a progression, a chord file or spans: ``progression.load_chords``; looped to the
+    piece's length) and ``chord_rule`` (``strict``/``loose``/``off``): every new track follows
+    the chords. A model that knows chords writes the chord track itself first when none is given
+    (seed ``seed - 1``); a prompt keeps its own chords.
 
     Track ``i`` is drawn with seed ``seed + i``. Without a prompt, a piece longer than the model's
     window is written as its first window (every track), then extended (``Generator.extend``); a
@@ -363,13 +427,15 @@ def generate_song(
         pick = replace(sampling, seed=seed)
         song = prompt or Song(tuple(time_signature), generator.known_genre(genre) if genre else _pick_genre(generator, pick),
                               n_bars - more, tempo)
+        song = yield from P.song_with_chords(generator, song, chords, chord_rule, n_bars if not prompt else song.n_bars,
+                                             None if seed is None else seed - 1)
         for i in range(tracks):
             inst = instruments[i] if i < len(instruments) else None
-            spec = generator._track_spec(song, inst, density, new_instrument=inst is None, controls=controls)
+            spec = generator._track_spec(song, inst, density, new_instrument=inst is None, controls=controls, chord_rule=chord_rule)
             song = yield from generator._add_program(song, spec, None if seed is None else seed + i)
         if more and song.tracks:
             song = yield from generator._extend_program(song, more, None if seed is None else seed + tracks,
-                                                             _checked(controls, song.time_signature, generator.grid))
+                                                             _checked(controls, song.time_signature, generator.grid), chord_rule=chord_rule)
         return song
 
     if takes is not None:

@@ -60,9 +60,10 @@ def seeded(seed: int | None, offset: int) -> int | None:
 
 
 def split_song(text: str) -> tuple[list[str], list[TrackWords]]:
-    """The header words and the tracks (bar by bar) of a song's text."""
+    """The header words and the note tracks (bar by bar) of a song's text (its chord track left out:
+    ``progression.chord_track_words`` gives it to a model that knows chords)."""
     piece = split_words(text)
-    return piece.header, piece.tracks
+    return piece.header, [t for t in piece.tracks if V.chord_track_inst() not in t.head]
 
 
 def window_text(header: list[str], tracks: list[TrackWords], start: int, stop: int) -> str:
@@ -114,11 +115,13 @@ def state_after(spec: TrackSpec, forced: list[list[str]], before: list[str], gri
     last = forced[-1] if forced else before
     carry = sounding_at_end(last)
     state = TrackState(spec, grid, phase=EXPECT_BAR, bars_done=len(forced), carry=carry, notes=notes)
-    if spec.controls is not None and head:
+    state.last_pitch = next((p for w in reversed(words) if V.parse_word(w).kind == V.NOTE_ON
+                             and (p := V.parse_int(V.parse_word(w).value, 0, V.N_PITCHES - 1)) is not None), None)
+    if (spec.controls is not None or spec.harmony is not None) and head:
         around = fill_context(list(head), [list(b) for b in earlier], len(earlier), carry, (), spec.time_signature, grid)
         line = len(forced) * bar_steps(spec.time_signature, grid)
         state.born = {p: line - around["ages"].get(p, 0) for p in carry}
-        state.is_drum = around["is_drum"]
+        state.is_drum, state.program = around["is_drum"], around["program"]
     return state
 
 
@@ -129,6 +132,7 @@ def write_window(engine, header, others, target: TrackWords | None, start: int, 
     ``target`` None: a new track (its ``INST``/``DENSITY`` sampled under ``spec``), bars ``[start, stop)``.
     """
     context = window_text(header, others, start, stop)
+    spec = replace(spec, first_bar=start)  # the chord rule reads the song's time
     if target is None:
         state = TrackState(replace(spec, n_bars=stop - start), engine.grid)
         words = yield f"{context} {V.TRACK_START}", state, seed
@@ -175,8 +179,11 @@ def write_track(engine, header, others: list[TrackWords], n_bars: int, spec: Tra
     return target
 
 
-def extend_tracks(engine, header, tracks: list[TrackWords], n_new: int, specs: list[TrackSpec], seed: int | None):
-    """Every track with ``n_new`` more bars, window by window; in a window, tracks are written in order."""
+def extend_tracks(engine, header, tracks: list[TrackWords], n_new: int, specs: list[TrackSpec], seed: int | None,
+                  context: list[TrackWords] = ()):
+    """Every track with ``n_new`` more bars, window by window; in a window, tracks are written in order.
+
+    ``context``: tracks every window shows first, already as long as the result (the chord track)."""
     tracks = list(tracks)
     end = len(tracks[0].bars) + n_new
     done, w = len(tracks[0].bars), 0
@@ -186,7 +193,7 @@ def extend_tracks(engine, header, tracks: list[TrackWords], n_new: int, specs: l
         while len(written) < len(tracks):
             written = []
             for i, (track, spec) in enumerate(zip(tracks, specs, strict=True)):
-                new = yield from write_span(engine, header, written, track, done, stop, spec, seeded(seed, w * SEED_STRIDE + i))
+                new = yield from write_span(engine, header, [*context, *written], track, done, stop, spec, seeded(seed, w * SEED_STRIDE + i))
                 if len(new.bars) < stop:  # this track needed a shorter window: every track takes it, again
                     stop = len(new.bars)
                     break
@@ -221,9 +228,9 @@ def infill_tracks(engine, header, tracks: list[TrackWords], track: int, bars: li
         for p in here:
             before = tracks[track].bars[p - 1] if p > 0 else []
             carried, around = sounding_at_end(before), {}
-            if spec.controls is not None:  # what the control rules need to know of the bars around
+            if spec.controls is not None or spec.harmony is not None:  # what the control rules need to know of the bars around
                 around = fill_context(tracks[track].head, tracks[track].bars, p, carried, bars, spec.time_signature, engine.grid)
-            state = TrackState.for_fill(spec, carried, engine.grid, **around)
+            state = TrackState.for_fill(replace(spec, first_bar=p), carried, engine.grid, **around)
             context += f" {V.FILL_START}"
             words = yield context, state, seeded(seed, i)
             context += " " + " ".join(words)

@@ -34,6 +34,7 @@ def grammar_words(report: dict) -> list[str]:
         density_levels=codec.get("density_levels", 10),
         genres=report.get("genre_labels", ()),
         velocity_levels=codec.get("velocity_levels", 0),
+        chords=bool(codec.get("chords", False)),
     )
 
 

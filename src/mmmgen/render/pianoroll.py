@@ -1,4 +1,4 @@
-"""Piano-roll pictures of scores: bar lines from the meters, one colour per track, drums below."""
+"""Piano-roll pictures of scores: bar lines from the meters, one colour per track, drums below, chords above."""
 
 from __future__ import annotations
 
@@ -45,6 +45,25 @@ def _tempo_text(score) -> str:
     return f"{min(qpm):g} BPM" if len(qpm) == 1 else f"{min(qpm):g}-{max(qpm):g} BPM"
 
 
+def _draw_chords(ax, score, to_bar) -> bool:
+    """The score's chord markers as labels in a row just above ``ax``, a tick at each chord's start
+    (True when there were some)."""
+    from mmmgen.text.chord_track import marker_chords
+
+    spans = [s for s in marker_chords(score) if not s.chord.is_none]
+    if not spans:
+        return False
+    tpq = int(score.tpq)
+    xs = to_bar([float(s.start) * tpq for s in spans])
+    crowded = len(spans) > 24  # a long song: the smallest type
+    for x, span in zip(xs, spans, strict=True):
+        label = span.chord.label.replace(":maj", "").replace(":min", "m").replace(":", "")  # A:min -> Am, G:7 -> G7
+        ax.annotate(label, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(1, 2), textcoords="offset points",
+                    fontsize=5 if crowded else 7, color="#333366", ha="left", va="bottom", annotation_clip=False)
+        ax.axvline(x, color="#9999cc", linewidth=0.6, ymin=0.97, ymax=1.0)
+    return True
+
+
 def plot_pianoroll(
     score,
     path: str | Path,
@@ -57,6 +76,8 @@ def plot_pianoroll(
     Time runs in bars (bar lines from the score's meters), pitch upwards; each track has its own
     colour (one ``PolyCollection`` of note rectangles per track) and a legend entry with its GM
     instrument name. Drum hits are crosses in a band of their own below, one row per drum sound.
+    The score's chords (its chord markers, as a piece with a chord track has them) are written in
+    a row above the notes, each where it starts.
     """
     import matplotlib
     import numpy as np
@@ -145,10 +166,11 @@ def plot_pianoroll(
         a.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{int(x) + 1}" if x < n_bars else ""))
     for a in axes[:-1]:
         a.tick_params(labelbottom=False)
+    chords = _draw_chords(axes[0], score, to_bar)
     axes[-1].set_xlabel("bar")
     meters = sorted({(int(ts.numerator), int(ts.denominator)) for ts in score.time_signatures}) or [(4, 4)]
     info = f"{n_bars} bar{'s' * (n_bars != 1)} · {', '.join(f'{a}/{b}' for a, b in meters)} · {_tempo_text(score)}"
-    axes[0].set_title(f"{title} — {info}" if title else info, fontsize=10, loc="left")
+    axes[0].set_title(f"{title} — {info}" if title else info, fontsize=10, loc="left", pad=14 if chords else 6)
     if handles:
         fig.legend(handles=[h for _, h in sorted(handles, key=lambda ih: ih[0])], loc="upper left", bbox_to_anchor=(right + 0.01, top), fontsize=8, frameon=False)
     fig.savefig(str(path), dpi=dpi)

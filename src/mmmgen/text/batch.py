@@ -27,7 +27,7 @@ import numpy as np
 
 from mmmgen.config import CodecConfig
 from mmmgen.text import vocab as V
-from mmmgen.text.encode import _quantize_tracks, meter_segments
+from mmmgen.text.encode import _quantize_tracks, chord_part, meter_segments
 from mmmgen.text.vocab import bar_steps
 
 # word ids of the table ``_words(grid)``
@@ -48,11 +48,12 @@ def _words(grid: int) -> np.ndarray:
     return np.array(words, dtype=object)
 
 
-def scores_to_parts(scores: list, config: CodecConfig, transpositions: list[tuple[int, ...]]) -> list[list[dict]]:
+def scores_to_parts(scores: list, config: CodecConfig, transpositions: list[tuple[int, ...]], chords: list | None = None) -> list[list[dict]]:
     """For each score, its windows' parts: ``{"start_bar", "ts", "transpose", "parts"}`` per
     window and transposition (window by window, transpositions in the order given), ``parts``
     as ``window_to_parts`` gives them. Windows with fewer than ``config.min_notes`` notes (after
-    transposing) are left out, as ``score_to_windows`` and ``prepare`` leave them out."""
+    transposing) are left out, as ``score_to_windows`` and ``prepare`` leave them out.
+    ``chords``: per score, its ``ChordSpan`` s (or None): the chord track comes first in its windows."""
     grid, n_bars, hop = config.grid, config.bars, config.hop or config.bars
     threshold = max(config.min_notes, 1)
     # 1. per score, in Python: its tracks with notes and its windows (w0, w1, bar length, first bar, meter)
@@ -142,8 +143,10 @@ def scores_to_parts(scores: list, config: CodecConfig, transpositions: list[tupl
     for g, (k, t) in enumerate(zip(group_ws.tolist(), group_track.tolist(), strict=True)):
         if k != current:
             current = k
-            f, _, _, _, start_bar, meter = win[ws_window[k]]
+            f, w0, _, length, start_bar, meter = win[ws_window[k]]
             parts: list = []
+            if chords is not None and chords[f] is not None:
+                parts.append(chord_part(chords[f], w0, n_bars, length, grid, ws_shift[k]))
             out[f].append({"start_bar": start_bar, "ts": list(meter), "transpose": ws_shift[k], "parts": parts})
         parts.append((track_word[t], note_counts[g], texts[g]))
     return out

@@ -96,6 +96,11 @@ class Chord:
         return frozenset(tones if self.bass is None else {*tones, self.bass})
 
     @property
+    def third(self) -> int | None:
+        """The chord's second tone (its third; the suspended tone of a sus chord); None for no chord."""
+        return None if self.root is None else (self.root + QUALITIES[self.quality][1]) % 12
+
+    @property
     def bass_class(self) -> int | None:
         """The lowest note's pitch class: the bass when given, else the root (None for no chord)."""
         return self.root if self.bass is None else self.bass

@@ -23,6 +23,8 @@ from fractions import Fraction
 
 from mmmgen.errors import MMMGenError
 from mmmgen.text import vocab as V
+from mmmgen.text.chord_track import spans_from_changes
+from mmmgen.text.chords import Chord, ChordSpan
 from mmmgen.text.vocab import bar_steps
 
 DEFAULT_TPQ = 480
@@ -41,6 +43,7 @@ class Track:
     density: int | None = None
     n_bars: int = 0
     notes: list[tuple[int, int, int, int]] = field(default_factory=list)
+    changes: list[tuple[int, Chord]] | None = None  # the chord track's (step, chord) changes; None: a note track
 
 
 @dataclass
@@ -50,12 +53,14 @@ class Piece:
     time_signature: tuple[int, int] = (4, 4)
     genre: str | None = None
     tempo: float | None = None
-    tracks: list[Track] = field(default_factory=list)
+    tracks: list[Track] = field(default_factory=list)  # the note tracks (the chord track is ``chords``)
     issues: Counter = field(default_factory=Counter)
+    chords: list[ChordSpan] = field(default_factory=list)  # the chord track's chords, in quarter notes
+    chord_bars: int = 0  # bars of the chord track (0: none)
 
     @property
     def n_bars(self) -> int:
-        return max((t.n_bars for t in self.tracks), default=0)
+        return max((t.n_bars for t in self.tracks), default=self.chord_bars)
 
 
 class _Decoder:
@@ -136,11 +141,20 @@ class _Decoder:
         self.t = self.bar_start = 0
 
     def _on_inst(self, value):
-        parsed = V.parse_inst(value)
+        parsed = (0, False) if value == V.CHORDS else V.parse_inst(value)
         if self.track is None or parsed is None or self.track.n_bars or self.in_bar:
             self.problem("misplaced or bad INST")
         else:
             self.track.program, self.track.is_drum = parsed
+            self.track.changes = [] if value == V.CHORDS else None
+
+    def _on_chord(self, value):
+        chord = V.parse_chord_value(value)
+        if not self.in_bar or self.track.changes is None or chord is None:
+            self.problem("misplaced or bad CHORD")
+            return
+        self._end_head()
+        self.track.changes.append((self.t, chord))
 
     def _on_density(self, value):
         level = V.parse_int(value, 0, 10_000)
@@ -185,7 +199,7 @@ class _Decoder:
     # notes and time
     def _in_bar_value(self, value, kind: str) -> int | None:
         pitch = V.parse_int(value, 0, V.N_PITCHES - 1)
-        if not self.in_bar or pitch is None:
+        if not self.in_bar or pitch is None or self.track.changes is not None:
             self.problem(f"misplaced or bad {kind}")
             return None
         return pitch
@@ -283,7 +297,11 @@ class _Decoder:
     def _end_track(self) -> None:
         self.holding = True  # a carry nobody holds ends at the last bar line
         self._end_head()
-        self.piece.tracks.append(self.track)
+        if self.track.changes is not None:  # the chord track: chords, not a track of notes
+            self.piece.chords = spans_from_changes(self.track.changes, self.track.n_bars * self.bar_len, self.grid)
+            self.piece.chord_bars = self.track.n_bars
+        else:
+            self.piece.tracks.append(self.track)
         self.track, self.open, self.carry = None, {}, {}
 
     def _close_track(self) -> None:
@@ -327,7 +345,7 @@ def text_to_piece(text: str, grid: int = 12, strict: bool = False) -> Piece:
 
 def piece_to_score(piece: Piece, grid: int = 12, tempo: float | None = None, tpq: int = DEFAULT_TPQ):
     """A ``symusic.Score`` of a piece: one track per text track, drums flagged, one tempo."""
-    from symusic import Note, Score, Tempo, TimeSignature
+    from symusic import Note, Score, Tempo, TextMeta, TimeSignature
     from symusic import Track as SymTrack
 
     tpq = tpq if tpq % grid == 0 else grid * 40
@@ -335,6 +353,9 @@ def piece_to_score(piece: Piece, grid: int = 12, tempo: float | None = None, tpq
     score = Score(tpq)
     score.time_signatures.append(TimeSignature(0, *piece.time_signature))
     score.tempos.append(Tempo(0, qpm=float(tempo or piece.tempo or 120.0)))
+    for span in piece.chords:  # the chord track sounds nothing: its chords become markers
+        if not span.chord.is_none:
+            score.markers.append(TextMeta(round(span.start * tpq), span.chord.label))
     for i, track in enumerate(piece.tracks):
         name = "Drums" if track.is_drum else f"Track {i + 1}"
         sym = SymTrack(name=name, program=track.program, is_drum=track.is_drum)

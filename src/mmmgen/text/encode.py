@@ -56,6 +56,7 @@ class Window:
     bar_steps: int
     tracks: list[TrackNotes]
     start_bar: int = 0  # index of the window's first bar in the source score
+    start_step: int = 0  # grid steps from the score's start to the window's (where its chords begin)
 
     @property
     def n_steps(self) -> int:
@@ -187,7 +188,7 @@ def score_to_windows(score, config: CodecConfig | None = None) -> list[Window]:
         for first_bar in starts:
             w0 = seg_start + first_bar * length
             w1 = w0 + min(config.bars, n_bars - first_bar) * length
-            window = Window(meter, config.bars, length, cutter.cut(w0, w1), bar_index + first_bar)
+            window = Window(meter, config.bars, length, cutter.cut(w0, w1), bar_index + first_bar, w0)
             if window.n_notes >= max(config.min_notes, 1):
                 windows.append(window)
         bar_index += n_bars
@@ -331,16 +332,27 @@ def density_level(n_notes: int, edges: list[float] | np.ndarray | None) -> int:
     return int(np.searchsorted(np.asarray(edges), n_notes, side="right"))
 
 
-def window_to_parts(window: Window, grid: int = 12) -> list[tuple[str, int, str]]:
+def window_to_parts(window: Window, grid: int = 12, chords: list | None = None, transpose: int = 0) -> list[tuple[str, int, str]]:
     """Per track: ``(INST word, notes in the window, bar texts)``, the costly part of encoding.
 
     Kept apart from ``parts_to_text`` so the density level can be chosen later, once the
-    dataset-wide density edges are known.
+    dataset-wide density edges are known. ``chords`` (the score's ``ChordSpan`` s, in quarter
+    notes from its start): the chord track comes first (``chord_part``), ``transpose``d.
     """
-    return [
+    parts = [
         (track.word, window.note_count(track), " ".join(track_to_bar_texts(track, window.n_bars, window.bar_steps, grid)))
         for track in window.tracks
     ]
+    if chords is None:
+        return parts
+    return [chord_part(chords, window.start_step, window.n_bars, window.bar_steps, grid, transpose), *parts]
+
+
+def chord_part(chords: list, start_step: int, n_bars: int, bar_len: int, grid: int, transpose: int = 0) -> tuple[str, int, str]:
+    """The chord track of a window as a part ``(INST=CHORDS, 0, bar texts)`` (``text/chord_track.py``)."""
+    from mmmgen.text.chord_track import chord_bar_texts
+
+    return V.chord_track_inst(), 0, " ".join(chord_bar_texts(chords, n_bars, bar_len, grid, start_step, transpose))
 
 
 def parts_to_text(
@@ -353,7 +365,8 @@ def parts_to_text(
     """Assemble a window's text from its header settings and ``window_to_parts`` output."""
     words = [V.PIECE_START, V.time_signature(*time_signature), V.genre(V.normalize_genre(genre))]
     for inst_word, n_notes, bars in parts:
-        words += [V.TRACK_START, inst_word, V.density(density_level(n_notes, density_edges)), bars, V.TRACK_END]
+        level = 0 if inst_word == V.chord_track_inst() else density_level(n_notes, density_edges)
+        words += [V.TRACK_START, inst_word, V.density(level), bars, V.TRACK_END]
     if piece_end:
         words.append(V.PIECE_END)
     return " ".join(words)

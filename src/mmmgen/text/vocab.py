@@ -6,6 +6,7 @@ decoder and the app build and read words through the functions here.
 The grammar (see ``docs/tokens.md``)::
 
     PIECE_START [TIME_SIGNATURE=n_d] [GENRE=X]
+      [TRACK_START INST=CHORDS DENSITY=0 (BAR_START CHORD=c (TIME_DELTA=t CHORD=c)* BAR_END)* TRACK_END]
       TRACK_START INST=p|INST=DRUMS DENSITY=d
         BAR_START [NOTE_HOLD=p ...] (NOTE_OFF=p | NOTE_ON=p | TIME_DELTA=t)* BAR_END   (x bars)
       TRACK_END  (x tracks)
@@ -14,6 +15,9 @@ The grammar (see ``docs/tokens.md``)::
 ``TIME_DELTA=t`` counts sixteenth notes, as in the tutorial. Values that are not whole sixteenths
 are spelled as reduced fractions (``TIME_DELTA=4/3`` is a triplet eighth), so every duration has
 exactly one spelling. ``python -m mmmgen.text.vocab`` prints the full vocabulary.
+
+The chord track (data prepared with ``--chords``) comes first: each bar opens with the chord
+sounding at its start and names every change after it (``text/chord_track.py``); it has no notes.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
+
+from mmmgen.text.chords import QUALITIES, Chord, ChordError, chord_vocabulary, parse_chord
 
 # --- structure words --------------------------------------------------------------------------
 PIECE_START = "PIECE_START"
@@ -55,8 +61,10 @@ DENSITY = "DENSITY"
 GENRE = "GENRE"
 TIME_SIGNATURE = "TIME_SIGNATURE"
 VELOCITY = "VELOCITY"  # optional velocity mode
+CHORD = "CHORD"  # a chord of the chord track (``CHORD=A:min``), sounding from here to the next one or the bar end
 BPM = "BPM"  # read from the tutorial's text; never written
 DRUMS = "DRUMS"
+CHORDS = "CHORDS"  # INST=CHORDS: the chord track (chords, no notes)
 OTHER_GENRE = "OTHER"
 
 # Special tokens of the tokenizer, as in the tutorial.
@@ -84,6 +92,39 @@ def note_hold(pitch: int) -> str:
 
 def inst(program: int, is_drum: bool = False) -> str:
     return f"{INST}={DRUMS}" if is_drum else f"{INST}={program}"
+
+
+def chord_track_inst() -> str:
+    """``INST=CHORDS``: the head of the chord track."""
+    return f"{INST}={CHORDS}"
+
+
+def chord(chord_or_label) -> str:
+    """``CHORD=A:min`` for a ``text.chords.Chord`` (its label; see ``chord_in_vocabulary``) or a label."""
+    return f"{CHORD}={getattr(chord_or_label, 'label', chord_or_label)}"
+
+
+def chord_in_vocabulary(value):
+    """The chord the text can spell: a bass kept only when it is a tone of the chord (an inversion).
+
+    Why: with every bass note the chord words would be 12 x 13 x 12 (1,873), most of them never
+    seen in data; without any bass the text could not say ``C:maj/E`` (a first inversion, common
+    and audible). Inversions are 12 x 33 more words: 553 chord words in all. A bass that is not a
+    chord tone (``C:maj/D``) is written in root position.
+    """
+    if value.root is None or value.bass is None:
+        return value
+    if (value.bass - value.root) % 12 in QUALITIES[value.quality]:
+        return value
+    return Chord(value.root, value.quality)
+
+
+def chord_words() -> list[str]:
+    """Every ``CHORD=`` word (no chord ``N`` first, then roots C..B, qualities in order, inversions)."""
+    seen: dict[str, None] = {}
+    for c in chord_vocabulary(with_bass=True):
+        seen.setdefault(chord(chord_in_vocabulary(c)))
+    return list(seen)
 
 
 def density(level: int) -> str:
@@ -185,8 +226,19 @@ def parse_time_signature(value: str | None) -> tuple[int, int] | None:
     return num, den
 
 
+def parse_chord_value(value: str | None):
+    """A ``CHORD`` value -> ``text.chords.Chord`` in the text's spelling; None when it is not one."""
+    if value is None:
+        return None
+    try:
+        parsed = parse_chord(value)
+    except ChordError:
+        return None
+    return parsed if parsed.label == value and chord_in_vocabulary(parsed) == parsed else None
+
+
 def parse_inst(value: str | None) -> tuple[int, bool] | None:
-    """``INST`` value -> ``(program, is_drum)``; None when invalid."""
+    """``INST`` value -> ``(program, is_drum)``; None when invalid (``CHORDS`` is not an instrument)."""
     if value == DRUMS:
         return 0, True
     program = parse_int(value, 0, N_PROGRAMS - 1)
@@ -197,6 +249,13 @@ def bar_steps(time_signature: tuple[int, int], grid: int) -> int:
     """Grid steps in one bar of ``numerator/denominator`` at ``grid`` steps per quarter."""
     numerator, denominator = time_signature
     return numerator * grid * 4 // denominator
+
+
+def beat_steps(time_signature: tuple[int, int], grid: int) -> int:
+    """Grid steps per beat of the meter: its denominator's note, a dotted one in compound meters (6/8, 9/8, 12/8)."""
+    num, den = time_signature
+    unit = grid * 4 // den
+    return 3 * unit if den >= 8 and num % 3 == 0 and num > 3 else unit
 
 
 # --- the full vocabulary ----------------------------------------------------------------------
@@ -210,11 +269,13 @@ def all_words(
     density_levels: int = 10,
     genres: list[str] | tuple[str, ...] = (),
     velocity_levels: int = 0,
+    chords: bool = False,
 ) -> list[str]:
     """Every word of the grammar for these settings, in a stable order (no special tokens).
 
     Covers pitches, durations, instruments, densities and meters the data may never use, so a
-    model can write them.
+    model can write them. ``chords``: the chord track's words too (``INST=CHORDS`` and every
+    ``CHORD=``), for data prepared with ``--chords``; without, the vocabulary is as it always was.
     """
     words = list(STRUCTURE_WORDS)
     words += [time_signature(n, d) for n in TS_NUMERATORS for d in TS_DENOMINATORS]
@@ -227,6 +288,8 @@ def all_words(
     words += [note_off(p) for p in range(N_PITCHES)]
     words += [time_delta(s, grid) for s in range(1, max_time_delta_steps(grid) + 1)]
     words += [velocity(v) for v in range(velocity_levels)]
+    if chords:
+        words += [chord_track_inst(), *chord_words()]
     return words
 
 

@@ -1,0 +1,333 @@
+"""Chord reading: the chords of any score, as ``ChordSpan``\\ s in beats (quarter notes).
+
+``read_chords(score)`` is a pure function, vectorised with numpy (a few ms per file):
+
+1. Every pitched note (drums ignored) goes on a grid of ``GRID`` steps per quarter: a piano roll,
+   whose pitch classes per step are the chroma and whose lowest sounding pitch is the bass.
+   Steps on a bar line or a beat weigh more (metre weighting), so passing tones between beats
+   count less than the notes that sound on them.
+2. The bars follow the score's time signatures (4/4 when it has none; a meter change in mid-bar
+   leaves a short bar); a bar's beats are quarters (halves in x/2; dotted quarters in 6/8, 9/8,
+   12/8). Each bar is read at three resolutions: the whole bar, two halves (an even number of
+   beats, 4 or more) and every beat.
+3. Each segment's chroma is matched against every chord of the vocabulary (12 roots x the 13
+   qualities of ``text/chords.py``): the share of the weight on chord tones, less a penalty per
+   chord tone that does not sound (more for the root), plus a bonus when the bass is the root
+   (or another chord tone), less a small prior against the rarer qualities. A four-note
+   quality wins only when its fourth tone sounds.
+4. Per bar the coarsest resolution whose fit is within ``COARSER`` of the best one is kept, so
+   the harmonic rhythm follows the music (a chord per bar in a waltz, per beat in a chorale).
+5. A Viterbi pass over the kept segments, with a cost per chord change, smooths the choice (an
+   ambiguous segment takes its neighbour's chord). Consecutive equal chords are merged.
+6. The bass note is named (``C:maj/E``) when one chord tone other than the root is the lowest
+   note for most of the segment. ``N`` (no chord) is where nothing sounds.
+
+``chords_to_csv`` / ``chords_from_csv`` write and read the CSV form
+(``start_beat,end_beat,start_s,end_s,chord``; seconds follow the score's tempo map).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from fractions import Fraction
+
+import numpy as np
+
+from mmmgen.text.chords import (
+    NO_CHORD,
+    QUALITIES,
+    Chord,
+    ChordError,
+    ChordSpan,
+    parse_chord,
+)
+
+GRID = 4  # steps per quarter note (sixteenths): chroma resolution
+RESOLUTIONS = ("auto", "bar", "half", "beat")
+_LEVELS = ("bar", "half", "beat")  # coarse to fine
+STEP_WEIGHT, BEAT_WEIGHT, BAR_WEIGHT = 1.0, 2.0, 3.0  # metre weighting of the step at a beat / bar start
+MISSING = 0.15  # score lost per chord tone that does not sound
+ROOT_MISSING = 0.15  # and again when it is the root
+PRESENT = 0.2  # a pitch class sounds when it has this share of the segment's strongest one
+BASS_ROOT, BASS_TONE = 0.25, 0.08  # bonus times the bass's share on the root / on any chord tone
+PRIOR = {"maj": 0.0, "min": 0.0, "7": 0.03, "maj7": 0.04, "min7": 0.04, "6": 0.06, "min6": 0.06,
+         "sus2": 0.08, "sus4": 0.07, "dim": 0.06, "aug": 0.08, "dim7": 0.08, "hdim7": 0.06}
+COARSER = 0.08  # a coarser segmentation is kept when its fit is within this of the best
+CHANGE = 0.25  # Viterbi cost of a chord change (score units x beats)
+BASS_SHARE = 0.5  # a bass note is named when it is the lowest this share of the segment
+
+
+def _vocabulary() -> tuple[list[Chord], np.ndarray, np.ndarray, np.ndarray]:
+    """The reader's chords (no chord first), their templates (K, 12), root one-hots and priors."""
+    chords = [NO_CHORD] + [Chord(root, quality) for root in range(12) for quality in QUALITIES]
+    templates = np.zeros((len(chords), 12))
+    roots = np.zeros((len(chords), 12))
+    for k, chord in enumerate(chords[1:], 1):
+        templates[k, sorted(chord.pitch_classes)] = 1.0
+        roots[k, chord.root] = 1.0
+    prior = np.array([0.0] + [PRIOR[c.quality] for c in chords[1:]])
+    return chords, templates, roots, prior
+
+
+# --- the score on a grid -------------------------------------------------------------------------
+def _on_grid(score):
+    """The score in ticks or quarters (seconds are converted) and its ticks per quarter (1 in quarters)."""
+    kind = type(score).__name__
+    if kind == "ScoreSecond":
+        score, kind = score.to("tick"), "ScoreTick"
+    return score, 1 if kind == "ScoreQuarter" else score.tpq
+
+
+def _pitched_notes(score, tpq: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pitch, start step and end step of every pitched note (drums left out)."""
+    arrays = [t.notes.numpy() for t in score.tracks if not t.is_drum and len(t.notes)]
+    if not arrays:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty
+    time = np.concatenate([a["time"] for a in arrays]).astype(np.float64)
+    end = time + np.concatenate([a["duration"] for a in arrays])
+    pitch = np.concatenate([a["pitch"] for a in arrays]).astype(np.int64)
+    start = np.rint(time * GRID / tpq).astype(np.int64)
+    stop = np.maximum(np.rint(end * GRID / tpq).astype(np.int64), start + 1)
+    keep = (start >= 0) & (pitch >= 0) & (pitch < 128)
+    return pitch[keep], start[keep], stop[keep]
+
+
+def _beat_steps(numerator: int, denominator: int) -> int:
+    """Grid steps of one beat: dotted quarters in 6/8 9/8 12/8 (and 3/8), quarters in other x/8, the denominator's note otherwise."""
+    unit = 4 * GRID / denominator
+    if denominator >= 8 and numerator % 3 == 0:
+        return max(round(3 * unit), 1)
+    return max(round(unit if denominator <= 4 else GRID), 1)
+
+
+def bar_lines(score, tpq: int, end_step: int) -> list[tuple[int, int, int]]:
+    """``(start_step, end_step, beat_steps)`` of every bar up to ``end_step`` (``GRID`` steps per quarter).
+
+    No time signature means 4/4 (as the encoder reads it); a meter change in mid-bar ends the bar there.
+    """
+    changes: dict[int, tuple[int, int]] = {}
+    for ts in sorted(score.time_signatures, key=lambda ts: ts.time):
+        if ts.numerator > 0 and ts.denominator > 0:
+            changes[round(ts.time * GRID / tpq)] = (ts.numerator, ts.denominator)
+    changes.setdefault(0, (4, 4))
+    points = sorted(changes.items())
+    bars: list[tuple[int, int, int]] = []
+    for i, (at, (num, den)) in enumerate(points):
+        last = i + 1 == len(points)
+        stop = max(end_step, at + 1) if last else points[i + 1][0]
+        length = max(round(num * 4 * GRID / den), 1)
+        beat = min(_beat_steps(num, den), length)
+        bars += [(b, b + length if last else min(b + length, stop), beat) for b in range(at, stop, length)]
+    return bars
+
+
+def _roll_features(pitch, start, stop, n_steps: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Metre-weighted chroma and bass (both (12, n_steps)) from a piano roll of the notes."""
+    diff = np.bincount(pitch * (n_steps + 1) + start, minlength=128 * (n_steps + 1))
+    diff -= np.bincount(pitch * (n_steps + 1) + np.minimum(stop, n_steps), minlength=128 * (n_steps + 1))
+    roll = np.cumsum(diff.reshape(128, n_steps + 1)[:, :n_steps], axis=1) > 0
+    padded = np.zeros((132, n_steps), bool)
+    padded[:128] = roll
+    chroma = padded.reshape(11, 12, n_steps).sum(axis=0) * weights
+    sounding = roll.any(axis=0)
+    lowest = np.argmax(roll, axis=0) % 12
+    bass = np.zeros((12, n_steps))
+    cols = np.flatnonzero(sounding)
+    bass[lowest[cols], cols] = weights[cols]
+    return chroma, bass
+
+
+def _step_weights(bars: list[tuple[int, int, int]], n_steps: int) -> np.ndarray:
+    """Metre weighting: ``BAR_WEIGHT`` on bar lines, ``BEAT_WEIGHT`` on beats, ``STEP_WEIGHT`` elsewhere."""
+    weights = np.full(n_steps, STEP_WEIGHT)
+    beats = np.array([s for b0, b1, beat in bars for s in range(b0, b1, beat)], np.int64)
+    weights[beats[beats < n_steps]] = BEAT_WEIGHT
+    starts = np.array([b0 for b0, _, _ in bars], np.int64)
+    weights[starts[starts < n_steps]] = BAR_WEIGHT
+    return weights
+
+
+# --- segments: each bar read whole, in halves and by beats ------------------------------------------
+def _segments(bars: list[tuple[int, int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every candidate segment: start step, end step, bar index, level (0 bar, 1 half, 2 beat)."""
+    rows: list[tuple[int, int, int, int]] = []
+    for index, (b0, b1, beat) in enumerate(bars):
+        beats = list(range(b0, b1, beat))
+        rows.append((b0, b1, index, 0))
+        if len(beats) >= 4 and len(beats) % 2 == 0:
+            middle = beats[len(beats) // 2]
+            rows += [(b0, middle, index, 1), (middle, b1, index, 1)]
+        if len(beats) >= 2:
+            rows += [(s, min(s + beat, b1), index, 2) for s in beats]
+    table = np.array(rows, np.int64)
+    return table[:, 0], table[:, 1], table[:, 2], table[:, 3]
+
+
+def _sums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Sums of ``values`` (12, n_steps) over each ``[lo, hi)``: (n_segments, 12)."""
+    cum = np.zeros((values.shape[0], values.shape[1] + 1))
+    np.cumsum(values, axis=1, out=cum[:, 1:])
+    return (cum[:, np.minimum(hi, values.shape[1])] - cum[:, np.minimum(lo, values.shape[1])]).T
+
+
+def chord_scores(chroma: np.ndarray, bass: np.ndarray) -> np.ndarray:
+    """Fit of every chord of the vocabulary (no chord first) to segments' chroma and bass, (n, 12) each -> (n, K).
+
+    A silent segment fits only no chord (score 1); a sounding one never does.
+    """
+    _, templates, roots, prior = _vocabulary()
+    mass = chroma.sum(axis=1, keepdims=True)
+    silent = mass[:, 0] <= 0
+    x = chroma / np.where(mass > 0, mass, 1.0)
+    present = (chroma >= PRESENT * chroma.max(axis=1, keepdims=True)) & (chroma > 0)
+    bass_total = bass.sum(axis=1, keepdims=True)
+    b = bass / np.where(bass_total > 0, bass_total, 1.0)
+    missing = templates.sum(axis=1) - present @ templates.T
+    scores = x @ templates.T - MISSING * missing - ROOT_MISSING * (1 - present @ roots.T)
+    scores += BASS_ROOT * (b @ roots.T) + BASS_TONE * (b @ templates.T) - prior
+    scores[:, 0] = np.where(silent, 1.0, -np.inf)
+    scores[silent, 1:] = -np.inf
+    return scores
+
+
+def _choose_levels(scores, lo, hi, bar, level, n_bars: int, resolution: str) -> np.ndarray:
+    """The segments kept: per bar the coarsest level whose fit is within ``COARSER`` of the best."""
+    length = (hi - lo).astype(np.float64)
+    bar_length = np.bincount(bar, weights=np.where(level == 0, length, 0.0), minlength=n_bars)
+    fit = np.full((n_bars, len(_LEVELS)), -np.inf)
+    best = scores.max(axis=1) * length / bar_length[bar]
+    sums = np.bincount(bar * len(_LEVELS) + level, weights=best, minlength=n_bars * len(_LEVELS))
+    has = np.bincount(bar * len(_LEVELS) + level, minlength=n_bars * len(_LEVELS)) > 0
+    fit.reshape(-1)[has] = sums[has]
+    if resolution == "auto":
+        chosen = np.argmax(fit >= fit.max(axis=1, keepdims=True) - COARSER, axis=1)
+    else:  # the finest level up to the one asked for that the bar has (a 3/4 bar has no halves)
+        allowed = np.isfinite(fit) & (np.arange(len(_LEVELS)) <= _LEVELS.index(resolution))
+        chosen = len(_LEVELS) - 1 - np.argmax(allowed[:, ::-1], axis=1)
+    return chosen[bar] == level
+
+
+def _viterbi(emissions: np.ndarray, change: float) -> np.ndarray:
+    """The best chord path through segments' emissions (n, K) with a cost per change."""
+    n, k = emissions.shape
+    back = np.zeros((n, k), np.int64)
+    total = emissions[0].copy()
+    for i in range(1, n):
+        leader = int(np.argmax(total))
+        switch = total[leader] - change
+        back[i] = np.where(total >= switch, np.arange(k), leader)
+        total = np.maximum(total, switch) + emissions[i]
+    path = np.zeros(n, np.int64)
+    path[-1] = int(np.argmax(total))
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path
+
+
+def _bass_note(chord: Chord, bass: np.ndarray) -> Chord:
+    """``chord`` with its bass named when a chord tone other than the root is the lowest note most of the time."""
+    total = bass.sum()
+    if chord.is_none or total <= 0:
+        return chord
+    lowest = int(np.argmax(bass))
+    if lowest != chord.root and lowest in chord.pitch_classes and bass[lowest] >= BASS_SHARE * total:
+        return Chord(chord.root, chord.quality, lowest)
+    return chord
+
+
+# --- the reader ------------------------------------------------------------------------------------
+def read_chords(score, *, resolution: str = "auto") -> list[ChordSpan]:
+    """The chords of a ``symusic.Score``: spans in beats (quarter notes) from its start, covering its bars.
+
+    ``resolution``: ``"auto"`` (per bar the coarsest of bar, half bar and beat that fits), or one of
+    ``"bar"``, ``"half"``, ``"beat"`` for at most that fine (a bar without halves is read whole).
+    Drums are ignored; ``N`` where nothing sounds; consecutive equal chords are merged.
+    """
+    if resolution not in RESOLUTIONS:
+        msg = f"unknown chord resolution {resolution!r}: use one of {', '.join(RESOLUTIONS)}"
+        raise ChordError(msg)
+    score, tpq = _on_grid(score)
+    pitch, start, stop = _pitched_notes(score, tpq)
+    end_step = int(stop.max()) if len(stop) else 0
+    if end_step == 0:
+        return []
+    bars = [b for b in bar_lines(score, tpq, end_step) if b[0] < end_step]
+    n_steps = bars[-1][1]
+    chroma, bass = _roll_features(pitch, start, stop, n_steps, _step_weights(bars, n_steps))
+    lo, hi, bar, level = _segments(bars)
+    seg_chroma, seg_bass = _sums(chroma, lo, hi), _sums(bass, lo, hi)
+    scores = chord_scores(seg_chroma, seg_bass)
+    keep = _choose_levels(scores, lo, hi, bar, level, len(bars), resolution)
+    lo, hi, scores, seg_bass = lo[keep], hi[keep], scores[keep], seg_bass[keep]
+    path = _viterbi(scores * ((hi - lo) / GRID)[:, None], CHANGE)
+    chords, _, _, _ = _vocabulary()
+    labelled = [_bass_note(chords[k], seg_bass[i]) for i, k in enumerate(path.tolist())]
+    return _merge(lo.tolist(), hi.tolist(), labelled)
+
+
+def _merge(lo: list[int], hi: list[int], chords: list[Chord]) -> list[ChordSpan]:
+    spans: list[ChordSpan] = []
+    for a, b, chord in zip(lo, hi, chords, strict=True):
+        if spans and spans[-1].chord == chord and spans[-1].end == Fraction(a, GRID):
+            spans[-1] = ChordSpan(spans[-1].start, Fraction(b, GRID), chord)
+        else:
+            spans.append(ChordSpan(Fraction(a, GRID), Fraction(b, GRID), chord))
+    return spans
+
+
+# --- CSV ---------------------------------------------------------------------------------------------
+CSV_HEADER = ("start_beat", "end_beat", "start_s", "end_s", "chord")
+
+
+def beats_to_seconds(beats, score) -> np.ndarray:
+    """Seconds at ``beats`` (quarter notes from the start) under the score's tempo map (120 qpm without one)."""
+    score, tpq = _on_grid(score)
+    changes = sorted((float(t.time) / tpq, float(t.qpm)) for t in score.tempos if t.qpm > 0)
+    if not changes or changes[0][0] > 0:
+        changes.insert(0, (0.0, changes[0][1] if changes else 120.0))
+    at = np.array([c[0] for c in changes])
+    spq = 60.0 / np.array([c[1] for c in changes])  # seconds per quarter
+    elapsed = np.concatenate(([0.0], np.cumsum(np.diff(at) * spq[:-1])))
+    beats = np.asarray(beats, np.float64)
+    i = np.maximum(np.searchsorted(at, beats, side="right") - 1, 0)
+    return elapsed[i] + (beats - at[i]) * spq[i]
+
+
+def _number(value: float | Fraction) -> str:
+    return f"{float(value):.6f}".rstrip("0").rstrip(".")
+
+
+def chords_to_csv(spans: list[ChordSpan], score) -> str:
+    """The spans as CSV (``start_beat,end_beat,start_s,end_s,chord``, chord as ``ROOT:QUALITY[/BASS]``)."""
+    seconds = beats_to_seconds([float(t) for s in spans for t in (s.start, s.end)], score)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for i, span in enumerate(spans):
+        writer.writerow([_number(span.start), _number(span.end), _number(seconds[2 * i]), _number(seconds[2 * i + 1]), span.chord.label])
+    return out.getvalue()
+
+
+def chords_from_csv(text: str) -> list[ChordSpan]:
+    """Spans from ``chords_to_csv``'s CSV (the seconds columns are not needed; beats are read exactly)."""
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or [c.strip() for c in rows[0]][:2] != list(CSV_HEADER[:2]) or "chord" not in rows[0]:
+        msg = f"chord CSV must start with the header {','.join(CSV_HEADER)}"
+        raise ChordError(msg)
+    column = [c.strip() for c in rows[0]].index("chord")
+    spans = []
+    for number, row in enumerate(rows[1:], 2):
+        if not row:
+            continue
+        try:
+            start, end = (Fraction(row[0]).limit_denominator(960), Fraction(row[1]).limit_denominator(960))
+        except (ValueError, IndexError, ZeroDivisionError) as exc:
+            msg = f"chord CSV line {number}: bad beats {row[:2]}"
+            raise ChordError(msg) from exc
+        if end <= start or len(row) <= column:
+            msg = f"chord CSV line {number}: a span needs end_beat > start_beat and a chord"
+            raise ChordError(msg)
+        spans.append(ChordSpan(start, end, parse_chord(row[column])))
+    return spans
