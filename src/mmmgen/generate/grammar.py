@@ -107,6 +107,7 @@ class TrackSpec:
     max_words_per_bar: int = 400  # past this, the bar may only close (keeps generation bounded)
     fill: bool = False  # writing one bar-fill (FILL_START .. FILL_END) instead of a track
     controls: object | None = None  # a ``controls.Controls`` (its ``narrow`` applies the control rules); None = the grammar alone
+    follow: object | None = None  # a ``follow.TrackFollow`` (the song-derived rules, after the controls); None = none
 
     @property
     def end_word(self) -> str:
@@ -130,6 +131,7 @@ class TrackState:
     born: dict[int, int] = field(default_factory=dict)  # sounding or carried pitch -> onset, steps from the track start
     after: frozenset[int] = frozenset()  # a fill: pitches the bar after it holds (they may continue its notes)
     is_drum: bool = False  # the track's INST is DRUMS
+    bar_notes: int = 0  # NOTE_ONs in the current bar (or fill)
 
     @property
     def bar_len(self) -> int:
@@ -170,7 +172,7 @@ class TrackState:
         elif self.phase == EXPECT_DENSITY:
             self.phase = EXPECT_BAR
         elif kind == V.BAR_START:
-            self.phase, self.t, self.head, self.words_in_bar = IN_BAR, 0, True, 0
+            self.phase, self.t, self.head, self.words_in_bar, self.bar_notes = IN_BAR, 0, True, 0, 0
         elif kind in (V.TRACK_END, V.FILL_END):
             self.phase = DONE
         elif kind == V.BAR_END:
@@ -191,6 +193,7 @@ class TrackState:
                 self.open[pitch] = self.t
                 self.born[pitch] = self.now
                 self.notes += 1
+                self.bar_notes += 1
             elif kind == V.NOTE_OFF:
                 self.open.pop(pitch, None)
                 self.born.pop(pitch, None)
@@ -328,11 +331,13 @@ def allowed(s: TrackState, v: VocabTable, rules=RULES) -> np.ndarray:
     in one pass (the rules one by one cost ~200 us per word, mostly allocating and and-ing full
     masks; the one pass ~15 us). ``conjunction`` is the reference; the tests check that both agree
     over many states, so a change to a rule must be made in ``_allowed_fast`` too.
-    With ``spec.controls`` set, the musical controls (``controls.py``) narrow the mask further.
+    With ``spec.controls`` set, the musical controls (``controls.py``) narrow the mask further,
+    then with ``spec.follow`` the song-derived rules (``follow.py``), which never empty it.
     """
     m = _allowed_fast(s, v) if rules is RULES else conjunction(s, v, rules)
-    controls = s.spec.controls
-    return m if controls is None else controls.narrow(s, v, m)
+    controls, follow = s.spec.controls, s.spec.follow
+    m = m if controls is None else controls.narrow(s, v, m)
+    return m if follow is None else follow.narrow(s, v, m)
 
 
 def conjunction(s: TrackState, v: VocabTable, rules=RULES) -> np.ndarray:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from mmmgen.generate.batch import fresh_seed, run_rows
 from mmmgen.generate.controls import Controls
 from mmmgen.generate.engine import Engine
+from mmmgen.generate.follow import Follow, TrackFollow, follow_tracks, new_track_follow, song_facts
 from mmmgen.generate.grammar import TrackSpec
 from mmmgen.generate.sampling import ContextFull, GenerationError, Sampling
 from mmmgen.text import vocab as V
@@ -138,6 +139,7 @@ class Generator(Engine):
         sampling: Sampling | None = None,
         takes: int | None = None,
         controls: Controls | None = None,
+        follow: Follow | None = None,
     ) -> Song | list[Take]:
         """The song with one more track.
 
@@ -148,30 +150,48 @@ class Generator(Engine):
             sampling: temperature / top-k / top-p / seed.
             takes: None returns the song; N returns N ``Take`` s (seeds ``seed``, ``seed + 1``, ...).
             controls: musical controls the new track obeys (scale, range, polyphony, note lengths).
+            follow: the song-derived rules (``follow.py``; None: the defaults, ``Follow(free=True)``: off).
+                A new track has only the tonal one, when it will be the bass and a key is known.
         """
-        spec = self._track_spec(song, instrument, density, new_instrument, controls)
+        spec = self._track_spec(song, instrument, density, new_instrument, controls, follow)
+        return self._run_add(song, spec, sampling, takes)
+
+    def _run_add(self, song: Song, spec: TrackSpec, sampling: Sampling | None, takes: int | None) -> Song | list[Take]:
         sampling = sampling or Sampling()
         if takes is not None:
             return self._takes(lambda seed: self._add_program(song, spec, seed), sampling, takes)
         return self._drive(self._add_program(song, spec, sampling.seed), sampling)
 
     def regenerate_last(self, song: Song, takes: int | None = None, **track) -> Song | list[Take]:
-        """The song with its last track written anew (same instrument unless another is forced)."""
+        """The song with its last track written anew (same instrument unless another is forced).
+
+        On a song with other tracks, the new track follows the old one (``follow.py``: its register,
+        drum kit and notes per bar, the song's key); ``follow=Follow(free=True)`` turns that off.
+        """
         if not song.tracks:
             msg = "the song has no track to regenerate"
             raise GenerationError(msg)
         last = song.instruments[-1]
         track.setdefault("instrument", last)
-        return self.add_track(self.remove_last(song), takes=takes, **track)
+        rest = self.remove_last(song)
+        if len(song.tracks) < 2 or track.get("instrument") != last:
+            return self.add_track(rest, takes=takes, **track)
+        follow, sampling = track.pop("follow", None), track.pop("sampling", None)
+        spec = self._track_spec(rest, **track)
+        _, tracks = _split(song)
+        rules = None if follow is not None and follow.free else TrackFollow.build(
+            song_facts(tracks, range(song.n_bars)), len(tracks) - 1, follow, spec.controls)
+        return self._run_add(rest, replace(spec, follow=rules), sampling, takes)
 
     def extend(self, song: Song, bars: int, sampling: Sampling | None = None, takes: int | None = None,
-               controls: Controls | None = None, **track_kwargs) -> Song | list[Take]:
+               controls: Controls | None = None, follow: Follow | None = None, **track_kwargs) -> Song | list[Take]:
         """The song with ``bars`` more bars on every track; every earlier bar stays word for word.
 
         Window by window (``window.py``): the model reads the most recent bars of every track (as
         many as its context holds) and writes the new bars track by track under the grammar masks.
         Each track keeps its instrument and density; ``controls`` bind the notes of the new bars of
-        every track (drums exempt). Other ``track_kwargs`` (an instrument, a density) do not apply to
+        every track (drums exempt). The new bars follow each track (``follow.py``: register, drum kit,
+        notes per bar, the key; ``follow=Follow(free=True)``: not). Other ``track_kwargs`` (an instrument, a density) do not apply to
         bars that continue a track, so any given is an error. Window ``w`` draws
         track ``i`` with seed ``seed + w * SEED_STRIDE + i``.
         """
@@ -187,8 +207,8 @@ class Generator(Engine):
         sampling = sampling or Sampling()
         controls = _checked(controls, song.time_signature, self.grid)
         if takes is not None:
-            return self._takes(lambda seed: self._extend_program(song, int(bars), seed, controls), sampling, takes)
-        return self._drive(self._extend_program(song, int(bars), sampling.seed, controls), sampling)
+            return self._takes(lambda seed: self._extend_program(song, int(bars), seed, controls, follow), sampling, takes)
+        return self._drive(self._extend_program(song, int(bars), sampling.seed, controls, follow), sampling)
 
     def _check(self, song: Song) -> None:
         """Every track parses strictly, has exactly the song's bars and at least one note (else a bug)."""
@@ -212,7 +232,7 @@ class Generator(Engine):
 
     def infill(
         self, song: Song, track: int, bars: list[int] | None = None, sampling: Sampling | None = None, takes: int | None = None,
-        controls: Controls | None = None,
+        controls: Controls | None = None, follow: Follow | None = None,
     ) -> Song | list[Take]:
         """The song with bars of one track written anew, conditioned on everything else (bar-fill).
 
@@ -221,6 +241,8 @@ class Generator(Engine):
             bars: bar indexes (0-based); None regenerates the whole track.
             takes: None returns the song; N returns N ``Take`` s (seeds ``seed``, ``seed + 1``, ...).
             controls: musical controls the notes of the new bars obey (a note held into them keeps its pitch).
+            follow: the song-derived rules (``follow.py``: the track's register, drum kit, notes per
+                bar, the key); None: the defaults, ``Follow(free=True)``: off.
 
         Every other bar keeps its words. A note that the bar before the span leaves sounding may be
         held into the first new bar (or ends at the bar line); a ``NOTE_HOLD`` in the bar after the
@@ -237,11 +259,12 @@ class Generator(Engine):
             raise GenerationError(msg)
         controls = _checked(controls, song.time_signature, self.grid)
         if takes is not None:
-            return self._takes(lambda seed: self._infill_program(song, track, bars, seed, controls), sampling, takes)
-        return self._drive(self._infill_program(song, track, bars, sampling.seed, controls), sampling)
+            return self._takes(lambda seed: self._infill_program(song, track, bars, seed, controls, follow), sampling, takes)
+        return self._drive(self._infill_program(song, track, bars, sampling.seed, controls, follow), sampling)
 
     # --- programs: each operation once, run alone (``_drive``) or as a batch of takes (``_takes``) ----------
-    def _track_spec(self, song: Song, instrument=None, density=None, new_instrument: bool = False, controls: Controls | None = None) -> TrackSpec:
+    def _track_spec(self, song: Song, instrument=None, density=None, new_instrument: bool = False, controls: Controls | None = None,
+                    follow: Follow | None = None) -> TrackSpec:
         if density is not None and not 0 <= density < self.density_levels:
             msg = f"density must be in 0..{self.density_levels - 1}, got {density}"
             raise GenerationError(msg)
@@ -251,7 +274,9 @@ class Generator(Engine):
         elif new_instrument:
             taken = set(song.instruments)
             instruments = [k for k in self.table.inst if k not in taken]
-        return TrackSpec(song.n_bars, song.time_signature, instruments, density, controls=_checked(controls, song.time_signature, self.grid))
+        controls = _checked(controls, song.time_signature, self.grid)
+        rules = new_track_follow(_split(song)[1], follow, controls, instrument)
+        return TrackSpec(song.n_bars, song.time_signature, instruments, density, controls=controls, follow=rules)
 
     def _add_program(self, song: Song, spec: TrackSpec, seed: int | None):
         """Program: the song with one more track (``spec``), window by window, drawn with ``seed``."""
@@ -264,19 +289,22 @@ class Generator(Engine):
         assert piece.tracks[0].n_bars == spec.n_bars and piece.tracks[0].notes, "constraints failed"
         return replace(song, tracks=(*song.tracks, text))
 
-    def _infill_program(self, song: Song, track: int, bars: list[int], seed: int | None, controls: Controls | None = None):
+    def _infill_program(self, song: Song, track: int, bars: list[int], seed: int | None, controls: Controls | None = None,
+                        follow: Follow | None = None):
         """Program: ``bars`` (sorted, valid) of track ``track`` written anew; fill ``i`` drawn with ``seed + i``."""
         from mmmgen.generate.window import infill_tracks, split_song
 
         header, tracks = split_song(song.text)
-        spec = TrackSpec(1, song.time_signature, controls=controls)
+        rules = follow_tracks(tracks, follow, controls, near=bars)[track]
+        spec = TrackSpec(1, song.time_signature, controls=controls, follow=rules)
         tracks = yield from infill_tracks(self, header, tracks, track, bars, spec, seed)
         result = replace(song, tracks=tuple(t.text() if k == track else old
                                             for k, (t, old) in enumerate(zip(tracks, song.tracks, strict=True))))
         assert text_to_piece(result.text, self.grid, strict=True).tracks[track].n_bars == song.n_bars
         return result
 
-    def _extend_program(self, song: Song, bars: int, seed: int | None, controls: Controls | None = None):
+    def _extend_program(self, song: Song, bars: int, seed: int | None, controls: Controls | None = None,
+                        follow: Follow | None = None):
         """Program: every track with ``bars`` more bars (``window.extend_tracks``)."""
         from mmmgen.generate.window import extend_tracks, split_song
 
@@ -285,7 +313,8 @@ class Generator(Engine):
             if len(t.bars) != song.n_bars:
                 msg = f"track {k + 1} has {len(t.bars)} bars, the song {song.n_bars}: every track needs the song's bars to be extended"
                 raise GenerationError(msg)
-        specs = [TrackSpec(song.n_bars + bars, song.time_signature, controls=controls) for _ in tracks]
+        rules = follow_tracks(tracks, follow, controls)
+        specs = [TrackSpec(song.n_bars + bars, song.time_signature, controls=controls, follow=r) for r in rules]
         tracks = yield from extend_tracks(self, header, tracks, bars, specs, seed)
         result = replace(song, n_bars=song.n_bars + bars, tracks=tuple(t.text() for t in tracks))
         self._check(result)
@@ -341,6 +370,7 @@ def generate_song(
     prompt: Song | None = None,
     takes: int | None = None,
     controls: Controls | None = None,
+    follow: Follow | None = None,
 ) -> Song | list[Take]:
     """A piece of ``tracks`` new tracks (after the prompt's, if any); track i uses ``instruments[i]``.
 
@@ -362,11 +392,11 @@ def generate_song(
                               n_bars - more, tempo)
         for i in range(tracks):
             inst = instruments[i] if i < len(instruments) else None
-            spec = generator._track_spec(song, inst, density, new_instrument=inst is None, controls=controls)
+            spec = generator._track_spec(song, inst, density, new_instrument=inst is None, controls=controls, follow=follow)
             song = yield from generator._add_program(song, spec, None if seed is None else seed + i)
         if more and song.tracks:
             song = yield from generator._extend_program(song, more, None if seed is None else seed + tracks,
-                                                             _checked(controls, song.time_signature, generator.grid))
+                                                             _checked(controls, song.time_signature, generator.grid), follow)
         return song
 
     if takes is not None:
@@ -380,6 +410,12 @@ def _checked(controls: Controls | None, time_signature: tuple[int, int], grid: i
         return None
     controls.check(tuple(time_signature), grid)
     return controls
+
+
+def _split(song: Song):
+    from mmmgen.generate.window import split_song
+
+    return split_song(song.text)
 
 
 def _pick_genre(generator: Generator, sampling: Sampling) -> str:

@@ -109,7 +109,9 @@ def state_after(spec: TrackSpec, forced: list[list[str]], before: list[str], gri
     ``earlier``: the track's head words and all its bars up to the window's new bars): whether it
     is a drum track and how long each note still sounding has sounded.
     """
-    words = [w for bar in forced for w in bar]
+    # notes the track already has (forced bars, or earlier ones): a track that has notes need not
+    # add one to a window of empty bars (a part that has stopped stays silent)
+    words = [w for bar in (earlier or forced) for w in bar]
     notes = sum(V.parse_word(w).kind in (V.NOTE_ON, V.NOTE_HOLD) for w in words)
     last = forced[-1] if forced else before
     carry = sounding_at_end(last)
