@@ -278,3 +278,26 @@ def new_track_follow(tracks: Sequence[TrackWords], options: Follow | None, contr
     facts = song_facts(tracks)
     bass = (instrument is not None and not instrument[1] and instrument[0] in GM_BASSES) or facts.bass is None
     return TrackFollow.build(facts, None, options, controls, bass=bass and not (instrument and instrument[1]))
+
+
+def _centre(track: TrackWords, last: int = 32) -> tuple[bool, float | None]:
+    """Whether ``track`` is a drum track, and the median NOTE_ON pitch of its last ``last`` bars."""
+    inst = _instrument(track)
+    pitches = [p for bar in track.bars[-last:] for p in _note_ons(bar)]
+    return bool(inst and inst[1]), float(np.median(pitches)) if pitches else None
+
+
+def nearest_first(others: Sequence[TrackWords], target: TrackWords | None) -> list[int]:
+    """Indexes of ``others``, nearest ``target`` first: the same role (drums or pitched) first, then
+    the closest median pitch (a drum track's nearest pitched tracks are the lowest); without a
+    target (a new track) or notes to compare, song order. The model reads the nearest when not all fit."""
+    if target is None:
+        return list(range(len(others)))
+    drum, centre = _centre(target)
+
+    def distance(k: int) -> tuple:
+        other_drum, other = _centre(others[k])
+        gap = abs(other - centre) if other is not None and centre is not None else math.inf
+        return other_drum != drum, gap, k
+
+    return sorted(range(len(others)), key=distance)
