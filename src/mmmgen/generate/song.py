@@ -264,7 +264,7 @@ class Generator(Engine):
 
     # --- programs: each operation once, run alone (``_drive``) or as a batch of takes (``_takes``) ----------
     def _track_spec(self, song: Song, instrument=None, density=None, new_instrument: bool = False, controls: Controls | None = None,
-                    follow: Follow | None = None) -> TrackSpec:
+                    follow: Follow | None = None, from_song: bool = True) -> TrackSpec:
         if density is not None and not 0 <= density < self.density_levels:
             msg = f"density must be in 0..{self.density_levels - 1}, got {density}"
             raise GenerationError(msg)
@@ -275,7 +275,7 @@ class Generator(Engine):
             taken = set(song.instruments)
             instruments = [k for k in self.table.inst if k not in taken]
         controls = _checked(controls, song.time_signature, self.grid)
-        rules = new_track_follow(_split(song)[1], follow, controls, instrument)
+        rules = new_track_follow(_split(song)[1], follow, controls, instrument, from_song)
         return TrackSpec(song.n_bars, song.time_signature, instruments, density, controls=controls, follow=rules)
 
     def _add_program(self, song: Song, spec: TrackSpec, seed: int | None):
@@ -392,7 +392,8 @@ def generate_song(
                               n_bars - more, tempo)
         for i in range(tracks):
             inst = instruments[i] if i < len(instruments) else None
-            spec = generator._track_spec(song, inst, density, new_instrument=inst is None, controls=controls, follow=follow)
+            spec = generator._track_spec(song, inst, density, new_instrument=inst is None, controls=controls, follow=follow,
+                                         from_song=prompt is not None)
             song = yield from generator._add_program(song, spec, None if seed is None else seed + i)
         if more and song.tracks:
             song = yield from generator._extend_program(song, more, None if seed is None else seed + tracks,
