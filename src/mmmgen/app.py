@@ -134,6 +134,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
     import gradio as gr
 
     from mmmgen.generate.controls import key_of_text
+    from mmmgen.generate.follow import Follow
     from mmmgen.generate.song import rank_takes
     from mmmgen.render.gm import DRUM_KITS
 
@@ -177,7 +178,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
         return (*(gr.skip() for _ in range(6)), session)
 
     def act(action, fill, song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k, meter, scale, low, high, kit, takes,
-            session, request=None):
+            session, request=None, free=False):
         session = kept(session)
         key = getattr(request, "session_hash", None)
         stop = threading.Event()
@@ -186,7 +187,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
         try:
             with stop_when(stop):
                 return _act(action, fill, song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k,
-                            meter, scale, low, high, kit, takes, session)
+                            meter, scale, low, high, kit, takes, session, free)
         finally:
             if key is not None and running.get(key) is stop:
                 del running[key]
@@ -198,9 +199,11 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
             stop.set()
 
     def _act(action, fill, song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k, meter, scale, low, high, kit,
-             takes, session):
+             takes, session, free=False):
         try:
             c = parse_controls(temperature, genre, instrument, density, seed, top_p, top_k)
+            c["follow"] = Follow(free=bool(free))  # the song-derived rules (generate/follow.py), off with "Free"
+
             c["controls"] = make_controls(scale, low, high, session)
             c["meter"] = V.parse_time_signature(str(meter or "4/4")) or (4, 4)
             c["takes"] = min(int(takes), MAX_APP_TAKES) if takes not in (None, "") and int(takes) > 1 else None
@@ -215,17 +218,18 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
 
     def guarded(action):
         def run(song, temperature, genre, instrument, density, tempo, seed, bars, top_p=1.0, top_k=0, meter="4/4",
-                scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, session=None, request=None):
+                scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, free=False, session=None, request=None):
             return act(action, (), song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k, meter,
-                       scale, pitch_low, pitch_high, drum_kit, takes, session, request)
+                       scale, pitch_low, pitch_high, drum_kit, takes, session, request, free)
 
         run.__annotations__ = {"request": gr.Request}  # Gradio passes the request (its session) here; not an API parameter
         return run
 
     def guarded_fill(song, temperature, genre, instrument, density, tempo, seed, bars, track, first, last, top_p=1.0, top_k=0,
-                     meter="4/4", scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, session=None, request=None):
+                     meter="4/4", scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, free=False, session=None,
+                     request=None):
         return act(regenerate_bars, (track, first, last), song, temperature, genre, instrument, density, tempo, seed, bars,
-                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, session, request)
+                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, session, request, free)
 
     def need(song: Song | None) -> Song:
         if song is None or not song.tracks:
@@ -244,14 +248,14 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
         new = c["instrument"] is None
         return generator.add_track(
             song, instrument=c["instrument"], density=c["density"], new_instrument=new, sampling=c["sampling"],
-            takes=c["takes"], controls=c["controls"],
+            takes=c["takes"], controls=c["controls"], follow=c["follow"],
         )
 
     def remove_last(song, c, tempo, bars):
         return generator.remove_last(need(song))
 
     def regenerate_last(song, c, tempo, bars):
-        kwargs = {"density": c["density"], "sampling": c["sampling"], "takes": c["takes"], "controls": c["controls"]}
+        kwargs = {"density": c["density"], "sampling": c["sampling"], "takes": c["takes"], "controls": c["controls"], "follow": c["follow"]}
         if c["instrument"] is not None:
             kwargs["instrument"] = c["instrument"]
         return generator.regenerate_last(generator.change_tempo(need(song), tempo), **kwargs)
@@ -265,17 +269,17 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
             msg = f"the first bar ({int(first)}) comes after the last ({int(last)})"
             raise GenerationError(msg)
         bars = list(range(int(first) - 1, int(last)))
-        return generator.infill(song, int(track) - 1, bars, c["sampling"], takes=c["takes"], controls=c["controls"])
+        return generator.infill(song, int(track) - 1, bars, c["sampling"], takes=c["takes"], controls=c["controls"], follow=c["follow"])
 
     def extend(song, c, tempo, _bars, new_bars):
         return generator.extend(generator.change_tempo(need(song), tempo), int(new_bars), c["sampling"], takes=c["takes"],
-                                controls=c["controls"])
+                                controls=c["controls"], follow=c["follow"])
 
     def guarded_extend(song, temperature, genre, instrument, density, tempo, seed, bars, new_bars=settings.bars, top_p=1.0,
-                       top_k=0, meter="4/4", scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, session=None,
-                       request=None):
+                       top_k=0, meter="4/4", scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, free=False,
+                       session=None, request=None):
         return act(extend, (new_bars,), song, temperature, genre, instrument, density, tempo, seed, bars,
-                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, session, request)
+                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, session, request, free)
 
     for fn in (guarded_fill, guarded_extend, stop_running):
         fn.__annotations__ = {"request": gr.Request}
@@ -354,6 +358,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
                         pitch_high = gr.Number(value=127, precision=0, minimum=0, maximum=127, label="Highest pitch", elem_id="pitch_high")
                     drum_kit = gr.Dropdown(list(DRUM_KITS), value="Standard", label="Drum kit (rendering)", elem_id="drum_kit")
                 takes = gr.Slider(1, MAX_APP_TAKES, value=1, step=1, label="Takes (several at once; play them, keep one)", elem_id="takes")
+                free = gr.Checkbox(False, label="Free: new bars need not follow the song (each track's range, drums, density; its key)", elem_id="free")
                 with gr.Group():
                     gr.Markdown("**Regenerate bars** of any track (the rest stays as it is)")
                     with gr.Row():
@@ -389,7 +394,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
                 tokens = gr.Textbox(label="MMM text", lines=6, max_lines=12, elem_id="tokens", interactive=False)
                 b_info = gr.Button("Session info", visible=False, elem_id="session_info")
         controls = [song_state, temperature, genre, instrument, density, tempo, seed, bars]
-        extra = [top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, session_state]
+        extra = [top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, free, session_state]
         outputs = [song_state, audio, midi, pianoroll, instruments, tokens, session_state]
         shown = [seed_used, key_box, take_choice, *take_audio]
         events = []

@@ -213,7 +213,7 @@ def cmd_size(argv: Sequence[str]) -> int:
 
 
 def cmd_generate(argv: Sequence[str]) -> int:
-    from mmmgen.config import ControlsConfig, GenerateConfig, TakesConfig
+    from mmmgen.config import ControlsConfig, FollowConfig, GenerateConfig, TakesConfig
     from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
     from mmmgen.generate.song import generate_song
@@ -222,7 +222,7 @@ def cmd_generate(argv: Sequence[str]) -> int:
     from mmmgen.render.gm import program_from_name
     from mmmgen.text import vocab as V
 
-    (c, takes, k), _ = parse_config(argv, [GenerateConfig, TakesConfig, ControlsConfig], "mmmgen generate", "Generate a multitrack piece one instrument at a time.")
+    (c, takes, k, f), _ = parse_config(argv, [GenerateConfig, TakesConfig, ControlsConfig, FollowConfig], "mmmgen generate", "Generate a multitrack piece one instrument at a time.")
     controls = controls_from(k)  # bad controls fail before the model loads
     meter = V.parse_time_signature(c.time_signature)
     if meter is None:
@@ -238,9 +238,11 @@ def cmd_generate(argv: Sequence[str]) -> int:
     prompt = prompt_song(c.prompt, settings, c.tempo) if c.prompt else None
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
     if takes.takes is not None:
-        made = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt, takes=takes.takes, controls=controls)
+        made = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt, takes=takes.takes,
+                             controls=controls, follow=f.follow())
         return write_takes(made, generator.grid, Path(c.out), c.format, takes.rank)
-    song = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt, controls=controls)
+    song = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt, controls=controls,
+                         follow=f.follow())
     from mmmgen.text.decode import text_to_score
 
     score = text_to_score(song.text, generator.grid, tempo=song.tempo)
@@ -250,24 +252,25 @@ def cmd_generate(argv: Sequence[str]) -> int:
 
 
 def cmd_infill(argv: Sequence[str]) -> int:
-    from mmmgen.config import ControlsConfig, InfillConfig, TakesConfig
+    from mmmgen.config import ControlsConfig, FollowConfig, InfillConfig, TakesConfig
     from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
     from mmmgen.model.run import find_run, generator_from_run
     from mmmgen.render.files import render_score
     from mmmgen.text.decode import text_to_score
 
-    (c, takes, k), _ = parse_config(
-        argv, [InfillConfig, TakesConfig, ControlsConfig], "mmmgen infill", "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was."
+    (c, takes, k, f), _ = parse_config(
+        argv, [InfillConfig, TakesConfig, ControlsConfig, FollowConfig], "mmmgen infill", "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was."
     )
     controls = controls_from(k)
     generator, settings = generator_from_run(find_run(c.model))
     song = prompt_song(c.input, settings, c.tempo)
     if takes.takes is not None:
         sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
-        made = generator.infill(song, c.track - 1, c.bar_range(), sampling, takes=takes.takes, controls=controls)
+        made = generator.infill(song, c.track - 1, c.bar_range(), sampling, takes=takes.takes, controls=controls, follow=f.follow())
         return write_takes(made, generator.grid, Path(c.out), c.format, takes.rank)
-    song = generator.infill(song, c.track - 1, c.bar_range(), Sampling(c.temperature, c.top_k, c.top_p, c.seed), controls=controls)
+    song = generator.infill(song, c.track - 1, c.bar_range(), Sampling(c.temperature, c.top_k, c.top_p, c.seed), controls=controls,
+                            follow=f.follow())
     score = text_to_score(song.text, generator.grid, tempo=song.tempo)
     written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
     print(f"track {c.track}, bars {c.bars} regenerated; wrote " + ", ".join(str(p) for p in written))
@@ -275,7 +278,7 @@ def cmd_infill(argv: Sequence[str]) -> int:
 
 
 def cmd_extend(argv: Sequence[str]) -> int:
-    from mmmgen.config import ControlsConfig, ExtendConfig, TakesConfig
+    from mmmgen.config import ControlsConfig, ExtendConfig, FollowConfig, TakesConfig
     from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
     from mmmgen.generate.song import MAX_BARS
@@ -283,8 +286,8 @@ def cmd_extend(argv: Sequence[str]) -> int:
     from mmmgen.render.files import render_score
     from mmmgen.text.decode import text_to_score
 
-    (c, t, k), ns = parse_config(
-        argv, [ExtendConfig, TakesConfig, ControlsConfig], "mmmgen extend",
+    (c, t, k, f), ns = parse_config(
+        argv, [ExtendConfig, TakesConfig, ControlsConfig, FollowConfig], "mmmgen extend",
         f"Continue a piece: every track gets --bars more bars, window by window; its bars (up to {MAX_BARS}) stay as they are.",
         [("input", f"The piece: MMM text (first line; e.g. a piece.txt from generate) or a MIDI file (all its bars, up to {MAX_BARS}).")],
     )
@@ -294,9 +297,9 @@ def cmd_extend(argv: Sequence[str]) -> int:
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
     controls = controls_from(k)
     if t.takes is not None:
-        takes = generator.extend(song, c.bars or generator.window, sampling, takes=t.takes, controls=controls)
+        takes = generator.extend(song, c.bars or generator.window, sampling, takes=t.takes, controls=controls, follow=f.follow())
         return write_takes(takes, generator.grid, Path(c.out), c.format, t.rank)
-    song = generator.extend(song, c.bars or generator.window, sampling, controls=controls)
+    song = generator.extend(song, c.bars or generator.window, sampling, controls=controls, follow=f.follow())
     score = text_to_score(song.text, generator.grid, tempo=song.tempo)
     written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
     print(f"{len(song.tracks)} tracks, {before} + {song.n_bars - before} = {song.n_bars} bars; wrote " + ", ".join(str(p) for p in written))

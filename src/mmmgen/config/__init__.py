@@ -15,6 +15,7 @@ from mmmgen.config.generate import (  # noqa: F401
     AppConfig,
     ControlsConfig,
     ExtendConfig,
+    FollowConfig,
     GenerateConfig,
     InfillConfig,
     PieceConfig,

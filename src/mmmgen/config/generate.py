@@ -162,3 +162,24 @@ class ControlsConfig:
     max_polyphony: int | None = field(default=None, metadata={"help": "Most notes sounding at once in a track."})
     min_note: float | None = field(default=None, metadata={"help": "Shortest note in quarter notes (0.25: a sixteenth)."})
     max_note: float | None = field(default=None, metadata={"help": "Longest note in quarter notes (4: a whole note in 4/4)."})
+
+
+# --- following the song (mmmgen extend / infill / generate --prompt) ------------------------------
+@dataclass
+class FollowConfig:
+    """How new music written into a song follows it (``generate/follow.py``): on unless ``--free``."""
+
+    free: bool = field(default=False, metadata={"help": "Do not follow the song: no song-derived rules (each track's register, drum kit, notes per bar; the key's tonal centre)."})
+    register_margin: int = field(default=2, metadata={"help": "Semitones a pitched track's new notes may go beyond its own range in the song (-1: any pitch)."})
+    whole_kit: bool = field(default=False, metadata={"help": "A drum track's new hits may use any drum, not only those it already uses."})
+
+    def __post_init__(self) -> None:
+        if not -1 <= self.register_margin <= 127:
+            msg = f"--register-margin must be -1 (off) or 0..127 semitones, got {self.register_margin}"
+            raise ValueError(msg)
+
+    def follow(self):
+        """The library's ``Follow`` of these flags."""
+        from mmmgen.generate.follow import Follow
+
+        return Follow(free=self.free, register_margin=None if self.register_margin < 0 else self.register_margin, whole_kit=self.whole_kit)
