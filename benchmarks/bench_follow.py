@@ -103,7 +103,7 @@ def run_songs(generator, settings, files: list[Path], seed: int) -> dict:
     for i, path in enumerate(files):
         try:
             song = prompt_song(path, settings)
-        except Exception as exc:  # noqa: BLE001 - counted: prepare skips such files too
+        except Exception as exc:  # counted: prepare skips such files too
             skipped.append(f"{path.name}: {exc}")
             continue
         _, tracks = split_song(song.text)
@@ -126,7 +126,7 @@ def run_songs(generator, settings, files: list[Path], seed: int) -> dict:
                         k = pair[0] if op == "infill A" else pair[1]
                         take = generator.infill(song, k, span, sampling, takes=1, follow=follow)[0]
                         changed = {k: span}
-                except Exception as exc:  # noqa: BLE001 - counted and reported: an operation must not fail
+                except Exception as exc:  # counted and reported: an operation must not fail
                     s["failed"] += 1
                     s["errors"].append(f"{path.name}: {type(exc).__name__}: {exc}")
                     continue

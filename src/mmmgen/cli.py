@@ -239,10 +239,10 @@ def cmd_generate(argv: Sequence[str]) -> int:
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
     if takes.takes is not None:
         made = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt, takes=takes.takes,
-                             controls=controls, follow=f.follow())
+                             controls=controls, follow=follow_from(f))
         return write_takes(made, generator.grid, Path(c.out), c.format, takes.rank)
     song = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo, sampling, prompt, controls=controls,
-                         follow=f.follow())
+                         follow=follow_from(f))
     from mmmgen.text.decode import text_to_score
 
     score = text_to_score(song.text, generator.grid, tempo=song.tempo)
@@ -267,10 +267,10 @@ def cmd_infill(argv: Sequence[str]) -> int:
     song = prompt_song(c.input, settings, c.tempo)
     if takes.takes is not None:
         sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
-        made = generator.infill(song, c.track - 1, c.bar_range(), sampling, takes=takes.takes, controls=controls, follow=f.follow())
+        made = generator.infill(song, c.track - 1, c.bar_range(), sampling, takes=takes.takes, controls=controls, follow=follow_from(f))
         return write_takes(made, generator.grid, Path(c.out), c.format, takes.rank)
     song = generator.infill(song, c.track - 1, c.bar_range(), Sampling(c.temperature, c.top_k, c.top_p, c.seed), controls=controls,
-                            follow=f.follow())
+                            follow=follow_from(f))
     score = text_to_score(song.text, generator.grid, tempo=song.tempo)
     written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
     print(f"track {c.track}, bars {c.bars} regenerated; wrote " + ", ".join(str(p) for p in written))
@@ -297,9 +297,9 @@ def cmd_extend(argv: Sequence[str]) -> int:
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
     controls = controls_from(k)
     if t.takes is not None:
-        takes = generator.extend(song, c.bars or generator.window, sampling, takes=t.takes, controls=controls, follow=f.follow())
+        takes = generator.extend(song, c.bars or generator.window, sampling, takes=t.takes, controls=controls, follow=follow_from(f))
         return write_takes(takes, generator.grid, Path(c.out), c.format, t.rank)
-    song = generator.extend(song, c.bars or generator.window, sampling, controls=controls, follow=f.follow())
+    song = generator.extend(song, c.bars or generator.window, sampling, controls=controls, follow=follow_from(f))
     score = text_to_score(song.text, generator.grid, tempo=song.tempo)
     written = render_score(score, Path(c.out) / "piece", c.format, text=song.text)
     print(f"{len(song.tracks)} tracks, {before} + {song.n_bars - before} = {song.n_bars} bars; wrote " + ", ".join(str(p) for p in written))
@@ -314,6 +314,13 @@ def controls_from(k):
         return None
     pitch_range = parse_pitch_range(k.pitch_range) if k.pitch_range else None
     return Controls(k.scale, pitch_range, k.max_polyphony, k.min_note, k.max_note)
+
+
+def follow_from(f):
+    """The ``Follow`` of the ``--free``/``--register-margin``/``--whole-kit`` flags."""
+    from mmmgen.generate.follow import Follow
+
+    return Follow(free=f.free, register_margin=None if f.register_margin < 0 else f.register_margin, whole_kit=f.whole_kit)
 
 
 def write_takes(takes: list, grid: int, out: Path, formats: str, rank: bool) -> int:

@@ -183,7 +183,7 @@ def test_new_bars_keep_roughly_the_notes_per_bar_and_the_bass_leans_to_the_key(u
     gen = Generator(*untrained, window=4)
     song = song_of(band(), 8)
     out = split_words(gen.extend(song, 4, Sampling(seed=3)).text).tracks
-    for k, (fewest, most) in enumerate([(0, 3), (2, 7), (2, 7)]):  # 1, 4 and 4 notes per recent bar
+    for k, most in enumerate([3, 7, 7]):  # 1, 4 and 4 notes per recent bar: at most 1.5 times, plus one
         counts = [len(F._note_ons(b)) for b in out[k].bars[8:]]
         assert all(c <= most for c in counts), (k, counts)
     bass_starts = [F._note_ons(b)[0] % 12 for b in out[0].bars[8:] if F._note_ons(b)]

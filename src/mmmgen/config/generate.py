@@ -177,9 +177,3 @@ class FollowConfig:
         if not -1 <= self.register_margin <= 127:
             msg = f"--register-margin must be -1 (off) or 0..127 semitones, got {self.register_margin}"
             raise ValueError(msg)
-
-    def follow(self):
-        """The library's ``Follow`` of these flags."""
-        from mmmgen.generate.follow import Follow
-
-        return Follow(free=self.free, register_margin=None if self.register_margin < 0 else self.register_margin, whole_kit=self.whole_kit)

@@ -175,8 +175,8 @@ def write_span(engine, header, others, target: TrackWords | None, done: int, sto
             elif order:
                 order = order[:-1]
             else:
-                msg = (f"bar {done + 1} of a track does not fit the model's context of {engine.context} tokens even alone "
-                       f"(the window with no other track and no recent bar overflowed)")
+                msg = (f"bar {done + 1} of the track would exceed the model's context of {engine.context} tokens even alone "
+                       f"(a window with no other track and no recent bar)")
                 raise ContextFull(msg) from None
 
 
@@ -278,7 +278,7 @@ def infill_tracks(engine, header, tracks: list[TrackWords], track: int, bars: li
                 i += 1
         except ContextFull:
             if stop - start <= 1 and shown == [track]:
-                msg = f"bar {pending[0] + 1} of track {track + 1} does not fit the model's context of {engine.context} tokens even alone"
+                msg = f"bar {pending[0] + 1} of track {track + 1} would exceed the model's context of {engine.context} tokens even alone"
                 raise ContextFull(msg) from None
             limit = int(0.75 * infill_size(header, tracks, shown, track, start, stop, pending))
     return tracks
