@@ -221,3 +221,37 @@ def test_only_a_bar_that_does_not_fit_alone_is_an_error():
     gen = Generator(model, tokenizer, window=8)
     with pytest.raises(ContextFull, match="even alone"):
         gen.infill(dense_song(n_tracks=2, n_bars=4), 0, [1], Sampling(seed=1))
+
+
+# --- the command line ------------------------------------------------------------------------------
+def test_the_flags_make_the_follow_options():
+    from mmmgen.cli import follow_from, parse_config
+    from mmmgen.config import FollowConfig
+
+    (f,), _ = parse_config([], [FollowConfig], "mmmgen extend", "")
+    assert follow_from(f) == F.Follow()
+    (f,), _ = parse_config(["--free"], [FollowConfig], "mmmgen extend", "")
+    assert follow_from(f) == F.Follow(free=True)
+    (f,), _ = parse_config(["--register-margin", "-1", "--whole-kit"], [FollowConfig], "mmmgen extend", "")
+    assert follow_from(f) == F.Follow(register_margin=None, whole_kit=True)
+    with pytest.raises(SystemExit):
+        parse_config(["--register-margin", "-2"], [FollowConfig], "mmmgen extend", "")
+
+
+def test_extend_and_infill_of_a_midi_file_follow_it_unless_free(debug_run, tmp_path):
+    from mmmgen.cli import main
+    from mmmgen.generate.prompt import prompt_song
+    from mmmgen.model.run import generator_from_run
+    from mmmgen.text.decode import text_to_score
+
+    midi = tmp_path / "band.mid"
+    text_to_score(song_of(band(), 8).text, GRID).dump_midi(str(midi))
+    tracks = split_words(prompt_song(midi, generator_from_run(debug_run)[1]).text).tracks
+    common = ["--model", str(debug_run), "--format", "txt", "--seed", "3"]
+    assert main(["extend", str(midi), "--bars", "4", "--out", str(tmp_path / "e"), *common]) == 0
+    extended = Song.from_text((tmp_path / "e" / "piece.txt").read_text())
+    assert extended.n_bars == 12 and outside(extended, tracks, {k: range(8, 12) for k in range(3)}) == 0
+    assert main(["infill", "--input", str(midi), "--track", "2", "--bars", "3-4", "--out", str(tmp_path / "i"), *common]) == 0
+    assert outside(Song.from_text((tmp_path / "i" / "piece.txt").read_text()), tracks, {1: [2, 3]}) == 0
+    assert main(["extend", str(midi), "--bars", "4", "--free", "--out", str(tmp_path / "f"), *common]) == 0
+    assert Song.from_text((tmp_path / "f" / "piece.txt").read_text()).n_bars == 12
