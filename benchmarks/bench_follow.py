@@ -97,7 +97,7 @@ def run_songs(generator, settings, files: list[Path], seed: int) -> dict:
 
     modes = {"follow": None, "free": Follow(free=True)}
     ops = ("extend 8", "infill A", "infill B")
-    stats = {m: {o: {"runs": 0, "failed": 0, "pitched": 0, "in_register": 0, "drums": 0, "in_kit": 0, "loglik": 0.0,
+    stats = {m: {o: {"runs": 0, "failed": 0, "pitched": 0, "in_register": 0, "drums": 0, "in_kit": 0, "loglik": 0.0, "loglik_total": 0.0, "notes_total": 0, "words_total": 0, "per_note": [],
                      "tempo_kept": 0, "names_kept": 0, "errors": []} for o in ops} for m in modes}
     skipped, songs = [], []
     for i, path in enumerate(files):
@@ -134,6 +134,12 @@ def run_songs(generator, settings, files: list[Path], seed: int) -> dict:
                 for key, value in counts.items():
                     s[key] += value
                 s["loglik"] += take.log_likelihood_per_note
+                s["per_note"].append(take.log_likelihood_per_note)
+                drawn_notes = counts["pitched"] + counts["drums"]  # the NOTE_ONs the take drew (its log-likelihood's divisor)
+                s["loglik_total"] += take.log_likelihood_per_note * max(drawn_notes, 1)
+                s["notes_total"] += drawn_notes
+                after = split_song(take.song.text)[1]
+                s["words_total"] += sum(len(after[k].bars[b]) + 2 for k, bars in changed.items() for b in bars)
                 tempo_ok, names_ok = kept(path, take.song, generator.grid)
                 s["tempo_kept"] += tempo_ok
                 s["names_kept"] += names_ok
@@ -143,7 +149,11 @@ def run_songs(generator, settings, files: list[Path], seed: int) -> dict:
             done = s["runs"] - s["failed"]
             s["register_pct"] = round(100 * s["in_register"] / max(s["pitched"], 1), 1)
             s["kit_pct"] = round(100 * s["in_kit"] / max(s["drums"], 1), 1)
-            s["loglik_per_note"] = round(s["loglik"] / max(done, 1), 3)
+            s["loglik_per_note"] = round(s["loglik"] / max(done, 1), 3)  # mean over runs of each run's per-note figure
+            s["loglik_per_note_median"] = round(float(sorted(s["per_note"])[len(s["per_note"]) // 2]), 3) if s["per_note"] else None
+            s["loglik_pooled_per_note"] = round(s["loglik_total"] / max(s["notes_total"], 1), 3)  # all runs' log-likelihood / all their notes
+            s["loglik_per_word"] = round(s["loglik_total"] / max(s["words_total"], 1), 3)  # ~ words of the new bars (+2 per bar)
+            del s["per_note"]
             s["errors"] = s["errors"][:5]
     return {"songs": songs, "skipped": skipped, "stats": stats}
 
@@ -219,20 +229,23 @@ def markdown(runs: dict) -> str:
             "Each operation with the song-derived rules (follow, the default) and with `--free` (the baseline), same seeds, same run.",
             f"Register: new pitched notes within their track's own range in the song +/- {MARGIN}; kit: new drum hits on pitches the",
             "track already uses; tempo/names: the MIDI written for the result (as the CLI writes it on this branch) keeps the file's",
-            "first tempo / all its track names; log-likelihood: per note of the new bars under the model (higher: more typical).",
+            "first tempo / all its track names; log-likelihood of the new bars under the model (higher: more typical), per note:",
+            "mean and median over runs of each run's figure, and pooled (all runs' log-likelihood over all their notes); per word",
+            "(pooled over the words of the new bars, about): a run whose rules keep its tracks (nearly) silent has a huge per-note figure.",
             "",
             f"- date {e['date']}, CPU {e['hardware']['cpu']} ({e['hardware']['logical_cores']} logical cores), {e['hardware'].get('machine_note', '')}",
             f"- load average {e['hardware']['load_avg_1_5_15']}, Python {e['python']}, versions {e['versions']}, git {e['git_commit']}; whole run {r['seconds']} s",
             "",
-            "| operation | mode | runs | failed | pitched notes in register | drum hits in kit | tempo kept | names kept | log-likelihood / note |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| operation | mode | runs | failed | pitched notes in register | drum hits in kit | tempo kept | names kept | log-lik./note mean | median | pooled | log-lik./word |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for op in ("extend 8", "infill A", "infill B"):
             for mode in ("follow", "free"):
                 s = r["stats"][mode][op]
                 lines.append(
                     f"| {op} | {mode} | {s['runs']} | {s['failed']} | {s['in_register']}/{s['pitched']} ({s['register_pct']} %) | "
-                    f"{s['in_kit']}/{s['drums']} ({s['kit_pct']} %) | {s['tempo_kept']} | {s['names_kept']} | {s['loglik_per_note']} |"
+                    f"{s['in_kit']}/{s['drums']} ({s['kit_pct']} %) | {s['tempo_kept']} | {s['names_kept']} | {s['loglik_per_note']} | "
+                    f"{s.get('loglik_per_note_median')} | {s.get('loglik_pooled_per_note')} | {s.get('loglik_per_word')} |"
                 )
         k = r["keys"]
         lines += ["", f"Key: {k['follow']['pieces']} pieces of 4 tracks x 8 bars generated with `--scale X`; `estimate_key` names X or its relative:",

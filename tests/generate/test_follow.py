@@ -82,6 +82,8 @@ def test_recent_bars_are_the_last_or_the_nearest_outside_the_span():
     assert F.recent_bars(10, None) == [6, 7, 8, 9]
     assert F.recent_bars(10, [4, 5]) == [2, 3, 6, 7]
     assert F.recent_bars(3, [0, 1, 2]) == [0, 1, 2]  # a whole track rewritten: all of it
+    assert F.recent_bars(10, None, totals=[8] * 7 + [1, 0, 0]) == [3, 4, 5, 6]  # before the ending
+    assert F.recent_bars(3, None, totals=[0, 0, 0]) == [0, 1, 2]
 
 
 def test_nearest_first_puts_the_same_role_and_register_first():

@@ -37,6 +37,7 @@ from mmmgen.text import vocab as V
 from mmmgen.text.fill import TrackWords
 
 RECENT_BARS = 4  # the bars whose notes per bar a track's new bars keep
+ENDING = 0.25  # a song's last bars with fewer notes (all tracks) than this share of its median bar are its ending
 DENSITY_LOW, DENSITY_HIGH = 0.5, 1.5  # a new bar's notes between these multiples of the recent mean (+1 above)
 GM_BASSES = range(32, 40)  # General MIDI's bass programs (Acoustic Bass .. Synth Bass 2)
 
@@ -102,12 +103,24 @@ def _instrument(track: TrackWords) -> tuple[int, bool] | None:
     return None
 
 
-def recent_bars(n_bars: int, near: Sequence[int] | None, count: int = RECENT_BARS) -> list[int]:
+def recent_bars(n_bars: int, near: Sequence[int] | None, count: int = RECENT_BARS, totals: Sequence[int] = ()) -> list[int]:
     """The bars whose density new bars keep: the last ``count`` (``near`` None), else the ``count``
     bars nearest the bars ``near`` that are not among them (earlier first on a tie), or every bar
-    when ``near`` holds them all (a whole track rewritten)."""
+    when ``near`` holds them all (a whole track rewritten).
+
+    ``totals`` (notes per bar of the whole song): the last bars are taken before the song's ending,
+    the bars at its end with fewer than ``ENDING`` times its median bar's notes (a final chord, a
+    fade, silence): a song continued goes on as it played, not as it stopped.
+    """
     if not near:
-        return list(range(max(0, n_bars - count), n_bars))
+        end = n_bars
+        playing = [t for t in totals if t > 0]
+        if len(totals) == n_bars and playing:
+            least = ENDING * float(np.median(playing))
+            while end > 0 and totals[end - 1] < least:
+                end -= 1
+        end = end or n_bars
+        return list(range(max(0, end - count), end))
     skip = set(near)
     rest = [b for b in range(n_bars) if b not in skip]
     if not rest:
@@ -135,7 +148,8 @@ def song_facts(tracks: Sequence[TrackWords], near: Sequence[int] | None = None) 
     them); None: new bars come after the song's last (notes per bar of its last bars).
     """
     n_bars = max((len(t.bars) for t in tracks), default=0)
-    recent = recent_bars(n_bars, near)
+    totals = [sum(len(_note_ons(t.bars[b])) for t in tracks if b < len(t.bars)) for b in range(n_bars)]
+    recent = recent_bars(n_bars, near, totals=totals)
     facts = tuple(track_facts(t, recent) for t in tracks)
     weights = np.zeros(12)
     for t, f in zip(tracks, facts, strict=True):
