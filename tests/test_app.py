@@ -410,3 +410,16 @@ def test_in_a_real_browser_keep_a_take_then_undo(app_url):
         page.get_by_role("button", name="Redo", exact=True).click()
         settle("t.value === a", kept)
         browser.close()
+
+
+def test_free_is_an_api_parameter_of_every_action_that_writes_into_the_song(app_url):
+    from gradio_client import Client
+
+    c = Client(app_url, verbose=False)
+    endpoints = c.view_api(return_format="dict")["named_endpoints"]
+    for api in ("/add", "/regenerate_last", "/regenerate_bars", "/extend"):
+        assert "free" in [p["parameter_name"] for p in endpoints[api]["parameters"]], api
+    call(c, "/start", seed=21)
+    *_, followed = c.predict(*{**CONTROLS, "seed": 22}.values(), 2, api_name="/extend")
+    *_, free = c.predict(*{**CONTROLS, "seed": 22}.values(), 2, free=True, api_name="/extend")
+    assert text_to_piece(followed, strict=True).n_bars == 4 and text_to_piece(free, strict=True).n_bars == 6

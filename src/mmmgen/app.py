@@ -147,6 +147,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
     import gradio as gr
 
     from mmmgen.generate.controls import key_of_text
+    from mmmgen.generate.follow import Follow
     from mmmgen.generate.song import rank_takes
     from mmmgen.render.gm import DRUM_KITS
 
@@ -191,7 +192,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
         return (*(gr.skip() for _ in range(6)), session)
 
     def act(action, fill, song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k, meter, scale, low, high, kit, takes,
-            harmony, session, request=None):
+            harmony, session, request=None, free=False):
         session = kept(session)
         key = getattr(request, "session_hash", None)
         stop = threading.Event()
@@ -200,7 +201,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
         try:
             with stop_when(stop):
                 return _act(action, fill, song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k,
-                            meter, scale, low, high, kit, takes, harmony, session)
+                            meter, scale, low, high, kit, takes, harmony, session, free)
         finally:
             if key is not None and running.get(key) is stop:
                 del running[key]
@@ -212,9 +213,10 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
             stop.set()
 
     def _act(action, fill, song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k, meter, scale, low, high, kit,
-             takes, harmony, session):
+             takes, harmony, session, free=False):
         try:
             c = parse_controls(temperature, genre, instrument, density, seed, top_p, top_k)
+            c["follow"] = Follow(free=bool(free))  # the song-derived rules (generate/follow.py), off with "Free"
             c["controls"] = make_controls(scale, low, high, session)
             c["harmony"] = make_harmony(*harmony)
             c["meter"] = V.parse_time_signature(str(meter or "4/4")) or (4, 4)
@@ -230,19 +232,19 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
 
     def guarded(action):
         def run(song, temperature, genre, instrument, density, tempo, seed, bars, top_p=1.0, top_k=0, meter="4/4",
-                scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, chords="", chord_rule="loose", session=None,
+                scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, chords="", chord_rule="loose", free=False, session=None,
                 request=None):
             return act(action, (), song, temperature, genre, instrument, density, tempo, seed, bars, top_p, top_k, meter,
-                       scale, pitch_low, pitch_high, drum_kit, takes, (chords, chord_rule), session, request)
+                       scale, pitch_low, pitch_high, drum_kit, takes, (chords, chord_rule), session, request, free)
 
         run.__annotations__ = {"request": gr.Request}  # Gradio passes the request (its session) here; not an API parameter
         return run
 
     def guarded_fill(song, temperature, genre, instrument, density, tempo, seed, bars, track, first, last, top_p=1.0, top_k=0,
                      meter="4/4", scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, chords="", chord_rule="loose",
-                     session=None, request=None):
+                     free=False, session=None, request=None):
         return act(regenerate_bars, (track, first, last), song, temperature, genre, instrument, density, tempo, seed, bars,
-                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, (chords, chord_rule), session, request)
+                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, (chords, chord_rule), session, request, free)
 
     def need(song: Song | None) -> Song:
         if song is None or not song.tracks:
@@ -261,14 +263,14 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
         new = c["instrument"] is None
         return generator.add_track(
             song, instrument=c["instrument"], density=c["density"], new_instrument=new, sampling=c["sampling"],
-            takes=c["takes"], controls=c["controls"], **c["harmony"],
+            takes=c["takes"], controls=c["controls"], follow=c["follow"], **c["harmony"],
         )
 
     def remove_last(song, c, tempo, bars):
         return generator.remove_last(need(song))
 
     def regenerate_last(song, c, tempo, bars):
-        kwargs = {"density": c["density"], "sampling": c["sampling"], "takes": c["takes"], "controls": c["controls"], **c["harmony"]}
+        kwargs = {"density": c["density"], "sampling": c["sampling"], "takes": c["takes"], "controls": c["controls"], "follow": c["follow"], **c["harmony"]}
         if c["instrument"] is not None:
             kwargs["instrument"] = c["instrument"]
         return generator.regenerate_last(generator.change_tempo(need(song), tempo), **kwargs)
@@ -290,9 +292,9 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
 
     def guarded_extend(song, temperature, genre, instrument, density, tempo, seed, bars, new_bars=settings.bars, top_p=1.0,
                        top_k=0, meter="4/4", scale=NO_SCALE, pitch_low=0, pitch_high=127, drum_kit="Standard", takes=1, chords="",
-                       chord_rule="loose", session=None, request=None):
+                       chord_rule="loose", free=False, session=None, request=None):
         return act(extend, (new_bars,), song, temperature, genre, instrument, density, tempo, seed, bars,
-                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, (chords, chord_rule), session, request)
+                   top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, (chords, chord_rule), session, request, free)
 
     for fn in (guarded_fill, guarded_extend, stop_running):
         fn.__annotations__ = {"request": gr.Request}
@@ -376,6 +378,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
                     drum_kit = gr.Dropdown([*DRUM_KITS, SONG_KIT], value="Standard", label="Drum kit (rendering)", elem_id="drum_kit")
                 takes = gr.Slider(1, MAX_APP_TAKES, value=1, step=1, label="Takes (several at once; play them, keep one)", elem_id="takes")
                 chords, chord_rule = chord_widgets()
+                free = gr.Checkbox(False, label="Free: new bars need not follow the song (each track's range, drums, density; its key)", elem_id="free")
                 with gr.Group():
                     gr.Markdown("**Regenerate bars** of any track (the rest stays as it is)")
                     with gr.Row():
@@ -411,7 +414,7 @@ def build_app(generator: Generator, settings: AppSettings | None = None):
                 tokens = gr.Textbox(label="MMM text", lines=6, max_lines=12, elem_id="tokens", interactive=False)
                 b_info = gr.Button("Session info", visible=False, elem_id="session_info")
         controls = [song_state, temperature, genre, instrument, density, tempo, seed, bars]
-        extra = [top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, chords, chord_rule, session_state]
+        extra = [top_p, top_k, meter, scale, pitch_low, pitch_high, drum_kit, takes, chords, chord_rule, free, session_state]
         outputs = [song_state, audio, midi, pianoroll, instruments, tokens, session_state]
         shown = [seed_used, key_box, take_choice, *take_audio]
         events = []

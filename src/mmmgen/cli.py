@@ -246,7 +246,13 @@ def cmd_size(argv: Sequence[str]) -> int:
 
 
 def cmd_generate(argv: Sequence[str]) -> int:
-    from mmmgen.config import ChordsConfig, ControlsConfig, GenerateConfig, TakesConfig
+    from mmmgen.config import (
+        ChordsConfig,
+        ControlsConfig,
+        FollowConfig,
+        GenerateConfig,
+        TakesConfig,
+    )
     from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
     from mmmgen.generate.song import generate_song
@@ -254,7 +260,7 @@ def cmd_generate(argv: Sequence[str]) -> int:
     from mmmgen.render.gm import program_from_name
     from mmmgen.text import vocab as V
 
-    (c, takes, k, h), _ = parse_config(argv, [GenerateConfig, TakesConfig, ControlsConfig, ChordsConfig], "mmmgen generate",
+    (c, takes, k, h, f), _ = parse_config(argv, [GenerateConfig, TakesConfig, ControlsConfig, ChordsConfig, FollowConfig], "mmmgen generate",
                                        "Generate a multitrack piece one instrument at a time (over a chord progression with --chords).")
     controls = controls_from(k)  # bad controls fail before the model loads
     meter = V.parse_time_signature(c.time_signature)
@@ -273,7 +279,7 @@ def cmd_generate(argv: Sequence[str]) -> int:
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
     with bars_progress(c.tracks * (prompt.n_bars if prompt else bars) * (takes.takes or 1)):
         made = generate_song(generator, c.tracks, c.genre, instruments, c.density, bars, meter, c.tempo or 120.0, sampling, prompt,
-                             takes=takes.takes, controls=controls, **harmony)
+                             takes=takes.takes, controls=controls, follow=follow_from(f), **harmony)
     if takes.takes is not None:
         return write_takes(made, generator.grid, Path(c.out), c.format, takes.rank)
     written = write_song(made, generator.grid, Path(c.out) / "piece", c.format)
@@ -282,7 +288,7 @@ def cmd_generate(argv: Sequence[str]) -> int:
 
 
 def cmd_infill(argv: Sequence[str]) -> int:
-    from mmmgen.config import ChordsConfig, ControlsConfig, InfillConfig, TakesConfig
+    from mmmgen.config import ChordsConfig, ControlsConfig, FollowConfig, InfillConfig, TakesConfig
     from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
     from mmmgen.model.run import find_run, generator_from_run
@@ -290,8 +296,8 @@ def cmd_infill(argv: Sequence[str]) -> int:
     def extra(p):
         p.add_argument("piece", nargs="?", default=None, help="The piece (MMM text or a MIDI file), as --input.")
 
-    (c, takes, k, h), ns = parse_config(
-        argv, [InfillConfig, TakesConfig, ControlsConfig, ChordsConfig], "mmmgen infill",
+    (c, takes, k, h, f), ns = parse_config(
+        argv, [InfillConfig, TakesConfig, ControlsConfig, ChordsConfig, FollowConfig], "mmmgen infill",
         "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was; the new bars follow the piece's chords (or --chords).",
         extra=extra,
     )
@@ -305,7 +311,7 @@ def cmd_infill(argv: Sequence[str]) -> int:
     bars = c.bar_range()
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
     with bars_progress(len(bars or range(song.n_bars)) * (takes.takes or 1)):
-        made = generator.infill(song, c.track - 1, bars, sampling, takes=takes.takes, controls=controls, **harmony)
+        made = generator.infill(song, c.track - 1, bars, sampling, takes=takes.takes, controls=controls, follow=follow_from(f), **harmony)
     if takes.takes is not None:
         return write_takes(made, generator.grid, Path(c.out), c.format, takes.rank)
     written = write_song(made, generator.grid, Path(c.out) / "piece", c.format)
@@ -314,14 +320,14 @@ def cmd_infill(argv: Sequence[str]) -> int:
 
 
 def cmd_extend(argv: Sequence[str]) -> int:
-    from mmmgen.config import ChordsConfig, ControlsConfig, ExtendConfig, TakesConfig
+    from mmmgen.config import ChordsConfig, ControlsConfig, ExtendConfig, FollowConfig, TakesConfig
     from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
     from mmmgen.generate.song import MAX_BARS
     from mmmgen.model.run import find_run, generator_from_run
 
-    (c, t, k, h), ns = parse_config(
-        argv, [ExtendConfig, TakesConfig, ControlsConfig, ChordsConfig], "mmmgen extend",
+    (c, t, k, h, f), ns = parse_config(
+        argv, [ExtendConfig, TakesConfig, ControlsConfig, ChordsConfig, FollowConfig], "mmmgen extend",
         f"Continue a piece: every track gets --bars more bars, window by window; its bars (up to {MAX_BARS}) stay as they are.",
         [("input", f"The piece: MMM text (first line; e.g. a piece.txt from generate) or a MIDI file (all its bars, up to {MAX_BARS}).")],
     )
@@ -331,7 +337,7 @@ def cmd_extend(argv: Sequence[str]) -> int:
     before, bars = song.n_bars, c.bars or generator.window
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
     with bars_progress(bars * len(song.tracks) * (t.takes or 1)):
-        made = generator.extend(song, bars, sampling, takes=t.takes, controls=controls_from(k), **harmony)
+        made = generator.extend(song, bars, sampling, takes=t.takes, controls=controls_from(k), follow=follow_from(f), **harmony)
     if t.takes is not None:
         return write_takes(made, generator.grid, Path(c.out), c.format, t.rank)
     written = write_song(made, generator.grid, Path(c.out) / "piece", c.format)
@@ -388,9 +394,7 @@ def cmd_harmonize(argv: Sequence[str]) -> int:
     from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
     from mmmgen.model.run import find_run, generator_from_run
-    from mmmgen.render.files import render_score
     from mmmgen.render.gm import program_from_name
-    from mmmgen.text.decode import text_to_score
 
     (c, k, h), ns = parse_config(
         argv, [HarmonizeConfig, ControlsConfig, ChordsConfig], "mmmgen harmonize",
@@ -407,9 +411,16 @@ def cmd_harmonize(argv: Sequence[str]) -> int:
     melody = prompt_song(ns["melody"], settings, c.tempo)
     sampling = Sampling(c.temperature, c.top_k, c.top_p, c.seed)
     song = harmonize(generator, melody, c.tracks, instruments=instruments, sampling=sampling, controls=controls, **harmony)
-    written = render_score(text_to_score(song.text, generator.grid, tempo=song.tempo), Path(c.out) / "piece", c.format, text=song.text)
+    written = write_song(song, generator.grid, Path(c.out) / "piece", c.format)
     print(f"chords: {chord_line(song)}\n{len(song.tracks)} tracks, {song.n_bars} bars; wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def follow_from(f):
+    """The ``Follow`` of the ``--free``/``--register-margin``/``--whole-kit`` flags."""
+    from mmmgen.generate.follow import Follow
+
+    return Follow(free=f.free, register_margin=None if f.register_margin < 0 else f.register_margin, whole_kit=f.whole_kit)
 
 
 def write_takes(takes: list, grid: int, out: Path, formats: str, rank: bool) -> int:

@@ -17,6 +17,7 @@ from mmmgen.config.generate import (  # noqa: F401
     ChordsConfig,
     ControlsConfig,
     ExtendConfig,
+    FollowConfig,
     GenerateConfig,
     HarmonizeConfig,
     InfillConfig,

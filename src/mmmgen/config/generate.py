@@ -212,3 +212,18 @@ class HarmonizeConfig(PieceConfig):
         if self.tracks < 1:
             msg = f"--tracks must be at least 1, got {self.tracks}"
             raise ValueError(msg)
+
+
+# --- following the song (mmmgen extend / infill / generate --prompt) ------------------------------
+@dataclass
+class FollowConfig:
+    """How new music written into a song follows it (``generate/follow.py``): on unless ``--free``."""
+
+    free: bool = field(default=False, metadata={"help": "Do not follow the song: no song-derived rules (each track's register, drum kit, notes per bar; the key's tonal centre)."})
+    register_margin: int = field(default=2, metadata={"help": "Semitones a pitched track's new notes may go beyond its own range in the song (-1: any pitch)."})
+    whole_kit: bool = field(default=False, metadata={"help": "A drum track's new hits may use any drum, not only those it already uses."})
+
+    def __post_init__(self) -> None:
+        if not -1 <= self.register_margin <= 127:
+            msg = f"--register-margin must be -1 (off) or 0..127 semitones, got {self.register_margin}"
+            raise ValueError(msg)

@@ -292,13 +292,15 @@ def _run(engine, programs: list, requests: list, sampling):
         gen.manual_seed(seed)
         return gen
 
+    full = f"the song would exceed the model's context of {context} tokens; remove a track or use fewer bars"
+    requests = list(requests)
     ids = [engine._encode(text) for text, _, _ in requests]
+    for r in range(rows):
+        while len(ids[r]) >= context:  # the program writes the window again, smaller (``window.write_span``)
+            requests[r] = programs[r].throw(ContextFull(full))
+            ids[r] = engine._encode(requests[r][0])
     states = [state for _, state, _ in requests]
     gens = [seeded(seed) for _, _, seed in requests]
-    for row in ids:
-        if len(row) >= context:
-            msg = f"the song would exceed the model's context of {context} tokens; remove a track or use fewer bars"
-            raise ContextFull(msg)
 
     lean = _lean_weights(engine.model)
     logits = None
@@ -325,6 +327,29 @@ def _run(engine, programs: list, requests: list, sampling):
     results: list[object] = [None] * rows
     active = [True] * rows
     loglik, notes = [0.0] * rows, [0] * rows
+    kept = [(0.0, 0)] * rows  # loglik and notes of the requests a row has finished (a request thrown back is not counted)
+
+    def advance(r: int, send) -> None:
+        """Send row ``r``'s drawn words (or throw ``ContextFull``) into its program and set up its next request."""
+        while True:
+            try:
+                text, state, seed = programs[r].throw(send) if isinstance(send, ContextFull) else programs[r].send(send)
+            except StopIteration as stop:
+                results[r], active[r], pending[r] = stop.value, False, []
+                return
+            new = engine._encode(text)
+            if len(new) < context:
+                break
+            send = ContextFull(full)
+        states[r], drawn[r], gens[r] = state, [], seeded(seed)
+        have = read[r]
+        keep = _shared([have, new])
+        if keep == len(new):  # nothing new to read: read the last word again for its logits
+            keep -= 1
+        if keep < len(have):
+            stepper.rewind(r, keep)
+            read[r] = have[:keep]
+        pending[r] = new[keep:]
     n_logits = None
     halt = _stop_event()
 
@@ -334,12 +359,13 @@ def _run(engine, programs: list, requests: list, sampling):
             if logits.device.type != "cpu" or logits.dtype != torch.float32:
                 logits = logits.float().cpu()
             n_logits = logits.shape[-1]
+            for r in range(rows):
+                if active[r] and not pending[r] and len(read[r]) >= context:  # out of context: the program writes the window again, smaller
+                    loglik[r], notes[r] = kept[r]
+                    advance(r, ContextFull(full))
             ready = [r for r in range(rows) if active[r] and not pending[r]]
             sampled, masks, tokens = [], [], {}
             for r in ready:
-                if len(read[r]) >= context:
-                    msg = f"the song would exceed the model's context of {context} tokens; remove a track or use fewer bars"
-                    raise ContextFull(msg)
                 mask = allowed(states[r], table)[:n_logits]
                 if np.count_nonzero(mask) == 1:  # forced: the random numbers a draw uses are drawn all the same
                     torch.empty(n_logits).exponential_(1, generator=gens[r])
@@ -361,26 +387,10 @@ def _run(engine, programs: list, requests: list, sampling):
                 pending[r] = [token]
                 if states[r].phase != DONE:
                     continue
-                try:
-                    done = [words[i] for i in drawn[r]]
-                    _report_progress(done)
-                    text, states[r], seed = programs[r].send(done)
-                except StopIteration as stop:
-                    results[r], active[r], pending[r] = stop.value, False, []
-                    continue
-                drawn[r], gens[r] = [], seeded(seed)
-                new = engine._encode(text)
-                if len(new) >= context:
-                    msg = f"the song would exceed the model's context of {context} tokens; remove a track or use fewer bars"
-                    raise ContextFull(msg)
-                have = read[r]
-                keep = _shared([have, new])
-                if keep == len(new):  # nothing new to read: read the last word again for its logits
-                    keep -= 1
-                if keep < len(have):
-                    stepper.rewind(r, keep)
-                    read[r] = have[:keep]
-                pending[r] = new[keep:]
+                kept[r] = (loglik[r], notes[r])
+                done = [words[i] for i in drawn[r]]
+                _report_progress(done)
+                advance(r, done)
         if not any(active):
             break
         longest = max(len(p) for p in pending)

@@ -110,6 +110,7 @@ class TrackSpec:
     harmony: object | None = None  # a ``harmony.ChordRule`` (the chord rule); None = no chords
     first_bar: int = 0  # the song's bar where this window (or fill) starts: the chord rule reads the song's time
     chord_track: bool = False  # writing the chord track (``chord_track_allowed``) instead of notes
+    follow: object | None = None  # a ``follow.TrackFollow`` (the song-derived rules, after the controls); None = none
 
     @property
     def end_word(self) -> str:
@@ -135,6 +136,7 @@ class TrackState:
     is_drum: bool = False  # the track's INST is DRUMS
     program: int | None = None  # the track's GM program (the chord rule finds bass lines by it)
     last_pitch: int | None = None  # the pitch of the latest NOTE_ON (the chord rule keeps new notes near it)
+    bar_notes: int = 0  # NOTE_ONs in the current bar (or fill)
 
     @property
     def bar_len(self) -> int:
@@ -176,7 +178,7 @@ class TrackState:
         elif self.phase == EXPECT_DENSITY:
             self.phase = EXPECT_BAR
         elif kind == V.BAR_START:
-            self.phase, self.t, self.head, self.words_in_bar = IN_BAR, 0, True, 0
+            self.phase, self.t, self.head, self.words_in_bar, self.bar_notes = IN_BAR, 0, True, 0, 0
         elif kind in (V.TRACK_END, V.FILL_END):
             self.phase = DONE
         elif kind == V.BAR_END:
@@ -198,6 +200,7 @@ class TrackState:
                 self.born[pitch] = self.now
                 self.notes += 1
                 self.last_pitch = pitch
+                self.bar_notes += 1
             elif kind == V.NOTE_OFF:
                 self.open.pop(pitch, None)
                 self.born.pop(pitch, None)
@@ -336,15 +339,16 @@ def allowed(s: TrackState, v: VocabTable, rules=RULES) -> np.ndarray:
     masks; the one pass ~15 us). ``conjunction`` is the reference; the tests check that both agree
     over many states, so a change to a rule must be made in ``_allowed_fast`` too.
     With ``spec.controls`` set, the musical controls (``controls.py``) narrow the mask further,
-    and with ``spec.harmony`` the chord rule (``harmony.py``).
+    with ``spec.harmony`` the chord rule (``harmony.py``), then with ``spec.follow`` the song-derived
+    rules (``follow.py``), which never empty it.
     """
     if s.spec.chord_track:
         return chord_track_allowed(s, v)
     m = _allowed_fast(s, v) if rules is RULES else conjunction(s, v, rules)
-    controls, harmony = s.spec.controls, s.spec.harmony
-    if controls is not None:
-        m = controls.narrow(s, v, m)
-    return m if harmony is None else harmony.narrow(s, v, m)
+    controls, harmony, follow = s.spec.controls, s.spec.harmony, s.spec.follow
+    m = m if controls is None else controls.narrow(s, v, m)
+    m = m if harmony is None else harmony.narrow(s, v, m)
+    return m if follow is None else follow.narrow(s, v, m)
 
 
 def conjunction(s: TrackState, v: VocabTable, rules=RULES) -> np.ndarray:

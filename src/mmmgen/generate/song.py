@@ -20,6 +20,7 @@ from mmmgen.generate import progression as P
 from mmmgen.generate.batch import fresh_seed, run_rows
 from mmmgen.generate.controls import Controls
 from mmmgen.generate.engine import Engine
+from mmmgen.generate.follow import Follow, TrackFollow, follow_tracks, new_track_follow, song_facts
 from mmmgen.generate.grammar import TrackSpec
 from mmmgen.generate.sampling import ContextFull, GenerationError, Sampling
 from mmmgen.text import vocab as V
@@ -155,6 +156,7 @@ class Generator(Engine):
         controls: Controls | None = None,
         chords=None,
         chord_rule: str = "loose",
+        follow: Follow | None = None,
     ) -> Song | list[Take]:
         """The song with one more track.
 
@@ -168,33 +170,53 @@ class Generator(Engine):
             chords: the progression the song follows from now on (a string such as ``"Am F C G"``, a
                 chord CSV / MIDI / MusicXML file or ``ChordSpan`` s; ``progression.load_chords``); None: the song's own.
             chord_rule: ``strict``, ``loose`` or ``off`` (``harmony.py``): how the new track follows the chords.
+            follow: the song-derived rules (``follow.py``; None: the defaults, ``Follow(free=True)``: off).
+                A new track has only the tonal one, when it will be the bass and a key is known.
         """
         song = self._with_chords(song, chords)
-        spec = self._track_spec(song, instrument, density, new_instrument, controls, chord_rule)
+        spec = self._track_spec(song, instrument, density, new_instrument, controls, chord_rule, follow)
+        return self._run_add(song, spec, sampling, takes)
+
+    def _run_add(self, song: Song, spec: TrackSpec, sampling: Sampling | None, takes: int | None) -> Song | list[Take]:
         sampling = sampling or Sampling()
         if takes is not None:
             return self._takes(lambda seed: self._add_program(song, spec, seed), sampling, takes)
         return self._drive(self._add_program(song, spec, sampling.seed), sampling)
 
     def regenerate_last(self, song: Song, takes: int | None = None, **track) -> Song | list[Take]:
-        """The song with its last track written anew (same instrument unless another is forced)."""
+        """The song with its last track written anew (same instrument unless another is forced).
+
+        On a song with other tracks, the new track follows the old one (``follow.py``: its register,
+        drum kit and notes per bar, the song's key); ``follow=Follow(free=True)`` turns that off.
+        """
         if not song.tracks:
             msg = "the song has no track to regenerate"
             raise GenerationError(msg)
         last = song.instruments[-1]
         track.setdefault("instrument", last)
-        return self.add_track(self.remove_last(song), takes=takes, **track)
+        rest = self.remove_last(song)
+        if len(song.tracks) < 2 or track.get("instrument") != last:
+            return self.add_track(rest, takes=takes, **track)
+        follow, sampling = track.pop("follow", None), track.pop("sampling", None)
+        rest = self._with_chords(rest, track.pop("chords", None))
+        spec = self._track_spec(rest, **track)
+        _, tracks = _split(song)
+        rules = None if follow is not None and follow.free else TrackFollow.build(
+            song_facts(tracks, range(song.n_bars)), len(tracks) - 1, follow, spec.controls)
+        return self._run_add(rest, replace(spec, follow=_beside_chords(rules, spec.harmony)), sampling, takes)
 
     def extend(self, song: Song, bars: int, sampling: Sampling | None = None, takes: int | None = None,
-               controls: Controls | None = None, chords=None, chord_rule: str = "loose", **track_kwargs) -> Song | list[Take]:
+               controls: Controls | None = None, chords=None, chord_rule: str = "loose", follow: Follow | None = None,
+               **track_kwargs) -> Song | list[Take]:
         """The song with ``bars`` more bars on every track; every earlier bar stays word for word.
 
         Window by window (``window.py``): the model reads the most recent bars of every track (as
         many as its context holds) and writes the new bars track by track under the grammar masks.
         Each track keeps its instrument and density; ``controls`` bind the notes of the new bars of
         every track (drums exempt). The new bars follow ``chords`` (see ``add_track``) or else the song's
-        own progression (its chords, or those read from its notes), looped, under ``chord_rule``.
-        Other ``track_kwargs`` (an instrument, a density) do not apply to
+        own progression (its chords, or those read from its notes), looped, under ``chord_rule``, and
+        each track (``follow.py``: register, drum kit, notes per bar, the key; ``follow=Follow(free=True)``:
+        not). Other ``track_kwargs`` (an instrument, a density) do not apply to
         bars that continue a track, so any given is an error. Window ``w`` draws
         track ``i`` with seed ``seed + w * SEED_STRIDE + i``.
         """
@@ -211,8 +233,8 @@ class Generator(Engine):
         controls = _checked(controls, song.time_signature, self.grid)
         harmony = {"chords": chords, "chord_rule": chord_rule}
         if takes is not None:
-            return self._takes(lambda seed: self._extend_program(song, int(bars), seed, controls, **harmony), sampling, takes)
-        return self._drive(self._extend_program(song, int(bars), sampling.seed, controls, **harmony), sampling)
+            return self._takes(lambda seed: self._extend_program(song, int(bars), seed, controls, follow=follow, **harmony), sampling, takes)
+        return self._drive(self._extend_program(song, int(bars), sampling.seed, controls, follow=follow, **harmony), sampling)
 
     def _check(self, song: Song) -> None:
         """Every track parses strictly, has exactly the song's bars and at least one note (else a bug)."""
@@ -236,7 +258,7 @@ class Generator(Engine):
 
     def infill(
         self, song: Song, track: int, bars: list[int] | None = None, sampling: Sampling | None = None, takes: int | None = None,
-        controls: Controls | None = None, chords=None, chord_rule: str = "loose",
+        controls: Controls | None = None, chords=None, chord_rule: str = "loose", follow: Follow | None = None,
     ) -> Song | list[Take]:
         """The song with bars of one track written anew, conditioned on everything else (bar-fill).
 
@@ -247,6 +269,8 @@ class Generator(Engine):
             controls: musical controls the notes of the new bars obey (a note held into them keeps its pitch).
             chords, chord_rule: the progression the new bars follow (see ``add_track``; default: the
                 song's own, or the chords read from its other tracks) and how strictly.
+            follow: the song-derived rules (``follow.py``: the track's register, drum kit, notes per
+                bar, the key); None: the defaults, ``Follow(free=True)``: off.
 
         Every other bar keeps its words. A note that the bar before the span leaves sounding may be
         held into the first new bar (or ends at the bar line); a ``NOTE_HOLD`` in the bar after the
@@ -264,12 +288,12 @@ class Generator(Engine):
         controls = _checked(controls, song.time_signature, self.grid)
         song, harmony = self._infill_harmony(song, track, chords, chord_rule, controls)
         if takes is not None:
-            return self._takes(lambda seed: self._infill_program(song, track, bars, seed, controls, harmony), sampling, takes)
-        return self._drive(self._infill_program(song, track, bars, sampling.seed, controls, harmony), sampling)
+            return self._takes(lambda seed: self._infill_program(song, track, bars, seed, controls, harmony, follow), sampling, takes)
+        return self._drive(self._infill_program(song, track, bars, sampling.seed, controls, harmony, follow), sampling)
 
     # --- programs: each operation once, run alone (``_drive``) or as a batch of takes (``_takes``) ----------
     def _track_spec(self, song: Song, instrument=None, density=None, new_instrument: bool = False, controls: Controls | None = None,
-                    chord_rule: str = "loose") -> TrackSpec:
+                    chord_rule: str = "loose", follow: Follow | None = None, from_song: bool = True) -> TrackSpec:
         if density is not None and not 0 <= density < self.density_levels:
             msg = f"density must be in 0..{self.density_levels - 1}, got {density}"
             raise GenerationError(msg)
@@ -279,9 +303,10 @@ class Generator(Engine):
         elif new_instrument:
             taken = set(song.instruments)
             instruments = [k for k in self.table.inst if k not in taken]
+        controls = _checked(controls, song.time_signature, self.grid)
         harmony = P.rule_for(song, chord_rule, controls.scale if controls else None, self.grid)
-        return TrackSpec(song.n_bars, song.time_signature, instruments, density, controls=_checked(controls, song.time_signature, self.grid),
-                         harmony=harmony)
+        rules = _beside_chords(new_track_follow(_split(song)[1], follow, controls, instrument, from_song), harmony)
+        return TrackSpec(song.n_bars, song.time_signature, instruments, density, controls=controls, harmony=harmony, follow=rules)
 
     def _with_chords(self, song: Song, chords) -> Song:
         """The song over ``chords`` (None: as it is)."""
@@ -311,12 +336,13 @@ class Generator(Engine):
         return replace(song, tracks=(*song.tracks, text))
 
     def _infill_program(self, song: Song, track: int, bars: list[int], seed: int | None, controls: Controls | None = None,
-                        harmony=None):
+                        harmony=None, follow: Follow | None = None):
         """Program: ``bars`` (sorted, valid) of track ``track`` written anew; fill ``i`` drawn with ``seed + i``."""
         from mmmgen.generate.window import infill_tracks, split_song
 
         header, tracks = split_song(song.text)
-        spec = TrackSpec(1, song.time_signature, controls=controls, harmony=harmony)
+        rules = _beside_chords(follow_tracks(tracks, follow, controls, near=bars)[track], harmony)
+        spec = TrackSpec(1, song.time_signature, controls=controls, harmony=harmony, follow=rules)
         if song.chords and P.knows_chords(self):  # the chord track in view, first
             tracks = yield from infill_tracks(self, header, [P.chord_track_words(song, grid=self.grid), *tracks], track + 1, bars, spec, seed)
             tracks = tracks[1:]
@@ -328,7 +354,7 @@ class Generator(Engine):
         return result
 
     def _extend_program(self, song: Song, bars: int, seed: int | None, controls: Controls | None = None, chords=None,
-                        chord_rule: str = "loose"):
+                        chord_rule: str = "loose", follow: Follow | None = None):
         """Program: every track with ``bars`` more bars (``window.extend_tracks``), over the song's chords carried on."""
         from mmmgen.generate.window import extend_tracks, split_song
 
@@ -344,7 +370,9 @@ class Generator(Engine):
             if len(t.bars) != song.n_bars:
                 msg = f"track {k + 1} has {len(t.bars)} bars, the song {song.n_bars}: every track needs the song's bars to be extended"
                 raise GenerationError(msg)
-        specs = [TrackSpec(song.n_bars + bars, song.time_signature, controls=controls, harmony=rule) for rule in rules]
+        follows = follow_tracks(tracks, follow, controls)
+        specs = [TrackSpec(song.n_bars + bars, song.time_signature, controls=controls, harmony=rule, follow=_beside_chords(f, rule))
+                 for rule, f in zip(rules, follows, strict=True)]
         tracks = yield from extend_tracks(self, header, tracks, bars, specs, seed, context)
         kept = longer.chords if song.chords or chords is not None else ()  # chords read from the notes stay unwritten
         result = replace(longer, tracks=tuple(t.text() for t in tracks), chords=kept)
@@ -403,6 +431,7 @@ def generate_song(
     controls: Controls | None = None,
     chords=None,
     chord_rule: str = "loose",
+    follow: Follow | None = None,
 ) -> Song | list[Take]:
     """A piece of ``tracks`` new tracks (after the prompt's, if any); track i uses ``instruments[i]``.
 
@@ -431,16 +460,23 @@ def generate_song(
                                              None if seed is None else seed - 1)
         for i in range(tracks):
             inst = instruments[i] if i < len(instruments) else None
-            spec = generator._track_spec(song, inst, density, new_instrument=inst is None, controls=controls, chord_rule=chord_rule)
+            spec = generator._track_spec(song, inst, density, new_instrument=inst is None, controls=controls, chord_rule=chord_rule,
+                                         follow=follow, from_song=prompt is not None)
             song = yield from generator._add_program(song, spec, None if seed is None else seed + i)
         if more and song.tracks:
             song = yield from generator._extend_program(song, more, None if seed is None else seed + tracks,
-                                                             _checked(controls, song.time_signature, generator.grid), chord_rule=chord_rule)
+                                                             _checked(controls, song.time_signature, generator.grid),
+                                                             chord_rule=chord_rule, follow=follow)
         return song
 
     if takes is not None:
         return generator._takes(program, sampling, takes)
     return generator._drive(program(sampling.seed), sampling)
+
+
+def _beside_chords(rules: TrackFollow | None, harmony) -> TrackFollow | None:
+    """A track under a chord rule has its tonal centre from the chords: the song-derived rules drop theirs."""
+    return replace(rules, tonic=None) if rules is not None and harmony is not None else rules
 
 
 def _checked(controls: Controls | None, time_signature: tuple[int, int], grid: int) -> Controls | None:
@@ -449,6 +485,12 @@ def _checked(controls: Controls | None, time_signature: tuple[int, int], grid: i
         return None
     controls.check(tuple(time_signature), grid)
     return controls
+
+
+def _split(song: Song):
+    from mmmgen.generate.window import split_song
+
+    return split_song(song.text)
 
 
 def _pick_genre(generator: Generator, sampling: Sampling) -> str:

@@ -38,6 +38,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from mmmgen.generate.controls import fill_context
+from mmmgen.generate.follow import nearest_first
 from mmmgen.generate.grammar import EXPECT_BAR, TrackSpec, TrackState
 from mmmgen.generate.sampling import ContextFull
 from mmmgen.text import vocab as V
@@ -110,7 +111,9 @@ def state_after(spec: TrackSpec, forced: list[list[str]], before: list[str], gri
     ``earlier``: the track's head words and all its bars up to the window's new bars): whether it
     is a drum track and how long each note still sounding has sounded.
     """
-    words = [w for bar in forced for w in bar]
+    # notes the track already has (forced bars, or earlier ones): a track that has notes need not
+    # add one to a window of empty bars (a part that has stopped stays silent)
+    words = [w for bar in (earlier or forced) for w in bar]
     notes = sum(V.parse_word(w).kind in (V.NOTE_ON, V.NOTE_HOLD) for w in words)
     last = forced[-1] if forced else before
     carry = sounding_at_end(last)
@@ -151,21 +154,34 @@ def write_span(engine, header, others, target: TrackWords | None, done: int, sto
                seed: int | None):
     """``write_window`` over as many recent bars as fit, retried with fewer when the context runs out.
 
+    What the model reads is chosen in this order: fewer recent bars, fewer new bars, then fewer
+    other tracks (the farthest from the target in role and register first, ``follow.nearest_first``);
+    only one new bar of the target alone that does not fit is an error.
     Returns the target with bars up to ``stop`` or, after a retry with fewer new bars, fewer (at least one more).
     """
+    order = nearest_first(others, target)  # indexes into ``others``, nearest first
     while True:
-        start, stop = plan(engine, header, others, target, done, stop)
+        shown = [others[k] for k in sorted(order)]
+        start, stop = plan(engine, header, shown, target, done, stop)
+        if order and not fits(engine, header, shown, target, start, done, stop):
+            order = order[:-1]  # even one new bar without recent ones does not fit: the farthest track goes
+            continue
         try:
-            return (yield from write_window(engine, header, others, target, start, stop, spec, seed))
+            return (yield from write_window(engine, header, shown, target, start, stop, spec, seed))
         except ContextFull:
             if target is not None and start < done:  # the same bars without recent ones
                 try:
-                    return (yield from write_window(engine, header, others, target, done, stop, spec, seed))
+                    return (yield from write_window(engine, header, shown, target, done, stop, spec, seed))
                 except ContextFull:
                     pass
-            if stop - done <= 1:
-                raise
-            stop = done + (stop - done) // 2
+            if stop - done > 1:
+                stop = done + (stop - done) // 2
+            elif order:
+                order = order[:-1]
+            else:
+                msg = (f"bar {done + 1} of the track would exceed the model's context of {engine.context} tokens even alone "
+                       f"(a window with no other track and no recent bar)")
+                raise ContextFull(msg) from None
 
 
 def write_track(engine, header, others: list[TrackWords], n_bars: int, spec: TrackSpec, seed: int | None):
@@ -202,39 +218,74 @@ def extend_tracks(engine, header, tracks: list[TrackWords], n_new: int, specs: l
     return tracks
 
 
-def infill_tracks(engine, header, tracks: list[TrackWords], track: int, bars: list[int], spec: TrackSpec,
-                  seed: int | None):
-    """``tracks`` with ``bars`` of one track written anew by bar-fill, each through a window around it.
+MIN_FILL_BARS = 2  # bars an infill window keeps (the fill's and one beside it) before it leaves out other tracks
 
-    A window holds the first bar still to write after up to ``window // 2`` bars before it (as many
-    as fit); every bar to write in the window is written there, in order (fill ``i`` draws with
-    seed + i). Songs of at most ``window`` bars are one window: the whole song.
+
+def infill_size(header, tracks: list[TrackWords], shown: list[int], track: int, start: int, stop: int, pending: list[int]) -> float:
+    """Words of an infill window (``shown`` tracks, bars ``[start, stop)``), with room for its fills."""
+    fills = [p for p in pending if start <= p < stop]
+    words = len(header) + sum(len(tracks[k].head) + 1 + _bar_words(tracks[k].bars[start:stop]) for k in shown)
+    words -= sum(len(tracks[track].bars[p]) - 1 for p in fills)  # a masked bar reads BAR_START FILL_IN BAR_END
+    return words + len(fills) * (RESERVE * words_per_bar([tracks[track]]) + 2)
+
+
+def infill_window(engine, header, tracks: list[TrackWords], track: int, pending: list[int], limit: int) -> tuple[int, int, list[int]]:
+    """``(start, stop, shown)``: the window around the first pending bar and the tracks it shows (song order).
+
+    Up to ``window`` bars around it (``window // 2`` before where the song allows) and every track;
+    while that exceeds ``limit`` words: fewer bars (down to ``MIN_FILL_BARS``; later bars go
+    first), then fewer tracks (the farthest from the track in role and register first), then one bar.
     """
-    tracks = [TrackWords(list(t.head), [list(b) for b in t.bars]) for t in tracks]
-    n = len(tracks[track].bars)
-    pending, i = sorted(bars), 0
-    while pending:
-        b = pending[0]
-        start = max(0, min(b - engine.window // 2, n - engine.window))
-        stop = min(n, start + engine.window)
-        per_bar = words_per_bar(tracks) * len(tracks)
-        while stop - start > 1 and per_bar * (stop - start) + RESERVE * per_bar * len([p for p in pending if p < stop]) > engine.context:
+    b, n = pending[0], len(tracks[track].bars)
+    start = max(0, min(b - engine.window // 2, n - engine.window))
+    stop = min(n, start + engine.window)
+    order = [track, *(k if k < track else k + 1 for k in nearest_first(tracks[:track] + tracks[track + 1 :], tracks[track]))]
+    while infill_size(header, tracks, order, track, start, stop, pending) > limit:
+        if stop - start > MIN_FILL_BARS or (len(order) == 1 and stop - start > 1):
             if stop - 1 > b:
                 stop -= 1
             else:
                 start += 1
+        elif len(order) > 1:
+            order = order[:-1]
+        else:
+            break  # one bar of the track alone: the engine says whether it fits
+    return start, stop, sorted(order)
+
+
+def infill_tracks(engine, header, tracks: list[TrackWords], track: int, bars: list[int], spec: TrackSpec,
+                  seed: int | None):
+    """``tracks`` with ``bars`` of one track written anew by bar-fill, each through a window around it.
+
+    A window (``infill_window``) holds the first bar still to write, up to ``window // 2`` bars
+    before it and the tracks that fit; every bar to write in the window is written there, in order
+    (fill ``i`` draws with seed + i). When a fill runs out of context the rest is written through
+    smaller windows; only a bar that does not fit alone is an error. Songs of at most ``window`` bars
+    that fit are one window: the whole song.
+    """
+    tracks = [TrackWords(list(t.head), [list(b) for b in t.bars]) for t in tracks]
+    pending, i, limit = sorted(bars), 0, engine.context
+    while pending:
+        start, stop, shown = infill_window(engine, header, tracks, track, pending, limit)
         here = [p for p in pending if start <= p < stop]
-        context = mask_bars(window_text(header, tracks, start, stop), {track: [p - start for p in here]}, with_fills=False)
-        for p in here:
-            before = tracks[track].bars[p - 1] if p > 0 else []
-            carried, around = sounding_at_end(before), {}
-            if spec.controls is not None or spec.harmony is not None:  # what the control rules need to know of the bars around
-                around = fill_context(tracks[track].head, tracks[track].bars, p, carried, bars, spec.time_signature, engine.grid)
-            state = TrackState.for_fill(replace(spec, first_bar=p), carried, engine.grid, **around)
-            context += f" {V.FILL_START}"
-            words = yield context, state, seeded(seed, i)
-            context += " " + " ".join(words)
-            tracks[track].bars[p] = words[:-1]  # without FILL_END
-            i += 1
-        pending = [p for p in pending if p >= stop or p < start]
+        context = mask_bars(window_text(header, [tracks[k] for k in shown], start, stop),
+                            {shown.index(track): [p - start for p in here]}, with_fills=False)
+        try:
+            for p in here:
+                before = tracks[track].bars[p - 1] if p > 0 else []
+                carried, around = sounding_at_end(before), {}
+                if spec.controls is not None or spec.harmony is not None:  # what the control rules need to know of the bars around
+                    around = fill_context(tracks[track].head, tracks[track].bars, p, carried, bars, spec.time_signature, engine.grid)
+                state = TrackState.for_fill(replace(spec, first_bar=p), carried, engine.grid, **around)
+                context += f" {V.FILL_START}"
+                words = yield context, state, seeded(seed, i)
+                context += " " + " ".join(words)
+                tracks[track].bars[p] = words[:-1]  # without FILL_END
+                pending.remove(p)
+                i += 1
+        except ContextFull:
+            if stop - start <= 1 and shown == [track]:
+                msg = f"bar {pending[0] + 1} of track {track + 1} would exceed the model's context of {engine.context} tokens even alone"
+                raise ContextFull(msg) from None
+            limit = int(0.75 * infill_size(header, tracks, shown, track, start, stop, pending))
     return tracks

@@ -1,0 +1,263 @@
+"""Follow the song: do new bars written into real multitrack songs stay in each track's register and drum kit?
+
+Over real multitrack MIDI songs (every file of ``../shared/midi-dev/multitrack`` and a fixed sample
+of ``../shared/corpora/lmd-beatles`` drawn by a seeded shuffle), the shipped default model runs,
+per song: ``extend`` by 8 bars, and ``infill`` of 2 bars (the middle of the song) of two
+different tracks (drawn with the seed among the tracks with notes). Each operation runs with the
+song-derived rules (the default) and with ``--free`` (the baseline: same seeds, same run). Per
+operation and mode it counts:
+
+* pitched: the share of new pitched notes (NOTE_ON in the new bars) inside their track's own
+  range in the song, +/- 2 semitones (target >= 95 %);
+* drums: the share of new drum hits on pitches the song's drum track already uses (>= 90 %);
+* tempo / names: whether the MIDI written for the result (as ``mmmgen extend`` writes it today)
+  keeps the file's first tempo and its track names;
+* failures: operations that raised (target: none);
+* log-likelihood per note of the new bars under the model (``Take.log_likelihood_per_note``).
+
+Then the key: 20 pieces of 4 tracks generated with ``--scale X`` (X: a seeded draw of major and
+minor keys), ``estimate_key`` of each: the share naming X or its relative (target >= 80 %), with
+the rules and with ``--free``.
+
+    nice -n 10 .venv/bin/python benchmarks/bench_follow.py                 # ~15 min on a shared 2-core CPU
+    nice -n 10 .venv/bin/python benchmarks/bench_follow.py --beatles 4 --pieces 4   # quicker
+
+Results go to ``benchmarks/results/follow.json`` and ``follow.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _env
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SHARED = _env.ROOT.parent / "shared"
+MARGIN = 2
+
+
+def song_files(beatles: int, seed: int) -> list[Path]:
+    multitrack = sorted((SHARED / "midi-dev" / "multitrack").glob("*.mid"))
+    pool = sorted(p for p in (SHARED / "corpora" / "lmd-beatles").rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+    random.Random(seed).shuffle(pool)
+    return multitrack + pool[:beatles]
+
+
+def new_notes(before, after, track: int, bars) -> list[int]:
+    """NOTE_ON pitches of ``bars`` of track ``track`` in ``after`` (both songs split by ``window.split_song``)."""
+    from mmmgen.generate.follow import _note_ons
+
+    return [p for b in bars for p in _note_ons(after[track].bars[b])]
+
+
+def score_op(before_tracks, after_tracks, changed: dict[int, list[int]]) -> dict:
+    """Counts of new pitched notes in register and new drum hits in the kit, over ``changed`` {track: bars}."""
+    from mmmgen.generate.follow import song_facts
+
+    facts = song_facts(before_tracks)
+    c = {"pitched": 0, "in_register": 0, "drums": 0, "in_kit": 0}
+    for k, bars in changed.items():
+        f = facts.tracks[k]
+        notes = new_notes(before_tracks, after_tracks, k, bars)
+        if f.is_drum:
+            c["drums"] += len(notes)
+            c["in_kit"] += sum(p in f.pitches for p in notes)
+        elif f.low is not None:
+            c["pitched"] += len(notes)
+            c["in_register"] += sum(f.low - MARGIN <= p <= f.high + MARGIN for p in notes)
+    return c
+
+
+def kept(path: Path, song, grid: int) -> tuple[bool, bool]:
+    """Whether the MIDI written for ``song`` (as the CLI writes it) keeps the file's first tempo and its track names."""
+    from symusic import Score
+
+    from mmmgen.text.decode import text_to_score
+
+    source = Score(str(path))
+    out = text_to_score(song.text, grid, tempo=song.tempo)
+    tempo_in = source.tempos[0].qpm if len(source.tempos) else 120.0
+    tempo_out = out.tempos[0].qpm if len(out.tempos) else 120.0
+    names_in = sorted(t.name for t in source.tracks if t.notes and t.name)
+    names_out = sorted(t.name for t in out.tracks if t.name)
+    return abs(tempo_in - tempo_out) < 0.5, bool(names_in) and all(n in names_out for n in names_in)
+
+
+def run_songs(generator, settings, files: list[Path], seed: int) -> dict:
+    from mmmgen.generate.follow import Follow
+    from mmmgen.generate.prompt import prompt_song
+    from mmmgen.generate.sampling import Sampling
+    from mmmgen.generate.window import split_song
+
+    modes = {"follow": None, "free": Follow(free=True)}
+    ops = ("extend 8", "infill A", "infill B")
+    stats = {m: {o: {"runs": 0, "failed": 0, "pitched": 0, "in_register": 0, "drums": 0, "in_kit": 0, "loglik": 0.0, "loglik_total": 0.0, "notes_total": 0, "words_total": 0, "per_note": [],
+                     "tempo_kept": 0, "names_kept": 0, "errors": []} for o in ops} for m in modes}
+    skipped, songs = [], []
+    for i, path in enumerate(files):
+        try:
+            song = prompt_song(path, settings)
+        except Exception as exc:  # counted: prepare skips such files too
+            skipped.append(f"{path.name}: {exc}")
+            continue
+        _, tracks = split_song(song.text)
+        rng = random.Random(seed + i)
+        playing = [k for k, t in enumerate(tracks) if any("NOTE_ON" in w for b in t.bars for w in b)]
+        pair = rng.sample(playing, 2) if len(playing) >= 2 else playing * 2
+        mid = max(0, song.n_bars // 2 - 1)
+        span = [b for b in (mid, mid + 1) if b < song.n_bars]
+        songs.append({"file": path.name, "bars": song.n_bars, "tracks": len(tracks), "infill_tracks": [k + 1 for k in pair], "infill_bars": [b + 1 for b in span]})
+        for mode, follow in modes.items():
+            for op in ops:
+                s = stats[mode][op]
+                s["runs"] += 1
+                sampling = Sampling(seed=seed + i)
+                try:
+                    if op == "extend 8":
+                        take = generator.extend(song, 8, sampling, takes=1, follow=follow)[0]
+                        changed = {k: list(range(song.n_bars, song.n_bars + 8)) for k in range(len(tracks))}
+                    else:
+                        k = pair[0] if op == "infill A" else pair[1]
+                        take = generator.infill(song, k, span, sampling, takes=1, follow=follow)[0]
+                        changed = {k: span}
+                except Exception as exc:  # counted and reported: an operation must not fail
+                    s["failed"] += 1
+                    s["errors"].append(f"{path.name}: {type(exc).__name__}: {exc}")
+                    continue
+                counts = score_op(tracks, split_song(take.song.text)[1], changed)
+                for key, value in counts.items():
+                    s[key] += value
+                s["loglik"] += take.log_likelihood_per_note
+                s["per_note"].append(take.log_likelihood_per_note)
+                drawn_notes = counts["pitched"] + counts["drums"]  # the NOTE_ONs the take drew (its log-likelihood's divisor)
+                s["loglik_total"] += take.log_likelihood_per_note * max(drawn_notes, 1)
+                s["notes_total"] += drawn_notes
+                after = split_song(take.song.text)[1]
+                s["words_total"] += sum(len(after[k].bars[b]) + 2 for k, bars in changed.items() for b in bars)
+                tempo_ok, names_ok = kept(path, take.song, generator.grid)
+                s["tempo_kept"] += tempo_ok
+                s["names_kept"] += names_ok
+        print(f"{i + 1}/{len(files)} {path.name}", file=sys.stderr, flush=True)
+    for mode in stats.values():
+        for s in mode.values():
+            done = s["runs"] - s["failed"]
+            s["register_pct"] = round(100 * s["in_register"] / max(s["pitched"], 1), 1)
+            s["kit_pct"] = round(100 * s["in_kit"] / max(s["drums"], 1), 1)
+            s["loglik_per_note"] = round(s["loglik"] / max(done, 1), 3)  # mean over runs of each run's per-note figure
+            s["loglik_per_note_median"] = round(float(sorted(s["per_note"])[len(s["per_note"]) // 2]), 3) if s["per_note"] else None
+            s["loglik_pooled_per_note"] = round(s["loglik_total"] / max(s["notes_total"], 1), 3)  # all runs' log-likelihood / all their notes
+            s["loglik_per_word"] = round(s["loglik_total"] / max(s["words_total"], 1), 3)  # ~ words of the new bars (+2 per bar)
+            del s["per_note"]
+            s["errors"] = s["errors"][:5]
+    return {"songs": songs, "skipped": skipped, "stats": stats}
+
+
+def relative_ok(asked: str, named: str) -> bool:
+    """Whether ``named`` (``estimate_key``) is the key ``asked`` or its relative major/minor."""
+    from mmmgen.generate.follow import key_tonic
+
+    t, mode = key_tonic(asked), asked.split(":")[1]
+    u, named_mode = key_tonic(named), named.split(":")[1]
+    if mode == named_mode:
+        return t == u
+    return u == ((t + 9) % 12 if mode == "major" else (t + 3) % 12)
+
+
+def run_keys(generator, pieces: int, seed: int) -> dict:
+    from mmmgen.generate.controls import TONICS, Controls, key_of_text
+    from mmmgen.generate.follow import Follow
+    from mmmgen.generate.sampling import Sampling
+    from mmmgen.generate.song import generate_song
+
+    rng = random.Random(seed + 1)  # not the draw the tonal rule was chosen on (seed 0, pieces seeded 0..19)
+    keys = [f"{rng.choice(TONICS)}:{rng.choice(('major', 'minor'))}" for _ in range(pieces)]
+    out = {}
+    for mode, follow in {"follow": None, "free": Follow(free=True)}.items():
+        rows = []
+        for i, key in enumerate(keys):
+            song = generate_song(generator, 4, None, n_bars=8, sampling=Sampling(seed=seed + 100 + i), controls=Controls(scale=key), follow=follow)
+            named = key_of_text(song.text, generator.grid)
+            rows.append({"asked": key, "named": named, "ok": relative_ok(key, named)})
+        out[mode] = {"pieces": len(rows), "agree": sum(r["ok"] for r in rows), "agree_pct": round(100 * sum(r["ok"] for r in rows) / max(len(rows), 1), 1), "rows": rows}
+        print(f"keys {mode}: {out[mode]['agree']}/{len(rows)}", file=sys.stderr, flush=True)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--beatles", type=int, default=20, help="songs drawn from lmd-beatles (seeded shuffle)")
+    parser.add_argument("--pieces", type=int, default=20, help="pieces generated with --scale X")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--label", default="default")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args()
+    if not (SHARED / "midi-dev" / "multitrack").is_dir():
+        print(f"{SHARED} not found: nothing to measure", file=sys.stderr)
+        return 2
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    from mmmgen.model.run import find_run, generator_from_run
+
+    generator, settings = generator_from_run(find_run(None))
+    t0 = time.time()
+    files = song_files(args.beatles, args.seed)
+    result = {"model": "shipped default (src/mmmgen/resources/default_model)", "seed": args.seed, **run_songs(generator, settings, files, args.seed)}
+    result["keys"] = run_keys(generator, args.pieces, args.seed)
+    result["seconds"] = round(time.time() - t0)
+    result["env"] = _env.environment(("mmmgen", "torch", "transformers", "numpy", "symusic"),
+                                     machine_note="shared 2-core CPU (other jobs ran alongside); torch threads 1; nice 10")
+    _env.merge_run(args.results_dir / "follow.json", args.label, result, markdown)
+    print((args.results_dir / "follow.md").read_text())
+    return 0
+
+
+def markdown(runs: dict) -> str:
+    lines = ["# Follow the song (benchmarks/bench_follow.py)", ""]
+    for label, r in runs.items():
+        e = r["env"]
+        lines += [
+            f"## {label}", "",
+            f"{len(r['songs'])} songs ({len(r['skipped'])} unreadable files skipped, as `prepare` skips them), {r['model']}, seed {r['seed']}.",
+            "Each operation with the song-derived rules (follow, the default) and with `--free` (the baseline), same seeds, same run.",
+            f"Register: new pitched notes within their track's own range in the song +/- {MARGIN}; kit: new drum hits on pitches the",
+            "track already uses; tempo/names: the MIDI written for the result (as the CLI writes it on this branch) keeps the file's",
+            "first tempo / all its track names; log-likelihood of the new bars under the model (higher: more typical), per note:",
+            "mean and median over runs of each run's figure, and pooled (all runs' log-likelihood over all their notes); per word",
+            "(pooled over the words of the new bars, about): a run whose rules keep its tracks (nearly) silent has a huge per-note figure.",
+            "",
+            f"- date {e['date']}, CPU {e['hardware']['cpu']} ({e['hardware']['logical_cores']} logical cores), {e['hardware'].get('machine_note', '')}",
+            f"- load average {e['hardware']['load_avg_1_5_15']}, Python {e['python']}, versions {e['versions']}, git {e['git_commit']}; whole run {r['seconds']} s",
+            "",
+            "| operation | mode | runs | failed | pitched notes in register | drum hits in kit | tempo kept | names kept | log-lik./note mean | median | pooled | log-lik./word |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for op in ("extend 8", "infill A", "infill B"):
+            for mode in ("follow", "free"):
+                s = r["stats"][mode][op]
+                lines.append(
+                    f"| {op} | {mode} | {s['runs']} | {s['failed']} | {s['in_register']}/{s['pitched']} ({s['register_pct']} %) | "
+                    f"{s['in_kit']}/{s['drums']} ({s['kit_pct']} %) | {s['tempo_kept']} | {s['names_kept']} | {s['loglik_per_note']} | "
+                    f"{s.get('loglik_per_note_median')} | {s.get('loglik_pooled_per_note')} | {s.get('loglik_per_word')} |"
+                )
+        k = r["keys"]
+        lines += ["", f"Key: {k['follow']['pieces']} pieces of 4 tracks x 8 bars generated with `--scale X`; `estimate_key` names X or its relative:",
+                  "", "| mode | agree |", "|---|---|"]
+        lines += [f"| {m} | {k[m]['agree']}/{k[m]['pieces']} ({k[m]['agree_pct']} %) |" for m in ("follow", "free")]
+        errors = [f"- {mode} {op}: {err}" for mode, ops in r["stats"].items() for op, s in ops.items() for err in s["errors"]]
+        lines += ["", *(["Failures (first 5 per operation):", *errors] if errors else ["No operation failed."])]
+        if r["skipped"]:
+            lines += ["", "Skipped files:", *[f"- {s}" for s in r["skipped"]]]
+        lines += ["", "Songs: " + "; ".join(f"{s['file']} ({s['bars']} bars, {s['tracks']} tracks, infill tracks {s['infill_tracks']} bars {s['infill_bars']})" for s in r["songs"]), ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
