@@ -339,16 +339,16 @@ def allowed(s: TrackState, v: VocabTable, rules=RULES) -> np.ndarray:
     masks; the one pass ~15 us). ``conjunction`` is the reference; the tests check that both agree
     over many states, so a change to a rule must be made in ``_allowed_fast`` too.
     With ``spec.controls`` set, the musical controls (``controls.py``) narrow the mask further,
-    with ``spec.harmony`` the chord rule (``harmony.py``), then with ``spec.follow`` the song-derived
-    rules (``follow.py``), which never empty it.
+    then with ``spec.follow`` the song-derived rules (``follow.py``), which never empty it, then with
+    ``spec.harmony`` the chord rule (``harmony.py``), which yields a word where it would empty it.
     """
     if s.spec.chord_track:
         return chord_track_allowed(s, v)
     m = _allowed_fast(s, v) if rules is RULES else conjunction(s, v, rules)
     controls, harmony, follow = s.spec.controls, s.spec.harmony, s.spec.follow
     m = m if controls is None else controls.narrow(s, v, m)
-    m = m if harmony is None else harmony.narrow(s, v, m)
-    return m if follow is None else follow.narrow(s, v, m)
+    m = m if follow is None else follow.narrow(s, v, m)  # the song's own register and kit before the chords
+    return m if harmony is None else harmony.narrow(s, v, m)
 
 
 def conjunction(s: TrackState, v: VocabTable, rules=RULES) -> np.ndarray:
