@@ -28,19 +28,30 @@
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 
-from mmmgen.text.chords import NO_CHORD, NOTE_NAMES, QUALITIES, Chord, ChordError, ChordSpan, parse_chord
+from mmmgen.text.chords import (
+    NO_CHORD,
+    NO_CHORD_LABEL,
+    NOTE_NAMES,
+    QUALITIES,
+    Chord,
+    ChordError,
+    ChordSpan,
+    parse_chord,
+)
 
 GRID = 4  # steps per quarter note (sixteenths): chroma resolution
 RESOLUTIONS = ("auto", "bar", "half", "beat")
 _LEVELS = ("bar", "half", "beat")  # coarse to fine
 STEP_WEIGHT, BEAT_WEIGHT, BAR_WEIGHT = 1.0, 2.0, 3.0  # metre weighting of the step at a beat / bar start
-MISSING = 0.15  # score lost per chord tone that does not sound
+MISSING = 0.25  # score lost per chord tone that does not sound
 ROOT_MISSING = 0.15  # and again when it is the root
 PRESENT = 0.2  # a pitch class sounds when it has this share of the segment's strongest one
 BASS_ROOT, BASS_TONE = 0.25, 0.08  # bonus times the bass's share on the root / on any chord tone
@@ -51,16 +62,25 @@ CHANGE = 0.25  # Viterbi cost of a chord change (score units x beats)
 BASS_SHARE = 0.5  # a bass note is named when it is the lowest this share of the segment
 
 
-def _vocabulary() -> tuple[list[Chord], np.ndarray, np.ndarray, np.ndarray]:
-    """The reader's chords (no chord first), their templates (K, 12), root one-hots and priors."""
-    chords = [NO_CHORD] + [Chord(root, quality) for root in range(12) for quality in QUALITIES]
+@lru_cache(maxsize=1)
+def vocabulary_chords() -> tuple[Chord, ...]:
+    """The reader's chords: no chord first, then 12 roots x the 13 qualities (root position)."""
+    return (NO_CHORD, *(Chord(root, quality) for root in range(12) for quality in QUALITIES))
+
+
+@lru_cache(maxsize=1)
+def _vocabulary() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Templates (K, 12), root one-hots (K, 12) and quality priors (K,) of ``vocabulary_chords`` (read-only)."""
+    chords = vocabulary_chords()
     templates = np.zeros((len(chords), 12))
     roots = np.zeros((len(chords), 12))
     for k, chord in enumerate(chords[1:], 1):
         templates[k, sorted(chord.pitch_classes)] = 1.0
         roots[k, chord.root] = 1.0
     prior = np.array([0.0] + [PRIOR[c.quality] for c in chords[1:]])
-    return chords, templates, roots, prior
+    for array in (templates, roots, prior):
+        array.setflags(write=False)
+    return templates, roots, prior
 
 
 # --- the score on a grid -------------------------------------------------------------------------
@@ -170,7 +190,7 @@ def chord_scores(chroma: np.ndarray, bass: np.ndarray) -> np.ndarray:
 
     A silent segment fits only no chord (score 1); a sounding one never does.
     """
-    _, templates, roots, prior = _vocabulary()
+    templates, roots, prior = _vocabulary()
     mass = chroma.sum(axis=1, keepdims=True)
     silent = mass[:, 0] <= 0
     x = chroma / np.where(mass > 0, mass, 1.0)
@@ -255,7 +275,7 @@ def read_chords(score, *, resolution: str = "auto") -> list[ChordSpan]:
     keep = _choose_levels(scores, lo, hi, bar, level, len(bars), resolution)
     lo, hi, scores, seg_bass = lo[keep], hi[keep], scores[keep], seg_bass[keep]
     path = _viterbi(scores * ((hi - lo) / GRID)[:, None], CHANGE)
-    chords, _, _, _ = _vocabulary()
+    chords = vocabulary_chords()
     labelled = [_bass_note(chords[k], seg_bass[i]) for i, k in enumerate(path.tolist())]
     return _merge(lo.tolist(), hi.tolist(), labelled)
 
@@ -324,3 +344,40 @@ def chords_from_csv(text: str) -> list[ChordSpan]:
             raise ChordError(msg)
         spans.append(ChordSpan(start, end, parse_chord(row[column])))
     return spans
+
+
+# --- a readable line per bar ---------------------------------------------------------------------------
+_SHORT = {"maj": "", "min": "m", "7": "7", "maj7": "maj7", "min7": "m7", "dim": "dim", "aug": "aug", "sus2": "sus2",
+          "sus4": "sus4", "dim7": "dim7", "hdim7": "m7b5", "6": "6", "min6": "m6"}
+
+
+def short_label(chord: Chord) -> str:
+    """The spelling musicians write (``Am``, ``G7``, ``C/E``, ``Bm7b5``, ``N``); ``parse_chord`` reads it back."""
+    if chord.is_none:
+        return NO_CHORD_LABEL
+    text = NOTE_NAMES[chord.root] + _SHORT[chord.quality]
+    return text if chord.bass is None else f"{text}/{NOTE_NAMES[chord.bass]}"
+
+
+def format_chord_bars(spans: list[ChordSpan], score) -> str:
+    """One line per bar of the score, a word per beat: the chord sounding on it, ``.`` when it goes on
+    (a chord that starts between beats follows its beat's word): ``bar 1 | Am . F . |``."""
+    if not spans:
+        return "(no notes: no chords)"
+    score, tpq = _on_grid(score)
+    end_step = int(np.ceil(float(spans[-1].end) * GRID))
+    starts = [s.start for s in spans]
+    lines = []
+    for number, (b0, b1, beat) in enumerate((b for b in bar_lines(score, tpq, end_step) if b[0] < end_step), 1):
+        words, previous = [], None
+        for step in range(b0, b1, beat):
+            at, upto = Fraction(step, GRID), Fraction(min(step + beat, b1), GRID)
+            i = max(bisect.bisect_right(starts, at) - 1, 0)
+            word = short_label(spans[i].chord) if spans[i].start <= at < spans[i].end else NO_CHORD_LABEL
+            words.append("." if word == previous else word)
+            previous = word
+            for later in spans[i + 1:bisect.bisect_left(starts, upto)]:
+                words.append(short_label(later.chord))
+                previous = words[-1]
+        lines.append(f"bar {number:>3} | {' '.join(words)} |")
+    return "\n".join(lines)
