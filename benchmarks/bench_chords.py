@@ -61,7 +61,7 @@ def _abc_truth(book: Path) -> list[dict]:
     for tune in list(opus.scores) if isinstance(opus, stream.Opus) else [opus]:
         try:
             expanded = tune.expandRepeats()
-        except Exception:  # noqa: BLE001 - a tune whose repeats music21 cannot expand is not aligned
+        except Exception:
             continue
         onsets = sorted({float(n.offset) for n in expanded.flatten().notes if not isinstance(n, harmony.Harmony)})
         spans = [[str(s.start), str(s.end), s.chord.label] for s in chord_symbols(expanded)]
@@ -141,7 +141,7 @@ def ewld_sheets(limit: int | None):
     for path in files:
         try:
             score, spans = load_music(path)
-        except Exception:  # noqa: BLE001 - counted and reported
+        except Exception:
             failed += 1
             continue
         if spans and len(score.tracks):

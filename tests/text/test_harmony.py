@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 
 import pytest
@@ -10,7 +11,14 @@ from hypothesis import strategies as st
 from synth import make_score
 
 from mmmgen.text.chord_eval import compare_chords
-from mmmgen.text.chords import QUALITIES, Chord, ChordError, ChordSpan, parse_chord, parse_progression
+from mmmgen.text.chords import (
+    QUALITIES,
+    Chord,
+    ChordError,
+    ChordSpan,
+    parse_chord,
+    parse_progression,
+)
 from mmmgen.text.harmony import (
     beats_to_seconds,
     chords_from_csv,
@@ -130,7 +138,7 @@ _CHORDS = [Chord(root, quality) for root in range(12) for quality in QUALITIES]
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.sampled_from(_CHORDS), min_size=1, max_size=6).filter(lambda cs: all(a != b for a, b in zip(cs, cs[1:]))))
+@given(st.lists(st.sampled_from(_CHORDS), min_size=1, max_size=6).filter(lambda cs: all(a != b for a, b in itertools.pairwise(cs))))
 def test_any_progression_of_root_position_block_chords_reads_back(chords):
     spans = read([(0, False, block(" ".join(c.label for c in chords)))])
     assert [s.chord for s in spans] == chords
@@ -152,7 +160,7 @@ def test_csv_round_trip_and_tempo_map():
 @pytest.mark.parametrize("bad", ["", "a,b\n1,2", "start_beat,end_beat,start_s,end_s,chord\n4,2,0,0,C", "start_beat,end_beat,start_s,end_s,chord\nx,2,0,0,C",
                                  "start_beat,end_beat,start_s,end_s,chord\n0,2,0,0,Hm"])
 def test_bad_csv_is_named(bad):
-    with pytest.raises(ChordError, match="CSV|chord"):
+    with pytest.raises(ChordError, match=r"CSV|chord"):
         chords_from_csv(bad)
 
 
@@ -163,7 +171,7 @@ def test_bars_print_a_word_per_beat():
     assert format_chord_bars([], score).startswith("(no notes")
 
 
-@pytest.mark.parametrize("chord", _CHORDS[::7] + [parse_chord("C/E"), parse_chord("N")])
+@pytest.mark.parametrize("chord", [*_CHORDS[::7], parse_chord("C/E"), parse_chord("N")])
 def test_short_labels_read_back(chord):
     assert parse_chord(short_label(chord)) == chord
 

@@ -18,7 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from mmmgen.data.prepare import MIDI_SUFFIXES, MidiLoadError, load_score
-from mmmgen.text.chords import NO_CHORD, Chord, ChordError, ChordSpan
+from mmmgen.text.chords import NO_CHORD, Chord, ChordError, ChordSpan, parse_chord
 from mmmgen.text.harmony import (
     chord_scores,
     chords_to_csv,
@@ -44,12 +44,18 @@ _KINDS = {
 }
 
 
-def chord_of_symbol(symbol) -> Chord:
-    """A music21 ``ChordSymbol`` (or ``NoChord``) as a ``Chord``; unknown kinds match their pitches."""
+def chord_of_symbol(symbol) -> Chord | None:
+    """A music21 ``ChordSymbol`` (or ``NoChord``) as a ``Chord``; unknown kinds match their pitches.
+    None for a symbol music21 could not spell out (no pitches): ``chord_symbols`` leaves its span unlabelled."""
     from music21 import harmony
 
-    if isinstance(symbol, harmony.NoChord) or symbol.root() is None:
+    if isinstance(symbol, harmony.NoChord):
         return NO_CHORD
+    if not symbol.pitches:
+        try:
+            return parse_chord(symbol.figure)
+        except ChordError:
+            return None
     root = symbol.root().pitchClass
     bass = symbol.bass().pitchClass if symbol.bass() is not None else None
     quality = _KINDS.get(symbol.chordKind)
@@ -76,8 +82,9 @@ def chord_symbols(stream, shift: float = 0.0) -> list[ChordSpan]:
     spans: list[ChordSpan] = []
     for i, symbol in enumerate(symbols):
         stop = starts[i + 1] if i + 1 < len(symbols) else max(end, starts[i] + 1)
-        if stop > starts[i]:
-            spans.append(ChordSpan(starts[i], stop, chord_of_symbol(symbol)))
+        chord = chord_of_symbol(symbol)
+        if stop > starts[i] and chord is not None:
+            spans.append(ChordSpan(starts[i], stop, chord))
     return spans
 
 
@@ -149,6 +156,9 @@ def load_music(path: str | Path):
     """A MIDI file, a score music21 reads (MusicXML, ABC, ...) or MMM text (the first piece) as
     ``(symusic.Score, the file's own chord symbols)``; raises ``MidiLoadError`` for what cannot be read."""
     path = Path(path)
+    if not path.is_file():
+        msg = f"no such file: {path}"
+        raise FileNotFoundError(msg)
     suffix = path.suffix.lower()
     if suffix in MIDI_SUFFIXES:
         return load_score(path), []

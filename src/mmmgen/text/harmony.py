@@ -68,19 +68,17 @@ def vocabulary_chords() -> tuple[Chord, ...]:
     return (NO_CHORD, *(Chord(root, quality) for root in range(12) for quality in QUALITIES))
 
 
-@lru_cache(maxsize=1)
-def _vocabulary() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Templates (K, 12), root one-hots (K, 12) and quality priors (K,) of ``vocabulary_chords`` (read-only)."""
-    chords = vocabulary_chords()
-    templates = np.zeros((len(chords), 12))
-    roots = np.zeros((len(chords), 12))
-    for k, chord in enumerate(chords[1:], 1):
-        templates[k, sorted(chord.pitch_classes)] = 1.0
-        roots[k, chord.root] = 1.0
-    prior = np.array([0.0] + [PRIOR[c.quality] for c in chords[1:]])
-    for array in (templates, roots, prior):
-        array.setflags(write=False)
-    return templates, roots, prior
+def _per_chord(values: np.ndarray) -> np.ndarray:
+    """Sums of ``values`` (n, 12) over each chord's tones, (n, 12 roots x 13 qualities) in the vocabulary's
+    order: shifted views of the doubled row, elementwise (no BLAS call: it costs threads on small matrices)."""
+    doubled = np.concatenate([values, values], axis=1)
+    sums = []
+    for steps in QUALITIES.values():
+        acc = doubled[:, steps[0]:steps[0] + 12] + doubled[:, steps[1]:steps[1] + 12]
+        for step in steps[2:]:
+            acc += doubled[:, step:step + 12]
+        sums.append(acc)
+    return np.stack(sums, axis=2).reshape(len(values), -1)
 
 
 # --- the score on a grid -------------------------------------------------------------------------
@@ -136,20 +134,20 @@ def bar_lines(score, tpq: int, end_step: int) -> list[tuple[int, int, int]]:
     return bars
 
 
-def _roll_features(pitch, start, stop, n_steps: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Metre-weighted chroma and bass (both (12, n_steps)) from a piano roll of the notes."""
-    diff = np.bincount(pitch * (n_steps + 1) + start, minlength=128 * (n_steps + 1))
-    diff -= np.bincount(pitch * (n_steps + 1) + np.minimum(stop, n_steps), minlength=128 * (n_steps + 1))
-    roll = np.cumsum(diff.reshape(128, n_steps + 1)[:, :n_steps], axis=1) > 0
-    padded = np.zeros((132, n_steps), bool)
-    padded[:128] = roll
-    chroma = padded.reshape(11, 12, n_steps).sum(axis=0) * weights
-    sounding = roll.any(axis=0)
-    lowest = np.argmax(roll, axis=0) % 12
-    bass = np.zeros((12, n_steps))
-    cols = np.flatnonzero(sounding)
-    bass[lowest[cols], cols] = weights[cols]
-    return chroma, bass
+def _roll_features(pitch, start, stop, n_steps: int, weights: np.ndarray) -> np.ndarray:
+    """Metre-weighted chroma (rows 0-11) and bass (rows 12-23) per step, (24, n_steps), from a piano roll
+    of the octaves the notes use."""
+    low = int(pitch.min()) // 12 * 12
+    span = (int(pitch.max()) - low) // 12 * 12 + 12
+    rows, size = pitch - low, span * (n_steps + 1)
+    diff = np.bincount(rows * (n_steps + 1) + start, minlength=size)
+    diff -= np.bincount(rows * (n_steps + 1) + np.minimum(stop, n_steps), minlength=size)
+    roll = np.cumsum(diff.reshape(span, n_steps + 1)[:, :n_steps], axis=1) > 0
+    features = np.zeros((24, n_steps))
+    features[:12] = roll.reshape(span // 12, 12, n_steps).sum(axis=0) * weights
+    cols = np.flatnonzero(roll.any(axis=0))
+    features[12 + np.argmax(roll[:, cols], axis=0) % 12, cols] = weights[cols]
+    return features
 
 
 def _step_weights(bars: list[tuple[int, int, int]], n_steps: int) -> np.ndarray:
@@ -179,29 +177,41 @@ def _segments(bars: list[tuple[int, int, int]]) -> tuple[np.ndarray, np.ndarray,
 
 
 def _sums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Sums of ``values`` (12, n_steps) over each ``[lo, hi)``: (n_segments, 12)."""
+    """Sums of ``values`` (rows, n_steps) over each ``[lo, hi)``: (n_segments, rows)."""
     cum = np.zeros((values.shape[0], values.shape[1] + 1))
     np.cumsum(values, axis=1, out=cum[:, 1:])
-    return (cum[:, np.minimum(hi, values.shape[1])] - cum[:, np.minimum(lo, values.shape[1])]).T
+    return (cum[:, hi] - cum[:, lo]).T
+
+
+@lru_cache(maxsize=1)
+def _constant_terms() -> np.ndarray:
+    """The part of every chord's score that does not depend on the music: -MISSING * size - ROOT_MISSING - prior."""
+    sizes = np.tile([len(steps) for steps in QUALITIES.values()], 12)
+    terms = -MISSING * sizes - ROOT_MISSING - np.tile([PRIOR[q] for q in QUALITIES], 12)
+    terms.setflags(write=False)
+    return terms
 
 
 def chord_scores(chroma: np.ndarray, bass: np.ndarray) -> np.ndarray:
-    """Fit of every chord of the vocabulary (no chord first) to segments' chroma and bass, (n, 12) each -> (n, K).
+    """Fit of every chord of ``vocabulary_chords`` to segments' chroma and bass, (n, 12) each -> (n, K).
 
     A silent segment fits only no chord (score 1); a sounding one never does.
     """
-    templates, roots, prior = _vocabulary()
     mass = chroma.sum(axis=1, keepdims=True)
     silent = mass[:, 0] <= 0
-    x = chroma / np.where(mass > 0, mass, 1.0)
-    present = (chroma >= PRESENT * chroma.max(axis=1, keepdims=True)) & (chroma > 0)
+    share = chroma / np.where(mass > 0, mass, 1.0)
+    sounds = ((chroma >= PRESENT * chroma.max(axis=1, keepdims=True)) & (chroma > 0)).astype(np.float64)
     bass_total = bass.sum(axis=1, keepdims=True)
-    b = bass / np.where(bass_total > 0, bass_total, 1.0)
-    missing = templates.sum(axis=1) - present @ templates.T
-    scores = x @ templates.T - MISSING * missing - ROOT_MISSING * (1 - present @ roots.T)
-    scores += BASS_ROOT * (b @ roots.T) + BASS_TONE * (b @ templates.T) - prior
+    lowest = bass / np.where(bass_total > 0, bass_total, 1.0)
+    # all terms are sums over a chord's tones or its root, so add the rows first and sum once (linear):
+    # share on tones - MISSING * (tones - tones sounding) - ROOT_MISSING * (1 - root sounds)
+    # + BASS_ROOT * bass share on the root + BASS_TONE * bass share on tones - prior
+    fit = _per_chord(share + MISSING * sounds + BASS_TONE * lowest)
+    fit += np.repeat(ROOT_MISSING * sounds + BASS_ROOT * lowest, len(QUALITIES), axis=1)
+    fit += _constant_terms()
+    scores = np.empty((len(chroma), fit.shape[1] + 1))
+    scores[:, 1:] = np.where(silent[:, None], -np.inf, fit)
     scores[:, 0] = np.where(silent, 1.0, -np.inf)
-    scores[silent, 1:] = -np.inf
     return scores
 
 
@@ -239,15 +249,28 @@ def _viterbi(emissions: np.ndarray, change: float) -> np.ndarray:
     return path
 
 
-def _bass_note(chord: Chord, bass: np.ndarray) -> Chord:
-    """``chord`` with its bass named when a chord tone other than the root is the lowest note most of the time."""
-    total = bass.sum()
-    if chord.is_none or total <= 0:
-        return chord
-    lowest = int(np.argmax(bass))
-    if lowest != chord.root and lowest in chord.pitch_classes and bass[lowest] >= BASS_SHARE * total:
-        return Chord(chord.root, chord.quality, lowest)
-    return chord
+@lru_cache(maxsize=1)
+def _tone_table() -> tuple[np.ndarray, np.ndarray]:
+    """Per vocabulary chord: its tones (K, 12) bool and its root (K,) (-1 for no chord); read-only."""
+    chords = vocabulary_chords()
+    tones = np.zeros((len(chords), 12), bool)
+    for k, chord in enumerate(chords):
+        tones[k, sorted(chord.pitch_classes)] = True
+    roots = np.array([-1 if c.is_none else c.root for c in chords])
+    tones.setflags(write=False)
+    roots.setflags(write=False)
+    return tones, roots
+
+
+def _bass_notes(path: np.ndarray, bass: np.ndarray) -> np.ndarray:
+    """Per segment the bass pitch class to name (-1: none): a chord tone other than the root that is the
+    lowest note at least ``BASS_SHARE`` of the (weighted) time."""
+    tones, roots = _tone_table()
+    lowest = np.argmax(bass, axis=1)
+    total = bass.sum(axis=1)
+    held = bass[np.arange(len(bass)), lowest] >= BASS_SHARE * np.maximum(total, 1e-12)
+    named = held & (total > 0) & (roots[path] >= 0) & (lowest != roots[path]) & tones[path, lowest]
+    return np.where(named, lowest, -1)
 
 
 # --- the reader ------------------------------------------------------------------------------------
@@ -268,25 +291,27 @@ def read_chords(score, *, resolution: str = "auto") -> list[ChordSpan]:
         return []
     bars = [b for b in bar_lines(score, tpq, end_step) if b[0] < end_step]
     n_steps = bars[-1][1]
-    chroma, bass = _roll_features(pitch, start, stop, n_steps, _step_weights(bars, n_steps))
     lo, hi, bar, level = _segments(bars)
-    seg_chroma, seg_bass = _sums(chroma, lo, hi), _sums(bass, lo, hi)
-    scores = chord_scores(seg_chroma, seg_bass)
+    features = _sums(_roll_features(pitch, start, stop, n_steps, _step_weights(bars, n_steps)), lo, hi)
+    scores = chord_scores(features[:, :12], features[:, 12:])
     keep = _choose_levels(scores, lo, hi, bar, level, len(bars), resolution)
-    lo, hi, scores, seg_bass = lo[keep], hi[keep], scores[keep], seg_bass[keep]
+    lo, hi, scores, bass = lo[keep], hi[keep], scores[keep], features[keep, 12:]
     path = _viterbi(scores * ((hi - lo) / GRID)[:, None], CHANGE)
+    return _merge(lo, hi, path, _bass_notes(path, bass))
+
+
+def _merge(lo: np.ndarray, hi: np.ndarray, path: np.ndarray, bass: np.ndarray) -> list[ChordSpan]:
+    """Spans of the segments' chords (vocabulary index and named bass), consecutive equal ones merged."""
+    code = path * 13 + bass + 1
+    first = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1])))
+    last = np.concatenate((first[1:], [len(code)])) - 1
     chords = vocabulary_chords()
-    labelled = [_bass_note(chords[k], seg_bass[i]) for i, k in enumerate(path.tolist())]
-    return _merge(lo.tolist(), hi.tolist(), labelled)
-
-
-def _merge(lo: list[int], hi: list[int], chords: list[Chord]) -> list[ChordSpan]:
-    spans: list[ChordSpan] = []
-    for a, b, chord in zip(lo, hi, chords, strict=True):
-        if spans and spans[-1].chord == chord and spans[-1].end == Fraction(a, GRID):
-            spans[-1] = ChordSpan(spans[-1].start, Fraction(b, GRID), chord)
-        else:
-            spans.append(ChordSpan(Fraction(a, GRID), Fraction(b, GRID), chord))
+    spans = []
+    for a, b in zip(first.tolist(), last.tolist(), strict=True):
+        chord = chords[int(path[a])]
+        if bass[a] >= 0:
+            chord = Chord(chord.root, chord.quality, int(bass[a]))
+        spans.append(ChordSpan(Fraction(int(lo[a]), GRID), Fraction(int(hi[b]), GRID), chord))
     return spans
 
 
