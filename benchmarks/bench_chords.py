@@ -7,8 +7,9 @@ duration-weighted over the beats the annotation labels):
   track and a ``chords`` track of piano block chords) against the chord symbols of the tune's ABC
   source (``abc/FILE.abc``, tune ``X: n`` is ``FILEn.mid``) parsed by music21 with repeats expanded.
   Alignment by beats: ABC offsets + the shift that puts the ABC's first melody note on the MIDI's
-  first melody note (the MIDI pads a pickup to a full bar); a tune counts only when its first 16
-  melody onsets then agree (the rest are reported as not aligned). Inputs: ``melody+chords`` (the
+  first melody note (the MIDI pads a pickup to a full bar); a tune counts only when all its melody
+  onsets then agree (the rest are reported as not aligned: mostly tunes whose ABC plays its parts in
+  an order, ``P:``/``Y:AABB``, that music21 does not expand while the MIDI does). Inputs: ``melody+chords`` (the
   whole MIDI) and ``melody`` (the melody track alone: the hard case, no target).
 * OpenEWLD (``../shared/corpora/openewld``, MusicXML lead sheets): the symbols are the truth; the
   reader sees the melody plus the symbols realised as notes by this script (``block``: bass note in
@@ -44,31 +45,31 @@ SHARED = _env.ROOT.parent / "shared" / "corpora"
 RESOLUTIONS = ("auto", "bar", "beat")
 
 
-def _abc_truth(book: Path) -> list[dict]:
-    """Each tune of an ABC book: its number, first 16 melody onsets and chord symbols (repeats expanded),
-    cached in ``~/.cache/mmmgen-bench`` (music21 takes minutes for the 14 books)."""
+def _tune_numbers(book: Path) -> list[int]:
+    return [int(line[2:].strip()) for line in book.read_text(encoding="latin-1").splitlines() if line.startswith("X:")]
+
+
+def _abc_truth(book: Path, number: int) -> dict | None:
+    """One ABC tune's melody onsets and chord symbols (repeats expanded), cached in
+    ``~/.cache/mmmgen-bench`` (music21 takes minutes for the 14 books); None if music21 cannot expand it."""
     import json
 
-    from music21 import converter, harmony, stream
+    from music21 import converter, harmony
 
     from mmmgen.data.chordfiles import chord_symbols
 
-    cache = Path.home() / ".cache" / "mmmgen-bench" / f"nottingham-{book.stem}-{book.stat().st_mtime_ns}.json"
+    cache = Path.home() / ".cache" / "mmmgen-bench" / f"nottingham-v2-{book.stem}-{number}-{book.stat().st_mtime_ns}.json"
     if cache.is_file():
         return json.loads(cache.read_text())
-    opus = converter.parse(book)
-    tunes = []
-    for tune in list(opus.scores) if isinstance(opus, stream.Opus) else [opus]:
-        try:
-            expanded = tune.expandRepeats()
-        except Exception:
-            continue
-        onsets = sorted({float(n.offset) for n in expanded.flatten().notes if not isinstance(n, harmony.Harmony)})
-        spans = [[str(s.start), str(s.end), s.chord.label] for s in chord_symbols(expanded)]
-        tunes.append({"number": tune.metadata.number, "onsets": onsets[:16], "spans": spans})
+    try:
+        expanded = converter.parse(book, number=number).expandRepeats()
+    except Exception:
+        return None
+    onsets = sorted({float(n.offset) for n in expanded.flatten().notes if not isinstance(n, harmony.Harmony)})
+    truth = {"onsets": onsets, "spans": [[str(s.start), str(s.end), s.chord.label] for s in chord_symbols(expanded)]}
     cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(tunes))
-    return tunes
+    cache.write_text(json.dumps(truth))
+    return truth
 
 
 def nottingham_tunes(limit: int | None):
@@ -80,17 +81,19 @@ def nottingham_tunes(limit: int | None):
     books = sorted((folder / "abc").glob("*.abc"))
     tunes, unaligned = [], 0
     for book in books:
-        truth = _abc_truth(book)
-        step = 1 if limit is None else max(len(truth) * len(books) // limit, 1)
-        for tune in truth[::step]:
-            midi = folder / "midi" / f"{book.stem}{tune['number']}.mid"
-            if not midi.is_file() or not tune["spans"]:
+        numbers = _tune_numbers(book)
+        step = 1 if limit is None else max(len(numbers) * len(books) // limit, 1)
+        for number in numbers[::step]:
+            midi = folder / "midi" / f"{book.stem}{number}.mid"
+            tune = _abc_truth(book, number) if midi.is_file() else None
+            if tune is None or not tune["spans"]:
+                unaligned += tune is None and midi.is_file()
                 continue
             score = load_score(midi)
             melody = next(t for t in score.tracks if t.name == "melody")
             midi_onsets = sorted({float(t) / score.tpq for t in melody.notes.numpy()["time"]})
             shift = Fraction(midi_onsets[0] - tune["onsets"][0]).limit_denominator(96)
-            if [round(a + float(shift), 3) for a in tune["onsets"]] != [round(m, 3) for m in midi_onsets[:16]]:
+            if [round(a + float(shift), 3) for a in tune["onsets"]] != [round(m, 3) for m in midi_onsets]:
                 unaligned += 1
                 continue
             spans = [ChordSpan(Fraction(a) + shift, Fraction(b) + shift, parse_chord(c)) for a, b, c in tune["spans"]]
