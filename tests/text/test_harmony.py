@@ -67,9 +67,10 @@ def test_four_note_and_rare_qualities(chord):
 
 def test_passing_tones_do_not_change_the_chord():
     chords = block("C F G C")
-    # a melody of eighths: chord tones on the beats, scale steps (non-chord tones) between them
-    tones = {0: (72, 74), 1: (77, 79), 2: (79, 81), 3: (72, 71)}
-    melody = [(tones[bar][i % 2], bar * 4 + i * 0.5, 0.5) for bar in range(4) for i in range(8)]
+    # per bar: chord tones on the beats, a scale step (not in the chord) on two off-beat eighths
+    tones = {0: (72, 76, 74, 79, 77), 1: (77, 81, 79, 84, 82), 2: (79, 83, 81, 74, 72), 3: (72, 76, 77, 79, 81)}
+    rhythm = ((0, 1), (1, 0.5), (1.5, 0.5), (2, 1.5), (3.5, 0.5))  # quarter, eighth, passing eighth, ..., passing eighth
+    melody = [(tones[bar][i], bar * 4 + at, length) for bar in range(4) for i, (at, length) in enumerate(rhythm)]
     spans = read([(0, False, chords), (73, False, melody)])
     assert [s.chord.label for s in spans] == ["C:maj", "F:maj", "G:maj", "C:maj"]
 
@@ -78,7 +79,7 @@ def test_arpeggios_are_read_whole():
     notes = []
     for bar, chord in enumerate(["Am", "Dm", "E7", "Am"]):
         c = parse_chord(chord)
-        tones = [48 + (c.root + s) % 12 for s in QUALITIES[c.quality]]
+        tones = [45 + (c.root + 3) % 12 + s for s in QUALITIES[c.quality]]  # root position from A2 to G#3
         pattern = [tones[0] - 12, *tones, tones[1] + 12, *tones[:2]][:8]  # one note at a time, eighths
         notes += [(p, bar * 4 + i * 0.5, 0.5) for i, p in enumerate(pattern)]
     spans = read([(24, False, notes)])

@@ -53,13 +53,19 @@ _LEVELS = ("bar", "half", "beat")  # coarse to fine
 STEP_WEIGHT, BEAT_WEIGHT, BAR_WEIGHT = 1.0, 2.0, 3.0  # metre weighting of the step at a beat / bar start
 MISSING = 0.25  # score lost per chord tone that does not sound
 ROOT_MISSING = 0.15  # and again when it is the root
-PRESENT = 0.2  # a pitch class sounds when it has this share of the segment's strongest one
+PRESENT = 0.08  # a pitch class sounds when it fills this share of the segment (metre-weighted)
 BASS_ROOT, BASS_TONE = 0.25, 0.08  # bonus times the bass's share on the root / on any chord tone
-PRIOR = {"maj": 0.0, "min": 0.0, "7": 0.03, "maj7": 0.04, "min7": 0.04, "6": 0.06, "min6": 0.06,
+PRIOR = {"maj": 0.0, "min": 0.0, "7": 0.06, "maj7": 0.07, "min7": 0.07, "6": 0.09, "min6": 0.09,
          "sus2": 0.08, "sus4": 0.07, "dim": 0.06, "aug": 0.08, "dim7": 0.08, "hdim7": 0.06}
 COARSER = 0.08  # a coarser segmentation is kept when its fit is within this of the best
 CHANGE = 0.25  # Viterbi cost of a chord change (score units x beats)
-BASS_SHARE = 0.5  # a bass note is named when it is the lowest this share of the segment
+BASS_SHARE = 0.5  # a bass note is named when it has this share of the segment's bass (see _segment_bass)
+BASS_MIN = 0.1  # the lowest pitch that sounds this share of a segment is its bass (half the bass weight)
+KEY_FIT, PRIMARY = 0.03, 0.03  # bonus for chords within the piece's key, and more for its I, IV and V
+# Krumhansl-Kessler key profiles (major, minor), tonic first
+_PROFILES = ((6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88),
+             (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17))
+_SCALES = ((0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10, 11))  # major; minor natural + harmonic (its V is major)
 
 
 @lru_cache(maxsize=1)
@@ -134,20 +140,35 @@ def bar_lines(score, tpq: int, end_step: int) -> list[tuple[int, int, int]]:
     return bars
 
 
-def _roll_features(pitch, start, stop, n_steps: int, weights: np.ndarray) -> np.ndarray:
-    """Metre-weighted chroma (rows 0-11) and bass (rows 12-23) per step, (24, n_steps), from a piano roll
-    of the octaves the notes use."""
+def _roll_features(pitch, start, stop, n_steps: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Metre-weighted chroma (rows 0-11), lowest note (rows 12-23) and weight (row 24) per step, (25, n_steps),
+    and the piano roll (pitches from a C up, n_steps) of the octaves the notes use."""
     low = int(pitch.min()) // 12 * 12
     span = (int(pitch.max()) - low) // 12 * 12 + 12
     rows, size = pitch - low, span * (n_steps + 1)
     diff = np.bincount(rows * (n_steps + 1) + start, minlength=size)
     diff -= np.bincount(rows * (n_steps + 1) + np.minimum(stop, n_steps), minlength=size)
     roll = np.cumsum(diff.reshape(span, n_steps + 1)[:, :n_steps], axis=1) > 0
-    features = np.zeros((24, n_steps))
+    features = np.zeros((25, n_steps))
+    features[24] = weights
     features[:12] = roll.reshape(span // 12, 12, n_steps).sum(axis=0) * weights
     cols = np.flatnonzero(roll.any(axis=0))
     features[12 + np.argmax(roll[:, cols], axis=0) % 12, cols] = weights[cols]
-    return features
+    return features, roll
+
+
+def _segment_bass(step_bass: np.ndarray, roll: np.ndarray, weights: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                  length: np.ndarray) -> np.ndarray:
+    """Each segment's bass, (n, 12): half the share of time each pitch class is the lowest note, half the
+    lowest pitch that sounds ``BASS_MIN`` of the segment (the low note under an arpeggio or a broken chord)."""
+    cum = np.zeros((roll.shape[0], roll.shape[1] + 1))
+    np.cumsum(roll * weights, axis=1, out=cum[:, 1:])
+    sounding = (cum[:, hi] - cum[:, lo]) >= BASS_MIN * length
+    lowest = np.zeros((len(lo), 12))
+    has = sounding.any(axis=0)
+    lowest[np.flatnonzero(has), np.argmax(sounding[:, has], axis=0) % 12] = 0.5
+    total = step_bass.sum(axis=1, keepdims=True)
+    return 0.5 * step_bass / np.where(total > 0, total, 1.0) + lowest
 
 
 def _step_weights(bars: list[tuple[int, int, int]], n_steps: int) -> np.ndarray:
@@ -192,15 +213,18 @@ def _constant_terms() -> np.ndarray:
     return terms
 
 
-def chord_scores(chroma: np.ndarray, bass: np.ndarray) -> np.ndarray:
+def chord_scores(chroma: np.ndarray, bass: np.ndarray, length: np.ndarray | None = None) -> np.ndarray:
     """Fit of every chord of ``vocabulary_chords`` to segments' chroma and bass, (n, 12) each -> (n, K).
 
+    ``length`` (n,): each segment's metre-weighted length; a pitch class sounds when it fills ``PRESENT``
+    of it (without ``length``: when it has ``PRESENT`` of the strongest pitch class's weight).
     A silent segment fits only no chord (score 1); a sounding one never does.
     """
     mass = chroma.sum(axis=1, keepdims=True)
     silent = mass[:, 0] <= 0
     share = chroma / np.where(mass > 0, mass, 1.0)
-    sounds = ((chroma >= PRESENT * chroma.max(axis=1, keepdims=True)) & (chroma > 0)).astype(np.float64)
+    full = chroma.max(axis=1, keepdims=True) if length is None else np.asarray(length, np.float64)[:, None]
+    sounds = ((chroma >= PRESENT * full) & (chroma > 0)).astype(np.float64)
     bass_total = bass.sum(axis=1, keepdims=True)
     lowest = bass / np.where(bass_total > 0, bass_total, 1.0)
     # all terms are sums over a chord's tones or its root, so add the rows first and sum once (linear):
@@ -213,6 +237,27 @@ def chord_scores(chroma: np.ndarray, bass: np.ndarray) -> np.ndarray:
     scores[:, 1:] = np.where(silent[:, None], -np.inf, fit)
     scores[:, 0] = np.where(silent, 1.0, -np.inf)
     return scores
+
+
+def key_of(chroma: np.ndarray) -> tuple[int, int]:
+    """``(tonic pitch class, 0 major | 1 minor)`` whose Krumhansl-Kessler profile best correlates with ``chroma`` (12,)."""
+    profiles = np.array(_PROFILES)
+    rotated = np.array([[np.roll(p, tonic) for tonic in range(12)] for p in profiles])  # (2, 12, 12)
+    centred = rotated - rotated.mean(axis=2, keepdims=True)
+    x = chroma - chroma.mean()
+    fit = (centred * x).sum(axis=2) / (np.linalg.norm(centred, axis=2) * (np.linalg.norm(x) or 1.0))
+    mode, tonic = np.unravel_index(int(np.argmax(fit)), fit.shape)
+    return int(tonic), int(mode)
+
+
+def key_bonus(tonic: int, mode: int) -> np.ndarray:
+    """Per vocabulary chord: ``KEY_FIT`` when all its tones are in the key's scale, plus ``PRIMARY`` on I, IV and V."""
+    tones, roots = _tone_table()
+    scale = np.zeros(12, bool)
+    scale[[(tonic + step) % 12 for step in _SCALES[mode]]] = True
+    inside = ~(tones & ~scale).any(axis=1) & (roots >= 0)
+    primary = inside & np.isin(roots, [tonic, (tonic + 5) % 12, (tonic + 7) % 12])
+    return KEY_FIT * inside + PRIMARY * primary
 
 
 def _choose_levels(scores, lo, hi, bar, level, n_bars: int, resolution: str) -> np.ndarray:
@@ -292,10 +337,14 @@ def read_chords(score, *, resolution: str = "auto") -> list[ChordSpan]:
     bars = [b for b in bar_lines(score, tpq, end_step) if b[0] < end_step]
     n_steps = bars[-1][1]
     lo, hi, bar, level = _segments(bars)
-    features = _sums(_roll_features(pitch, start, stop, n_steps, _step_weights(bars, n_steps)), lo, hi)
-    scores = chord_scores(features[:, :12], features[:, 12:])
+    weights = _step_weights(bars, n_steps)
+    steps, roll = _roll_features(pitch, start, stop, n_steps, weights)
+    features = _sums(steps, lo, hi)
+    features[:, 12:24] = _segment_bass(features[:, 12:24], roll, weights, lo, hi, features[:, 24])
+    scores = chord_scores(features[:, :12], features[:, 12:24], features[:, 24])
+    scores += key_bonus(*key_of(features[level == 0, :12].sum(axis=0)))
     keep = _choose_levels(scores, lo, hi, bar, level, len(bars), resolution)
-    lo, hi, scores, bass = lo[keep], hi[keep], scores[keep], features[keep, 12:]
+    lo, hi, scores, bass = lo[keep], hi[keep], scores[keep], features[keep, 12:24]
     path = _viterbi(scores * ((hi - lo) / GRID)[:, None], CHANGE)
     return _merge(lo, hi, path, _bass_notes(path, bass))
 
