@@ -31,6 +31,7 @@ from __future__ import annotations
 import bisect
 import csv
 import io
+import itertools
 from fractions import Fraction
 from functools import lru_cache
 
@@ -59,6 +60,7 @@ PRIOR = {"maj": 0.0, "min": 0.0, "7": 0.06, "maj7": 0.07, "min7": 0.07, "6": 0.0
          "sus2": 0.08, "sus4": 0.07, "dim": 0.06, "aug": 0.08, "dim7": 0.08, "hdim7": 0.06}
 COARSER = 0.08  # a coarser segmentation is kept when its fit is within this of the best
 CHANGE = 0.25  # Viterbi cost of a chord change (score units x beats)
+CANDIDATES = 4  # the Viterbi pass chooses among the chords that are this good for some segment
 BASS_SHARE = 0.5  # a bass note is named when it has this share of the segment's bass (see _segment_bass)
 BASS_MIN = 0.1  # the lowest pitch that sounds this share of a segment is its bass (half the bass weight)
 KEY_FIT, PRIMARY = 0.03, 0.03  # bonus for chords within the piece's key, and more for its I, IV and V
@@ -182,18 +184,35 @@ def _step_weights(bars: list[tuple[int, int, int]], n_steps: int) -> np.ndarray:
 
 
 # --- segments: each bar read whole, in halves and by beats ------------------------------------------
-def _segments(bars: list[tuple[int, int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Every candidate segment: start step, end step, bar index, level (0 bar, 1 half, 2 beat)."""
-    rows: list[tuple[int, int, int, int]] = []
-    for index, (b0, b1, beat) in enumerate(bars):
-        beats = list(range(b0, b1, beat))
-        rows.append((b0, b1, index, 0))
-        if len(beats) >= 4 and len(beats) % 2 == 0:
-            middle = beats[len(beats) // 2]
-            rows += [(b0, middle, index, 1), (middle, b1, index, 1)]
-        if len(beats) >= 2:
-            rows += [(s, min(s + beat, b1), index, 2) for s in beats]
+@lru_cache(maxsize=64)
+def _bar_segments(length: int, beat: int) -> np.ndarray:
+    """The candidate segments of one bar, (n, 3): start and end step from the bar line, level (0 bar, 1 half, 2 beat)."""
+    beats = list(range(0, length, beat))
+    rows = [(0, length, 0)]
+    if len(beats) >= 4 and len(beats) % 2 == 0:
+        middle = beats[len(beats) // 2]
+        rows += [(0, middle, 1), (middle, length, 1)]
+    if len(beats) >= 2:
+        rows += [(s, min(s + beat, length), 2) for s in beats]
     table = np.array(rows, np.int64)
+    table.setflags(write=False)
+    return table
+
+
+def _segments(bars: list[tuple[int, int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every candidate segment: start step, end step, bar index, level (0 bar, 1 half, 2 beat); one set of
+    numpy calls per run of equal bars."""
+    parts, index = [], 0
+    for (length, beat), run in itertools.groupby(bars, key=lambda b: (b[1] - b[0], b[2])):
+        starts = np.array([b[0] for b in run], np.int64)
+        table = _bar_segments(length, beat)
+        rows = np.empty((len(starts), len(table), 4), np.int64)
+        rows[:, :, :2] = table[None, :, :2] + starts[:, None, None]
+        rows[:, :, 2] = np.arange(index, index + len(starts))[:, None]
+        rows[:, :, 3] = table[None, :, 2]
+        parts.append(rows.reshape(-1, 4))
+        index += len(starts)
+    table = np.concatenate(parts)
     return table[:, 0], table[:, 1], table[:, 2], table[:, 3]
 
 
@@ -239,17 +258,23 @@ def chord_scores(chroma: np.ndarray, bass: np.ndarray, length: np.ndarray | None
     return scores
 
 
+@lru_cache(maxsize=1)
+def _key_profiles() -> np.ndarray:
+    """The 24 key profiles, centred and of unit norm: (2 modes x 12 tonics, 12), read-only."""
+    rotated = np.array([np.roll(profile, tonic) for profile in _PROFILES for tonic in range(12)], np.float64)
+    rotated -= rotated.mean(axis=1, keepdims=True)
+    rotated /= np.linalg.norm(rotated, axis=1, keepdims=True)
+    rotated.setflags(write=False)
+    return rotated
+
+
 def key_of(chroma: np.ndarray) -> tuple[int, int]:
     """``(tonic pitch class, 0 major | 1 minor)`` whose Krumhansl-Kessler profile best correlates with ``chroma`` (12,)."""
-    profiles = np.array(_PROFILES)
-    rotated = np.array([[np.roll(p, tonic) for tonic in range(12)] for p in profiles])  # (2, 12, 12)
-    centred = rotated - rotated.mean(axis=2, keepdims=True)
-    x = chroma - chroma.mean()
-    fit = (centred * x).sum(axis=2) / (np.linalg.norm(centred, axis=2) * (np.linalg.norm(x) or 1.0))
-    mode, tonic = np.unravel_index(int(np.argmax(fit)), fit.shape)
-    return int(tonic), int(mode)
+    best = int(np.argmax(_key_profiles() @ (chroma - chroma.mean())))
+    return best % 12, best // 12
 
 
+@lru_cache(maxsize=24)
 def key_bonus(tonic: int, mode: int) -> np.ndarray:
     """Per vocabulary chord: ``KEY_FIT`` when all its tones are in the key's scale, plus ``PRIMARY`` on I, IV and V."""
     tones, roots = _tone_table()
@@ -257,7 +282,9 @@ def key_bonus(tonic: int, mode: int) -> np.ndarray:
     scale[[(tonic + step) % 12 for step in _SCALES[mode]]] = True
     inside = ~(tones & ~scale).any(axis=1) & (roots >= 0)
     primary = inside & np.isin(roots, [tonic, (tonic + 5) % 12, (tonic + 7) % 12])
-    return KEY_FIT * inside + PRIMARY * primary
+    bonus = KEY_FIT * inside + PRIMARY * primary
+    bonus.setflags(write=False)
+    return bonus
 
 
 def _choose_levels(scores, lo, hi, bar, level, n_bars: int, resolution: str) -> np.ndarray:
@@ -278,20 +305,21 @@ def _choose_levels(scores, lo, hi, bar, level, n_bars: int, resolution: str) -> 
 
 
 def _viterbi(emissions: np.ndarray, change: float) -> np.ndarray:
-    """The best chord path through segments' emissions (n, K) with a cost per change."""
-    n, k = emissions.shape
-    back = np.zeros((n, k), np.int64)
-    total = emissions[0].copy()
-    for i in range(1, n):
-        leader = int(np.argmax(total))
-        switch = total[leader] - change
-        back[i] = np.where(total >= switch, np.arange(k), leader)
-        total = np.maximum(total, switch) + emissions[i]
-    path = np.zeros(n, np.int64)
-    path[-1] = int(np.argmax(total))
-    for i in range(n - 1, 0, -1):
-        path[i - 1] = back[i, path[i]]
-    return path
+    """The best chord path through segments' emissions (n, K) with a cost per change, over the chords that
+    are among the ``CANDIDATES`` best of some segment (a loop over short lists: fast for small files)."""
+    top = min(CANDIDATES, emissions.shape[1])
+    states = np.unique(np.argpartition(-emissions, top - 1, axis=1)[:, :top])
+    rows = emissions[:, states].tolist()
+    total, back = rows[0], []
+    for row in rows[1:]:
+        best = max(total)
+        leader, switch = total.index(best), best - change
+        back.append([k if t >= switch else leader for k, t in enumerate(total)])
+        total = [(t if t >= switch else switch) + e for t, e in zip(total, row, strict=True)]
+    path = [total.index(max(total))]
+    for pointers in reversed(back):
+        path.append(pointers[path[-1]])
+    return states[np.array(path[::-1], np.int64)]
 
 
 @lru_cache(maxsize=1)
