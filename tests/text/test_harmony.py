@@ -185,3 +185,12 @@ def test_compare_chords_counts_beats():
     # majmin leaves the sus4 bar out: A vs Am wrong, F7 counts as F major, Am vs C wrong
     assert wrong["majmin"] == pytest.approx(1 / 3, abs=1e-3) and wrong["root"] == 0.75 and wrong["quality"] == 0
     assert compare_chords(truth, []).shares()["root"] == 0
+
+
+def test_odd_files_read_within_bounds():
+    # a note one tick long, one far later, one past what is read (MAX_STEPS), a meter event after the music
+    notes = [*block("C G"), (60, 8, 1 / 480), (64, 10000.0, 1.0), (67, 40000.0, 1.0)]
+    spans = read_chords(make_score([(0, False, notes)], [(0, 4, 4), (20000, 3, 4)]))
+    assert [s.chord.label for s in spans[:2]] == ["C:maj", "G:maj"]
+    assert all(a.end == b.start for a, b in itertools.pairwise(spans))
+    assert spans[-2].chord.is_none and (spans[-1].start, spans[-1].end) == (10000, 10004)  # silence, then the far note's bar

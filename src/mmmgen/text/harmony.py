@@ -50,6 +50,7 @@ from mmmgen.text.chords import (
 
 GRID = 4  # steps per quarter note (sixteenths): chroma resolution
 RESOLUTIONS = ("auto", "bar", "half", "beat")
+MAX_STEPS = 2**16  # read at most 16,384 quarter notes (over 2 hours at 120 bpm): bounds the piano roll's memory
 _LEVELS = ("bar", "half", "beat")  # coarse to fine
 STEP_WEIGHT, BEAT_WEIGHT, BAR_WEIGHT = 1.0, 2.0, 3.0  # metre weighting of the step at a beat / bar start
 MISSING = 0.25  # score lost per chord tone that does not sound
@@ -99,7 +100,7 @@ def _on_grid(score):
 
 
 def _pitched_notes(score, tpq: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pitch, start step and end step of every pitched note (drums left out)."""
+    """Pitch, start step and end step of every pitched note (drums left out; nothing past ``MAX_STEPS``)."""
     arrays = [t.notes.numpy() for t in score.tracks if not t.is_drum and len(t.notes)]
     if not arrays:
         empty = np.zeros(0, np.int64)
@@ -109,8 +110,8 @@ def _pitched_notes(score, tpq: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     pitch = np.concatenate([a["pitch"] for a in arrays]).astype(np.int64)
     start = np.rint(time * GRID / tpq).astype(np.int64)
     stop = np.maximum(np.rint(end * GRID / tpq).astype(np.int64), start + 1)
-    keep = (start >= 0) & (pitch >= 0) & (pitch < 128)
-    return pitch[keep], start[keep], stop[keep]
+    keep = (start >= 0) & (start < MAX_STEPS) & (pitch >= 0) & (pitch < 128)
+    return pitch[keep], start[keep], np.minimum(stop[keep], MAX_STEPS)
 
 
 def _beat_steps(numerator: int, denominator: int) -> int:
@@ -148,8 +149,8 @@ def _roll_features(pitch, start, stop, n_steps: int, weights: np.ndarray) -> tup
     low = int(pitch.min()) // 12 * 12
     span = (int(pitch.max()) - low) // 12 * 12 + 12
     rows, size = pitch - low, span * (n_steps + 1)
-    diff = np.bincount(rows * (n_steps + 1) + start, minlength=size)
-    diff -= np.bincount(rows * (n_steps + 1) + np.minimum(stop, n_steps), minlength=size)
+    diff = np.bincount(rows * (n_steps + 1) + start, minlength=size).astype(np.int32)
+    diff -= np.bincount(rows * (n_steps + 1) + np.minimum(stop, n_steps), minlength=size).astype(np.int32)
     roll = np.cumsum(diff.reshape(span, n_steps + 1)[:, :n_steps], axis=1) > 0
     features = np.zeros((25, n_steps))
     features[24] = weights
