@@ -60,7 +60,7 @@ BASS_ROOT, BASS_TONE = 0.25, 0.08  # bonus times the bass's share on the root / 
 PRIOR = {"maj": 0.0, "min": 0.0, "7": 0.06, "maj7": 0.07, "min7": 0.07, "6": 0.09, "min6": 0.09,
          "sus2": 0.08, "sus4": 0.07, "dim": 0.06, "aug": 0.08, "dim7": 0.08, "hdim7": 0.06}
 COARSER = 0.08  # a coarser segmentation is kept when its fit is within this of the best
-CHANGE = 0.25  # Viterbi cost of a chord change (score units x beats)
+CHANGE = 0.15  # Viterbi cost of a chord change (score units x beats)
 CANDIDATES = 4  # the Viterbi pass chooses among the chords that are this good for some segment
 BASS_SHARE = 0.5  # a bass note is named when it has this share of the segment's bass (see _segment_bass)
 BASS_MIN = 0.1  # the lowest pitch that sounds this share of a segment is its bass (half the bass weight)
@@ -277,11 +277,12 @@ def key_of(chroma: np.ndarray) -> tuple[int, int]:
 
 @lru_cache(maxsize=24)
 def key_bonus(tonic: int, mode: int) -> np.ndarray:
-    """Per vocabulary chord: ``KEY_FIT`` when all its tones are in the key's scale, plus ``PRIMARY`` on I, IV and V."""
-    tones, roots = _tone_table()
-    scale = np.zeros(12, bool)
-    scale[[(tonic + step) % 12 for step in _SCALES[mode]]] = True
-    inside = ~(tones & ~scale).any(axis=1) & (roots >= 0)
+    """Per vocabulary chord: ``KEY_FIT`` when its triad (root, third, fifth: a sixth or seventh may be
+    chromatic) is in the key's scale, plus ``PRIMARY`` on I, IV and V."""
+    scale = {(tonic + step) % 12 for step in _SCALES[mode]}
+    inside = np.array([not c.is_none and {(c.root + s) % 12 for s in QUALITIES[c.quality][:3]} <= scale
+                       for c in vocabulary_chords()])
+    roots = _tone_table()[1]
     primary = inside & np.isin(roots, [tonic, (tonic + 5) % 12, (tonic + 7) % 12])
     bonus = KEY_FIT * inside + PRIMARY * primary
     bonus.setflags(write=False)
@@ -372,6 +373,8 @@ def read_chords(score, *, resolution: str = "auto") -> list[ChordSpan]:
     features[:, 12:24] = _segment_bass(features[:, 12:24], roll, weights, lo, hi, features[:, 24])
     scores = chord_scores(features[:, :12], features[:, 12:24], features[:, 24])
     scores += key_bonus(*key_of(features[level == 0, :12].sum(axis=0)))
+    silent = features[:, :12].sum(axis=1) <= 0
+    scores[silent & ~silent[level == 0][bar]] = 0.0  # a rest inside a sounding bar: no evidence either way
     keep = _choose_levels(scores, lo, hi, bar, level, len(bars), resolution)
     lo, hi, scores, bass = lo[keep], hi[keep], scores[keep], features[keep, 12:24]
     path = _viterbi(scores * ((hi - lo) / GRID)[:, None], CHANGE)
