@@ -194,3 +194,11 @@ def test_odd_files_read_within_bounds():
     assert [s.chord.label for s in spans[:2]] == ["C:maj", "G:maj"]
     assert all(a.end == b.start for a, b in itertools.pairwise(spans))
     assert spans[-2].chord.is_none and (spans[-1].start, spans[-1].end) == (10000, 10004)  # silence, then the far note's bar
+
+
+def test_a_melody_alone_gets_the_keys_chords():
+    # one note at a time, chord tones on the beats and a passing tone: I IV V I in G major
+    bars = [(67, 71, 74, 72), (72, 76, 79, 77), (74, 78, 81, 79), (79, 74, 71, 67)]
+    melody = [(p, 4 * bar + beat, 1.0) for bar, notes in enumerate(bars) for beat, p in enumerate(notes)]
+    spans = read([(73, False, melody)])
+    assert [s.chord.label for s in spans] == ["G:maj", "C:maj", "D:maj", "G:maj"]

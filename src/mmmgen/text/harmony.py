@@ -13,14 +13,17 @@
 3. Each segment's chroma is matched against every chord of the vocabulary (12 roots x the 13
    qualities of ``text/chords.py``): the share of the weight on chord tones, less a penalty per
    chord tone that does not sound (more for the root), plus a bonus when the bass is the root
-   (or another chord tone), less a small prior against the rarer qualities. A four-note
-   quality wins only when its fourth tone sounds.
+   (or another chord tone), less a small prior against the rarer qualities, plus a small key
+   prior (the piece's Krumhansl-Kessler key: chords whose triad is in it, more for I, IV, V).
+   A four-note quality wins only when its fourth tone sounds.
 4. Per bar the coarsest resolution whose fit is within ``COARSER`` of the best one is kept, so
    the harmonic rhythm follows the music (a chord per bar in a waltz, per beat in a chorale).
 5. A Viterbi pass over the kept segments, with a cost per chord change, smooths the choice (an
    ambiguous segment takes its neighbour's chord). Consecutive equal chords are merged.
 6. The bass note is named (``C:maj/E``) when one chord tone other than the root is the lowest
-   note for most of the segment. ``N`` (no chord) is where nothing sounds.
+   note for most of the segment. ``N`` (no chord) is a silent bar; a rest inside a bar holds the chord.
+7. A melody alone (monophonic music) has no bass to read and few chord tones per segment: its
+   lowest note does not count as a bass and the key's I, IV and V weigh more.
 
 ``chords_to_csv`` / ``chords_from_csv`` write and read the CSV form
 (``start_beat,end_beat,start_s,end_s,chord``; seconds follow the score's tempo map).
@@ -65,6 +68,9 @@ CANDIDATES = 4  # the Viterbi pass chooses among the chords that are this good f
 BASS_SHARE = 0.5  # a bass note is named when it has this share of the segment's bass (see _segment_bass)
 BASS_MIN = 0.1  # the lowest pitch that sounds this share of a segment is its bass (half the bass weight)
 KEY_FIT, PRIMARY = 0.03, 0.03  # bonus for chords within the piece's key, and more for its I, IV and V
+# a melody alone (a second note sounds under MONOPHONIC of the time) has no bass and much less harmony:
+# its lowest note is not a bass, and the key's I, IV and V are the likely chords
+MONOPHONIC, MELODY_KEY_FIT, MELODY_PRIMARY = 0.1, 0.05, 0.2
 # Krumhansl-Kessler key profiles (major, minor), tonic first
 _PROFILES = ((6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88),
              (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17))
@@ -275,16 +281,16 @@ def key_of(chroma: np.ndarray) -> tuple[int, int]:
     return best % 12, best // 12
 
 
-@lru_cache(maxsize=24)
-def key_bonus(tonic: int, mode: int) -> np.ndarray:
+@lru_cache(maxsize=48)
+def key_bonus(tonic: int, mode: int, melody: bool = False) -> np.ndarray:
     """Per vocabulary chord: ``KEY_FIT`` when its triad (root, third, fifth: a sixth or seventh may be
-    chromatic) is in the key's scale, plus ``PRIMARY`` on I, IV and V."""
+    chromatic) is in the key's scale, plus ``PRIMARY`` on I, IV and V (``MELODY_*`` for a melody alone)."""
     scale = {(tonic + step) % 12 for step in _SCALES[mode]}
     inside = np.array([not c.is_none and {(c.root + s) % 12 for s in QUALITIES[c.quality][:3]} <= scale
                        for c in vocabulary_chords()])
     roots = _tone_table()[1]
     primary = inside & np.isin(roots, [tonic, (tonic + 5) % 12, (tonic + 7) % 12])
-    bonus = KEY_FIT * inside + PRIMARY * primary
+    bonus = (MELODY_KEY_FIT if melody else KEY_FIT) * inside + (MELODY_PRIMARY if melody else PRIMARY) * primary
     bonus.setflags(write=False)
     return bonus
 
@@ -370,9 +376,11 @@ def read_chords(score, *, resolution: str = "auto") -> list[ChordSpan]:
     weights = _step_weights(bars, n_steps)
     steps, roll = _roll_features(pitch, start, stop, n_steps, weights)
     features = _sums(steps, lo, hi)
-    features[:, 12:24] = _segment_bass(features[:, 12:24], roll, weights, lo, hi, features[:, 24])
+    sounding = roll.sum(axis=0)
+    melody = np.count_nonzero(sounding >= 2) < MONOPHONIC * max(np.count_nonzero(sounding), 1)
+    features[:, 12:24] = 0.0 if melody else _segment_bass(features[:, 12:24], roll, weights, lo, hi, features[:, 24])
     scores = chord_scores(features[:, :12], features[:, 12:24], features[:, 24])
-    scores += key_bonus(*key_of(features[level == 0, :12].sum(axis=0)))
+    scores += key_bonus(*key_of(features[level == 0, :12].sum(axis=0)), melody)
     silent = features[:, :12].sum(axis=1) <= 0
     scores[silent & ~silent[level == 0][bar]] = 0.0  # a rest inside a sounding bar: no evidence either way
     keep = _choose_levels(scores, lo, hi, bar, level, len(bars), resolution)
