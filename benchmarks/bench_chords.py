@@ -176,6 +176,22 @@ def evaluate(items, inputs: dict) -> dict:
     return out
 
 
+def encoder_times(items) -> dict:
+    """The timing baseline in the same run: ``score_to_texts`` (prepare's per-file encoding) and ``read_chords``
+    on the same scores, interleaved file by file."""
+    from mmmgen.text.encode import score_to_texts
+    from mmmgen.text.harmony import read_chords
+
+    times: dict[str, list[float]] = {"score_to_texts": [], "read_chords": []}
+    for _, score, _ in items:
+        for name, work in (("score_to_texts", score_to_texts), ("read_chords", read_chords)):
+            start = time.perf_counter()
+            work(score)
+            times[name].append(time.perf_counter() - start)
+    return {name: {"ms_per_file_median": round(1000 * statistics.median(t), 2), "ms_per_file_mean": round(1000 * statistics.fmean(t), 2)}
+            for name, t in times.items()}
+
+
 def render(runs: dict) -> str:
     lines = ["# Chord reading vs annotations", "",
              "MIREX majmin (root + major/minor class), root and full-quality (root + quality) accuracy, duration-weighted on "
@@ -190,6 +206,11 @@ def render(runs: dict) -> str:
             for key, r in result["results"].items():
                 lines.append(f"| {key} | {r['majmin']} | {r['root']} | {r['quality']} | {r['bass']} | {r['beats']} | "
                              f"{r['ms_per_file_median']} | {r['ms_per_file_mean']} |")
+            lines.append("")
+        for corpus, timing in run.get("timing", {}).items():
+            lines += [f"### Time per file, {corpus}: `read_chords` beside `score_to_texts` (prepare's encoding), same scores", "",
+                      "| function | ms/file median | mean |", "|---|---:|---:|"]
+            lines += [f"| `{name}` | {t['ms_per_file_median']} | {t['ms_per_file_mean']} |" for name, t in timing.items()]
             lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -214,7 +235,9 @@ def main() -> None:
         "files": len(sheets), "skipped": failed, "skip_reason": "unreadable or no chord symbols",
         "results": evaluate(sheets, {"melody+block": lambda s, t: realise(s, t, "block"),
                                      "melody+comping": lambda s, t: realise(s, t, "comping"), "melody": lambda s, _: s})}
-    run = {"env": _env.environment(("symusic", "music21", "numpy")), "corpora": corpora,
+    timing = {"Nottingham MIDI": encoder_times(tunes)}
+    print(timing, flush=True)
+    run = {"env": _env.environment(("symusic", "music21", "numpy")), "corpora": corpora, "timing": timing,
            "note": "Times measured on a shared 2-core machine under load (see load): indicative only."}
     _env.merge_run(RESULTS_DIR / "chords.json", args.label, run, render)
     print((RESULTS_DIR / "chords.md").read_text())
