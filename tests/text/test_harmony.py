@@ -202,3 +202,18 @@ def test_a_melody_alone_gets_the_keys_chords():
     melody = [(p, 4 * bar + beat, 1.0) for bar, notes in enumerate(bars) for beat, p in enumerate(notes)]
     spans = read([(73, False, melody)])
     assert [s.chord.label for s in spans] == ["G:maj", "C:maj", "D:maj", "G:maj"]
+
+
+def test_key_of_a_scale():
+    import numpy as np
+
+    from mmmgen.text.keys import key_of
+
+    c_major = np.zeros(12)
+    c_major[[0, 2, 4, 5, 7, 9, 11]] = 1.0
+    c_major[[0, 4, 7]] += 1.0  # the tonic triad sounds most
+    assert key_of(c_major) == (0, 0)
+    a_minor = np.zeros(12)
+    a_minor[[9, 11, 0, 2, 4, 5, 8]] = 1.0  # A harmonic minor (G# leading tone)
+    a_minor[[9, 0, 4]] += 1.0  # A C E sound most
+    assert key_of(a_minor) == (9, 1)

@@ -50,6 +50,7 @@ from mmmgen.text.chords import (
     ChordSpan,
     parse_chord,
 )
+from mmmgen.text.keys import key_of
 
 GRID = 4  # steps per quarter note (sixteenths): chroma resolution
 RESOLUTIONS = ("auto", "bar", "half", "beat")
@@ -71,9 +72,6 @@ KEY_FIT, PRIMARY = 0.03, 0.03  # bonus for chords within the piece's key, and mo
 # a melody alone (a second note sounds under MONOPHONIC of the time) has no bass and much less harmony:
 # its lowest note is not a bass, and the key's I, IV and V are the likely chords
 MONOPHONIC, MELODY_KEY_FIT, MELODY_PRIMARY = 0.1, 0.05, 0.2
-# Krumhansl-Kessler key profiles (major, minor), tonic first
-_PROFILES = ((6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88),
-             (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17))
 _SCALES = ((0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10, 11))  # major; minor natural + harmonic (its V is major)
 
 
@@ -265,22 +263,6 @@ def chord_scores(chroma: np.ndarray, bass: np.ndarray, length: np.ndarray | None
     return scores
 
 
-@lru_cache(maxsize=1)
-def _key_profiles() -> np.ndarray:
-    """The 24 key profiles, centred and of unit norm: (2 modes x 12 tonics, 12), read-only."""
-    rotated = np.array([np.roll(profile, tonic) for profile in _PROFILES for tonic in range(12)], np.float64)
-    rotated -= rotated.mean(axis=1, keepdims=True)
-    rotated /= np.linalg.norm(rotated, axis=1, keepdims=True)
-    rotated.setflags(write=False)
-    return rotated
-
-
-def key_of(chroma: np.ndarray) -> tuple[int, int]:
-    """``(tonic pitch class, 0 major | 1 minor)`` whose Krumhansl-Kessler profile best correlates with ``chroma`` (12,)."""
-    best = int(np.argmax(_key_profiles() @ (chroma - chroma.mean())))
-    return best % 12, best // 12
-
-
 @lru_cache(maxsize=48)
 def key_bonus(tonic: int, mode: int, melody: bool = False) -> np.ndarray:
     """Per vocabulary chord: ``KEY_FIT`` when its triad (root, third, fifth: a sixth or seventh may be
@@ -313,17 +295,44 @@ def _choose_levels(scores, lo, hi, bar, level, n_bars: int, resolution: str) -> 
 
 
 def _viterbi(emissions: np.ndarray, change: float) -> np.ndarray:
-    """The best chord path through segments' emissions (n, K) with a cost per change, over the chords that
-    are among the ``CANDIDATES`` best of some segment (a loop over short lists: fast for small files)."""
+    """The best chord path through segments' emissions (n, K) with a cost per change.
+
+    A segment whose best chord beats every other by more than two changes is on every best path (an
+    anchor), so only the runs between anchors are searched, each over the chords that are among the
+    ``CANDIDATES`` best of one of its segments (short Python lists: fast for small files).
+    """
+    best = np.argmax(emissions, axis=1)
+    ordered = np.partition(emissions, -2, axis=1)
+    anchor = ordered[:, -1] - ordered[:, -2] > 2 * change
+    path = best.copy()
+    loose = np.flatnonzero(~anchor)
+    if not len(loose):
+        return path
+    breaks = np.flatnonzero(np.diff(loose) > 1) + 1
+    for run in np.split(loose, breaks):
+        a, b = int(run[0]), int(run[-1]) + 1
+        left = int(best[a - 1]) if a > 0 else None
+        right = int(best[b]) if b < len(best) else None
+        path[a:b] = _viterbi_run(emissions[a:b], change, left, right)
+    return path
+
+
+def _viterbi_run(emissions: np.ndarray, change: float, left: int | None, right: int | None) -> np.ndarray:
+    """``_viterbi`` of a run of segments between the chords ``left`` and ``right`` (None: the piece's edge)."""
     top = min(CANDIDATES, emissions.shape[1])
-    states = np.unique(np.argpartition(-emissions, top - 1, axis=1)[:, :top])
+    extra = [k for k in (left, right) if k is not None]
+    states = np.unique(np.concatenate([np.argpartition(-emissions, top - 1, axis=1)[:, :top].ravel(), np.array(extra, np.int64)]))
     rows = emissions[:, states].tolist()
-    total, back = rows[0], []
+    keys = states.tolist()
+    total = [e - (change if left is not None and k != left else 0.0) for k, e in zip(keys, rows[0], strict=True)]
+    back = []
     for row in rows[1:]:
         best = max(total)
         leader, switch = total.index(best), best - change
         back.append([k if t >= switch else leader for k, t in enumerate(total)])
         total = [(t if t >= switch else switch) + e for t, e in zip(total, row, strict=True)]
+    if right is not None:
+        total = [t - (change if k != right else 0.0) for k, t in zip(keys, total, strict=True)]
     path = [total.index(max(total))]
     for pointers in reversed(back):
         path.append(pointers[path[-1]])
