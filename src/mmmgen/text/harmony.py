@@ -164,16 +164,14 @@ def _roll_features(pitch, start, stop, n_steps: int, weights: np.ndarray) -> tup
     return features, roll
 
 
-def _segment_bass(step_bass: np.ndarray, roll: np.ndarray, weights: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                  length: np.ndarray) -> np.ndarray:
+def _segment_bass(step_bass: np.ndarray, per_pitch: np.ndarray, length: np.ndarray) -> np.ndarray:
     """Each segment's bass, (n, 12): half the share of time each pitch class is the lowest note, half the
-    lowest pitch that sounds ``BASS_MIN`` of the segment (the low note under an arpeggio or a broken chord)."""
-    cum = np.zeros((roll.shape[0], roll.shape[1] + 1))
-    np.cumsum(roll * weights, axis=1, out=cum[:, 1:])
-    sounding = (cum[:, hi] - cum[:, lo]) >= BASS_MIN * length
-    lowest = np.zeros((len(lo), 12))
-    has = sounding.any(axis=0)
-    lowest[np.flatnonzero(has), np.argmax(sounding[:, has], axis=0) % 12] = 0.5
+    lowest pitch that sounds ``BASS_MIN`` of the segment (the low note under an arpeggio or a broken chord).
+    ``per_pitch`` (n, pitches from a C up): each pitch's metre-weighted time in the segment."""
+    sounding = per_pitch >= BASS_MIN * length[:, None]
+    lowest = np.zeros((len(per_pitch), 12))
+    has = sounding.any(axis=1)
+    lowest[np.flatnonzero(has), np.argmax(sounding[has], axis=1) % 12] = 0.5
     total = step_bass.sum(axis=1, keepdims=True)
     return 0.5 * step_bass / np.where(total > 0, total, 1.0) + lowest
 
@@ -384,10 +382,10 @@ def read_chords(score, *, resolution: str = "auto") -> list[ChordSpan]:
     lo, hi, bar, level = _segments(bars)
     weights = _step_weights(bars, n_steps)
     steps, roll = _roll_features(pitch, start, stop, n_steps, weights)
-    features = _sums(steps, lo, hi)
+    features = _sums(np.concatenate([steps, roll * weights]), lo, hi)  # 25 step features, then each pitch
     sounding = roll.sum(axis=0)
     melody = np.count_nonzero(sounding >= 2) < MONOPHONIC * max(np.count_nonzero(sounding), 1)
-    features[:, 12:24] = 0.0 if melody else _segment_bass(features[:, 12:24], roll, weights, lo, hi, features[:, 24])
+    features[:, 12:24] = 0.0 if melody else _segment_bass(features[:, 12:24], features[:, 25:], features[:, 24])
     scores = chord_scores(features[:, :12], features[:, 12:24], features[:, 24])
     scores += key_bonus(*key_of(features[level == 0, :12].sum(axis=0)), melody)
     silent = features[:, :12].sum(axis=1) <= 0
