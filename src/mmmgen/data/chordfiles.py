@@ -122,7 +122,7 @@ def music21_to_score(stream):
         for element in part.stripTies().flatten().notes:
             if isinstance(element, harmony.Harmony):
                 continue
-            for p in element.pitches:
+            for p in getattr(element, "pitches", ()):  # unpitched percussion has none
                 notes.append((float(element.offset) + shift, float(element.duration.quarterLength), p.midi))
         instrument = part.getInstrument(returnDefault=True)
         tracks.append((instrument.midiProgram or 0, notes))
