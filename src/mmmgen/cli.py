@@ -177,6 +177,24 @@ def cmd_render(argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_chords(argv: Sequence[str]) -> int:
+    from mmmgen.data.chordfiles import chords_report
+
+    def extra(p):
+        p.add_argument("--out", default=None, help="Write the chords as CSV (start_beat,end_beat,start_s,end_s,chord) here.")
+        p.add_argument("--resolution", choices=("auto", "bar", "half", "beat"), default="auto", help="Finest chord segment (auto: what the harmony changes on).")
+        p.add_argument("--symbols", action="store_true", help="Print the file's own chord symbols (MusicXML <harmony>, ABC \"Am\") instead of reading the notes.")
+
+    _, ns = parse_config(argv, [], "mmmgen chords", "Read the chords of a MIDI file, a score (MusicXML, ABC) or MMM text: a line per bar, and a CSV.",
+                         [("file", "MIDI, MusicXML/ABC (read by music21) or MMM text (its first piece).")], extra)
+    text, table = chords_report(ns["file"], symbols=ns["symbols"], resolution=ns["resolution"])
+    print(text)
+    if ns["out"]:
+        Path(ns["out"]).write_text(table, encoding="utf-8")
+        print(f"chords written to {ns['out']}")
+    return 0
+
+
 def cmd_genres(argv: Sequence[str]) -> int:
     from mmmgen.data import genres, spotify
 
@@ -541,6 +559,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "infill": (cmd_infill, "regenerate chosen bars of any track of a piece (MMM bar-fill)"),
     "extend": (cmd_extend, "continue a piece (MMM text or your MIDI): more bars on every track"),
     "harmonize": (cmd_harmonize, "accompany a melody: read its chords, add tracks that follow them"),
+    "chords": (cmd_chords, "read the chords of a MIDI file, MusicXML or MMM text: a line per bar, CSV"),
     "render": (cmd_render, "MMM text or MIDI -> MIDI, audio (FluidSynth), piano roll"),
     "evaluate": (cmd_evaluate, "trained run -> loss per note, validity, musical statistics vs reference (JSON, model card)"),
     "app": (cmd_app, "the web app: build a piece instrument by instrument in the browser"),

@@ -13,14 +13,17 @@
 3. Each segment's chroma is matched against every chord of the vocabulary (12 roots x the 13
    qualities of ``text/chords.py``): the share of the weight on chord tones, less a penalty per
    chord tone that does not sound (more for the root), plus a bonus when the bass is the root
-   (or another chord tone), less a small prior against the rarer qualities. A four-note
-   quality wins only when its fourth tone sounds.
+   (or another chord tone), less a small prior against the rarer qualities, plus a small key
+   prior (the piece's Krumhansl-Kessler key: chords whose triad is in it, more for I, IV, V).
+   A four-note quality wins only when its fourth tone sounds.
 4. Per bar the coarsest resolution whose fit is within ``COARSER`` of the best one is kept, so
    the harmonic rhythm follows the music (a chord per bar in a waltz, per beat in a chorale).
 5. A Viterbi pass over the kept segments, with a cost per chord change, smooths the choice (an
    ambiguous segment takes its neighbour's chord). Consecutive equal chords are merged.
 6. The bass note is named (``C:maj/E``) when one chord tone other than the root is the lowest
-   note for most of the segment. ``N`` (no chord) is where nothing sounds.
+   note for most of the segment. ``N`` (no chord) is a silent bar; a rest inside a bar holds the chord.
+7. A melody alone (monophonic music) has no bass to read and few chord tones per segment: its
+   lowest note does not count as a bass and the key's I, IV and V weigh more.
 
 ``chords_to_csv`` / ``chords_from_csv`` write and read the CSV form
 (``start_beat,end_beat,start_s,end_s,chord``; seconds follow the score's tempo map).
@@ -28,46 +31,67 @@
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
+import itertools
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 
 from mmmgen.text.chords import (
     NO_CHORD,
+    NO_CHORD_LABEL,
+    NOTE_NAMES,
     QUALITIES,
     Chord,
     ChordError,
     ChordSpan,
     parse_chord,
 )
+from mmmgen.text.keys import key_of
 
 GRID = 4  # steps per quarter note (sixteenths): chroma resolution
 RESOLUTIONS = ("auto", "bar", "half", "beat")
+MAX_STEPS = 2**16  # read at most 16,384 quarter notes (over 2 hours at 120 bpm): bounds the piano roll's memory
 _LEVELS = ("bar", "half", "beat")  # coarse to fine
 STEP_WEIGHT, BEAT_WEIGHT, BAR_WEIGHT = 1.0, 2.0, 3.0  # metre weighting of the step at a beat / bar start
-MISSING = 0.15  # score lost per chord tone that does not sound
+MISSING = 0.25  # score lost per chord tone that does not sound
 ROOT_MISSING = 0.15  # and again when it is the root
-PRESENT = 0.2  # a pitch class sounds when it has this share of the segment's strongest one
+PRESENT = 0.08  # a pitch class sounds when it fills this share of the segment (metre-weighted)
 BASS_ROOT, BASS_TONE = 0.25, 0.08  # bonus times the bass's share on the root / on any chord tone
-PRIOR = {"maj": 0.0, "min": 0.0, "7": 0.03, "maj7": 0.04, "min7": 0.04, "6": 0.06, "min6": 0.06,
+PRIOR = {"maj": 0.0, "min": 0.0, "7": 0.06, "maj7": 0.07, "min7": 0.07, "6": 0.09, "min6": 0.09,
          "sus2": 0.08, "sus4": 0.07, "dim": 0.06, "aug": 0.08, "dim7": 0.08, "hdim7": 0.06}
 COARSER = 0.08  # a coarser segmentation is kept when its fit is within this of the best
-CHANGE = 0.25  # Viterbi cost of a chord change (score units x beats)
-BASS_SHARE = 0.5  # a bass note is named when it is the lowest this share of the segment
+CHANGE = 0.15  # Viterbi cost of a chord change (score units x beats)
+CANDIDATES = 4  # the Viterbi pass chooses among the chords that are this good for some segment
+BASS_SHARE = 0.5  # a bass note is named when it has this share of the segment's bass (see _segment_bass)
+BASS_MIN = 0.1  # the lowest pitch that sounds this share of a segment is its bass (half the bass weight)
+KEY_FIT, PRIMARY = 0.03, 0.03  # bonus for chords within the piece's key, and more for its I, IV and V
+# a melody alone (a second note sounds under MONOPHONIC of the time) has no bass and much less harmony:
+# its lowest note is not a bass, and the key's I, IV and V are the likely chords
+MONOPHONIC, MELODY_KEY_FIT, MELODY_PRIMARY = 0.1, 0.05, 0.2
+_SCALES = ((0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10, 11))  # major; minor natural + harmonic (its V is major)
 
 
-def _vocabulary() -> tuple[list[Chord], np.ndarray, np.ndarray, np.ndarray]:
-    """The reader's chords (no chord first), their templates (K, 12), root one-hots and priors."""
-    chords = [NO_CHORD] + [Chord(root, quality) for root in range(12) for quality in QUALITIES]
-    templates = np.zeros((len(chords), 12))
-    roots = np.zeros((len(chords), 12))
-    for k, chord in enumerate(chords[1:], 1):
-        templates[k, sorted(chord.pitch_classes)] = 1.0
-        roots[k, chord.root] = 1.0
-    prior = np.array([0.0] + [PRIOR[c.quality] for c in chords[1:]])
-    return chords, templates, roots, prior
+@lru_cache(maxsize=1)
+def vocabulary_chords() -> tuple[Chord, ...]:
+    """The reader's chords: no chord first, then 12 roots x the 13 qualities (root position)."""
+    return (NO_CHORD, *(Chord(root, quality) for root in range(12) for quality in QUALITIES))
+
+
+def _per_chord(values: np.ndarray) -> np.ndarray:
+    """Sums of ``values`` (n, 12) over each chord's tones, (n, 12 roots x 13 qualities) in the vocabulary's
+    order: shifted views of the doubled row, elementwise (no BLAS call: it costs threads on small matrices)."""
+    doubled = np.concatenate([values, values], axis=1)
+    sums = []
+    for steps in QUALITIES.values():
+        acc = doubled[:, steps[0]:steps[0] + 12] + doubled[:, steps[1]:steps[1] + 12]
+        for step in steps[2:]:
+            acc += doubled[:, step:step + 12]
+        sums.append(acc)
+    return np.stack(sums, axis=2).reshape(len(values), -1)
 
 
 # --- the score on a grid -------------------------------------------------------------------------
@@ -80,7 +104,7 @@ def _on_grid(score):
 
 
 def _pitched_notes(score, tpq: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pitch, start step and end step of every pitched note (drums left out)."""
+    """Pitch, start step and end step of every pitched note (drums left out; nothing past ``MAX_STEPS``)."""
     arrays = [t.notes.numpy() for t in score.tracks if not t.is_drum and len(t.notes)]
     if not arrays:
         empty = np.zeros(0, np.int64)
@@ -90,8 +114,8 @@ def _pitched_notes(score, tpq: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     pitch = np.concatenate([a["pitch"] for a in arrays]).astype(np.int64)
     start = np.rint(time * GRID / tpq).astype(np.int64)
     stop = np.maximum(np.rint(end * GRID / tpq).astype(np.int64), start + 1)
-    keep = (start >= 0) & (pitch >= 0) & (pitch < 128)
-    return pitch[keep], start[keep], stop[keep]
+    keep = (start >= 0) & (start < MAX_STEPS) & (pitch >= 0) & (pitch < 128)
+    return pitch[keep], start[keep], np.minimum(stop[keep], MAX_STEPS)
 
 
 def _beat_steps(numerator: int, denominator: int) -> int:
@@ -124,19 +148,32 @@ def bar_lines(score, tpq: int, end_step: int) -> list[tuple[int, int, int]]:
 
 
 def _roll_features(pitch, start, stop, n_steps: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Metre-weighted chroma and bass (both (12, n_steps)) from a piano roll of the notes."""
-    diff = np.bincount(pitch * (n_steps + 1) + start, minlength=128 * (n_steps + 1))
-    diff -= np.bincount(pitch * (n_steps + 1) + np.minimum(stop, n_steps), minlength=128 * (n_steps + 1))
-    roll = np.cumsum(diff.reshape(128, n_steps + 1)[:, :n_steps], axis=1) > 0
-    padded = np.zeros((132, n_steps), bool)
-    padded[:128] = roll
-    chroma = padded.reshape(11, 12, n_steps).sum(axis=0) * weights
-    sounding = roll.any(axis=0)
-    lowest = np.argmax(roll, axis=0) % 12
-    bass = np.zeros((12, n_steps))
-    cols = np.flatnonzero(sounding)
-    bass[lowest[cols], cols] = weights[cols]
-    return chroma, bass
+    """Metre-weighted chroma (rows 0-11), lowest note (rows 12-23) and weight (row 24) per step, (25, n_steps),
+    and the piano roll (pitches from a C up, n_steps) of the octaves the notes use."""
+    low = int(pitch.min()) // 12 * 12
+    span = (int(pitch.max()) - low) // 12 * 12 + 12
+    rows, size = pitch - low, span * (n_steps + 1)
+    diff = np.bincount(rows * (n_steps + 1) + start, minlength=size).astype(np.int32)
+    diff -= np.bincount(rows * (n_steps + 1) + np.minimum(stop, n_steps), minlength=size).astype(np.int32)
+    roll = np.cumsum(diff.reshape(span, n_steps + 1)[:, :n_steps], axis=1) > 0
+    features = np.zeros((25, n_steps))
+    features[24] = weights
+    features[:12] = roll.reshape(span // 12, 12, n_steps).sum(axis=0) * weights
+    cols = np.flatnonzero(roll.any(axis=0))
+    features[12 + np.argmax(roll[:, cols], axis=0) % 12, cols] = weights[cols]
+    return features, roll
+
+
+def _segment_bass(step_bass: np.ndarray, per_pitch: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Each segment's bass, (n, 12): half the share of time each pitch class is the lowest note, half the
+    lowest pitch that sounds ``BASS_MIN`` of the segment (the low note under an arpeggio or a broken chord).
+    ``per_pitch`` (n, pitches from a C up): each pitch's metre-weighted time in the segment."""
+    sounding = per_pitch >= BASS_MIN * length[:, None]
+    lowest = np.zeros((len(per_pitch), 12))
+    has = sounding.any(axis=1)
+    lowest[np.flatnonzero(has), np.argmax(sounding[has], axis=1) % 12] = 0.5
+    total = step_bass.sum(axis=1, keepdims=True)
+    return 0.5 * step_bass / np.where(total > 0, total, 1.0) + lowest
 
 
 def _step_weights(bars: list[tuple[int, int, int]], n_steps: int) -> np.ndarray:
@@ -150,46 +187,92 @@ def _step_weights(bars: list[tuple[int, int, int]], n_steps: int) -> np.ndarray:
 
 
 # --- segments: each bar read whole, in halves and by beats ------------------------------------------
-def _segments(bars: list[tuple[int, int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Every candidate segment: start step, end step, bar index, level (0 bar, 1 half, 2 beat)."""
-    rows: list[tuple[int, int, int, int]] = []
-    for index, (b0, b1, beat) in enumerate(bars):
-        beats = list(range(b0, b1, beat))
-        rows.append((b0, b1, index, 0))
-        if len(beats) >= 4 and len(beats) % 2 == 0:
-            middle = beats[len(beats) // 2]
-            rows += [(b0, middle, index, 1), (middle, b1, index, 1)]
-        if len(beats) >= 2:
-            rows += [(s, min(s + beat, b1), index, 2) for s in beats]
+@lru_cache(maxsize=64)
+def _bar_segments(length: int, beat: int) -> np.ndarray:
+    """The candidate segments of one bar, (n, 3): start and end step from the bar line, level (0 bar, 1 half, 2 beat)."""
+    beats = list(range(0, length, beat))
+    rows = [(0, length, 0)]
+    if len(beats) >= 4 and len(beats) % 2 == 0:
+        middle = beats[len(beats) // 2]
+        rows += [(0, middle, 1), (middle, length, 1)]
+    if len(beats) >= 2:
+        rows += [(s, min(s + beat, length), 2) for s in beats]
     table = np.array(rows, np.int64)
+    table.setflags(write=False)
+    return table
+
+
+def _segments(bars: list[tuple[int, int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every candidate segment: start step, end step, bar index, level (0 bar, 1 half, 2 beat); one set of
+    numpy calls per run of equal bars."""
+    parts, index = [], 0
+    for (length, beat), run in itertools.groupby(bars, key=lambda b: (b[1] - b[0], b[2])):
+        starts = np.array([b[0] for b in run], np.int64)
+        table = _bar_segments(length, beat)
+        rows = np.empty((len(starts), len(table), 4), np.int64)
+        rows[:, :, :2] = table[None, :, :2] + starts[:, None, None]
+        rows[:, :, 2] = np.arange(index, index + len(starts))[:, None]
+        rows[:, :, 3] = table[None, :, 2]
+        parts.append(rows.reshape(-1, 4))
+        index += len(starts)
+    table = np.concatenate(parts)
     return table[:, 0], table[:, 1], table[:, 2], table[:, 3]
 
 
 def _sums(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Sums of ``values`` (12, n_steps) over each ``[lo, hi)``: (n_segments, 12)."""
+    """Sums of ``values`` (rows, n_steps) over each ``[lo, hi)``: (n_segments, rows)."""
     cum = np.zeros((values.shape[0], values.shape[1] + 1))
     np.cumsum(values, axis=1, out=cum[:, 1:])
-    return (cum[:, np.minimum(hi, values.shape[1])] - cum[:, np.minimum(lo, values.shape[1])]).T
+    return (cum[:, hi] - cum[:, lo]).T
 
 
-def chord_scores(chroma: np.ndarray, bass: np.ndarray) -> np.ndarray:
-    """Fit of every chord of the vocabulary (no chord first) to segments' chroma and bass, (n, 12) each -> (n, K).
+@lru_cache(maxsize=1)
+def _constant_terms() -> np.ndarray:
+    """The part of every chord's score that does not depend on the music: -MISSING * size - ROOT_MISSING - prior."""
+    sizes = np.tile([len(steps) for steps in QUALITIES.values()], 12)
+    terms = -MISSING * sizes - ROOT_MISSING - np.tile([PRIOR[q] for q in QUALITIES], 12)
+    terms.setflags(write=False)
+    return terms
 
+
+def chord_scores(chroma: np.ndarray, bass: np.ndarray, length: np.ndarray | None = None) -> np.ndarray:
+    """Fit of every chord of ``vocabulary_chords`` to segments' chroma and bass, (n, 12) each -> (n, K).
+
+    ``length`` (n,): each segment's metre-weighted length; a pitch class sounds when it fills ``PRESENT``
+    of it (without ``length``: when it has ``PRESENT`` of the strongest pitch class's weight).
     A silent segment fits only no chord (score 1); a sounding one never does.
     """
-    _, templates, roots, prior = _vocabulary()
     mass = chroma.sum(axis=1, keepdims=True)
     silent = mass[:, 0] <= 0
-    x = chroma / np.where(mass > 0, mass, 1.0)
-    present = (chroma >= PRESENT * chroma.max(axis=1, keepdims=True)) & (chroma > 0)
+    share = chroma / np.where(mass > 0, mass, 1.0)
+    full = chroma.max(axis=1, keepdims=True) if length is None else np.asarray(length, np.float64)[:, None]
+    sounds = ((chroma >= PRESENT * full) & (chroma > 0)).astype(np.float64)
     bass_total = bass.sum(axis=1, keepdims=True)
-    b = bass / np.where(bass_total > 0, bass_total, 1.0)
-    missing = templates.sum(axis=1) - present @ templates.T
-    scores = x @ templates.T - MISSING * missing - ROOT_MISSING * (1 - present @ roots.T)
-    scores += BASS_ROOT * (b @ roots.T) + BASS_TONE * (b @ templates.T) - prior
+    lowest = bass / np.where(bass_total > 0, bass_total, 1.0)
+    # all terms are sums over a chord's tones or its root, so add the rows first and sum once (linear):
+    # share on tones - MISSING * (tones - tones sounding) - ROOT_MISSING * (1 - root sounds)
+    # + BASS_ROOT * bass share on the root + BASS_TONE * bass share on tones - prior
+    fit = _per_chord(share + MISSING * sounds + BASS_TONE * lowest)
+    fit += np.repeat(ROOT_MISSING * sounds + BASS_ROOT * lowest, len(QUALITIES), axis=1)
+    fit += _constant_terms()
+    scores = np.empty((len(chroma), fit.shape[1] + 1))
+    scores[:, 1:] = np.where(silent[:, None], -np.inf, fit)
     scores[:, 0] = np.where(silent, 1.0, -np.inf)
-    scores[silent, 1:] = -np.inf
     return scores
+
+
+@lru_cache(maxsize=48)
+def key_bonus(tonic: int, mode: int, melody: bool = False) -> np.ndarray:
+    """Per vocabulary chord: ``KEY_FIT`` when its triad (root, third, fifth: a sixth or seventh may be
+    chromatic) is in the key's scale, plus ``PRIMARY`` on I, IV and V (``MELODY_*`` for a melody alone)."""
+    scale = {(tonic + step) % 12 for step in _SCALES[mode]}
+    inside = np.array([not c.is_none and {(c.root + s) % 12 for s in QUALITIES[c.quality][:3]} <= scale
+                       for c in vocabulary_chords()])
+    roots = _tone_table()[1]
+    primary = inside & np.isin(roots, [tonic, (tonic + 5) % 12, (tonic + 7) % 12])
+    bonus = (MELODY_KEY_FIT if melody else KEY_FIT) * inside + (MELODY_PRIMARY if melody else PRIMARY) * primary
+    bonus.setflags(write=False)
+    return bonus
 
 
 def _choose_levels(scores, lo, hi, bar, level, n_bars: int, resolution: str) -> np.ndarray:
@@ -210,31 +293,72 @@ def _choose_levels(scores, lo, hi, bar, level, n_bars: int, resolution: str) -> 
 
 
 def _viterbi(emissions: np.ndarray, change: float) -> np.ndarray:
-    """The best chord path through segments' emissions (n, K) with a cost per change."""
-    n, k = emissions.shape
-    back = np.zeros((n, k), np.int64)
-    total = emissions[0].copy()
-    for i in range(1, n):
-        leader = int(np.argmax(total))
-        switch = total[leader] - change
-        back[i] = np.where(total >= switch, np.arange(k), leader)
-        total = np.maximum(total, switch) + emissions[i]
-    path = np.zeros(n, np.int64)
-    path[-1] = int(np.argmax(total))
-    for i in range(n - 1, 0, -1):
-        path[i - 1] = back[i, path[i]]
+    """The best chord path through segments' emissions (n, K) with a cost per change.
+
+    A segment whose best chord beats every other by more than two changes is on every best path (an
+    anchor), so only the runs between anchors are searched, each over the chords that are among the
+    ``CANDIDATES`` best of one of its segments (short Python lists: fast for small files).
+    """
+    best = np.argmax(emissions, axis=1)
+    ordered = np.partition(emissions, -2, axis=1)
+    anchor = ordered[:, -1] - ordered[:, -2] > 2 * change
+    path = best.copy()
+    loose = np.flatnonzero(~anchor)
+    if not len(loose):
+        return path
+    breaks = np.flatnonzero(np.diff(loose) > 1) + 1
+    for run in np.split(loose, breaks):
+        a, b = int(run[0]), int(run[-1]) + 1
+        left = int(best[a - 1]) if a > 0 else None
+        right = int(best[b]) if b < len(best) else None
+        path[a:b] = _viterbi_run(emissions[a:b], change, left, right)
     return path
 
 
-def _bass_note(chord: Chord, bass: np.ndarray) -> Chord:
-    """``chord`` with its bass named when a chord tone other than the root is the lowest note most of the time."""
-    total = bass.sum()
-    if chord.is_none or total <= 0:
-        return chord
-    lowest = int(np.argmax(bass))
-    if lowest != chord.root and lowest in chord.pitch_classes and bass[lowest] >= BASS_SHARE * total:
-        return Chord(chord.root, chord.quality, lowest)
-    return chord
+def _viterbi_run(emissions: np.ndarray, change: float, left: int | None, right: int | None) -> np.ndarray:
+    """``_viterbi`` of a run of segments between the chords ``left`` and ``right`` (None: the piece's edge)."""
+    top = min(CANDIDATES, emissions.shape[1])
+    extra = [k for k in (left, right) if k is not None]
+    states = np.unique(np.concatenate([np.argpartition(-emissions, top - 1, axis=1)[:, :top].ravel(), np.array(extra, np.int64)]))
+    rows = emissions[:, states].tolist()
+    keys = states.tolist()
+    total = [e - (change if left is not None and k != left else 0.0) for k, e in zip(keys, rows[0], strict=True)]
+    back = []
+    for row in rows[1:]:
+        best = max(total)
+        leader, switch = total.index(best), best - change
+        back.append([k if t >= switch else leader for k, t in enumerate(total)])
+        total = [(t if t >= switch else switch) + e for t, e in zip(total, row, strict=True)]
+    if right is not None:
+        total = [t - (change if k != right else 0.0) for k, t in zip(keys, total, strict=True)]
+    path = [total.index(max(total))]
+    for pointers in reversed(back):
+        path.append(pointers[path[-1]])
+    return states[np.array(path[::-1], np.int64)]
+
+
+@lru_cache(maxsize=1)
+def _tone_table() -> tuple[np.ndarray, np.ndarray]:
+    """Per vocabulary chord: its tones (K, 12) bool and its root (K,) (-1 for no chord); read-only."""
+    chords = vocabulary_chords()
+    tones = np.zeros((len(chords), 12), bool)
+    for k, chord in enumerate(chords):
+        tones[k, sorted(chord.pitch_classes)] = True
+    roots = np.array([-1 if c.is_none else c.root for c in chords])
+    tones.setflags(write=False)
+    roots.setflags(write=False)
+    return tones, roots
+
+
+def _bass_notes(path: np.ndarray, bass: np.ndarray) -> np.ndarray:
+    """Per segment the bass pitch class to name (-1: none): a chord tone other than the root that is the
+    lowest note at least ``BASS_SHARE`` of the (weighted) time."""
+    tones, roots = _tone_table()
+    lowest = np.argmax(bass, axis=1)
+    total = bass.sum(axis=1)
+    held = bass[np.arange(len(bass)), lowest] >= BASS_SHARE * np.maximum(total, 1e-12)
+    named = held & (total > 0) & (roots[path] >= 0) & (lowest != roots[path]) & tones[path, lowest]
+    return np.where(named, lowest, -1)
 
 
 # --- the reader ------------------------------------------------------------------------------------
@@ -255,25 +379,35 @@ def read_chords(score, *, resolution: str = "auto") -> list[ChordSpan]:
         return []
     bars = [b for b in bar_lines(score, tpq, end_step) if b[0] < end_step]
     n_steps = bars[-1][1]
-    chroma, bass = _roll_features(pitch, start, stop, n_steps, _step_weights(bars, n_steps))
     lo, hi, bar, level = _segments(bars)
-    seg_chroma, seg_bass = _sums(chroma, lo, hi), _sums(bass, lo, hi)
-    scores = chord_scores(seg_chroma, seg_bass)
+    weights = _step_weights(bars, n_steps)
+    steps, roll = _roll_features(pitch, start, stop, n_steps, weights)
+    features = _sums(np.concatenate([steps, roll * weights]), lo, hi)  # 25 step features, then each pitch
+    sounding = roll.sum(axis=0)
+    melody = np.count_nonzero(sounding >= 2) < MONOPHONIC * max(np.count_nonzero(sounding), 1)
+    features[:, 12:24] = 0.0 if melody else _segment_bass(features[:, 12:24], features[:, 25:], features[:, 24])
+    scores = chord_scores(features[:, :12], features[:, 12:24], features[:, 24])
+    scores += key_bonus(*key_of(features[level == 0, :12].sum(axis=0)), melody)
+    silent = features[:, :12].sum(axis=1) <= 0
+    scores[silent & ~silent[level == 0][bar]] = 0.0  # a rest inside a sounding bar: no evidence either way
     keep = _choose_levels(scores, lo, hi, bar, level, len(bars), resolution)
-    lo, hi, scores, seg_bass = lo[keep], hi[keep], scores[keep], seg_bass[keep]
+    lo, hi, scores, bass = lo[keep], hi[keep], scores[keep], features[keep, 12:24]
     path = _viterbi(scores * ((hi - lo) / GRID)[:, None], CHANGE)
-    chords, _, _, _ = _vocabulary()
-    labelled = [_bass_note(chords[k], seg_bass[i]) for i, k in enumerate(path.tolist())]
-    return _merge(lo.tolist(), hi.tolist(), labelled)
+    return _merge(lo, hi, path, _bass_notes(path, bass))
 
 
-def _merge(lo: list[int], hi: list[int], chords: list[Chord]) -> list[ChordSpan]:
-    spans: list[ChordSpan] = []
-    for a, b, chord in zip(lo, hi, chords, strict=True):
-        if spans and spans[-1].chord == chord and spans[-1].end == Fraction(a, GRID):
-            spans[-1] = ChordSpan(spans[-1].start, Fraction(b, GRID), chord)
-        else:
-            spans.append(ChordSpan(Fraction(a, GRID), Fraction(b, GRID), chord))
+def _merge(lo: np.ndarray, hi: np.ndarray, path: np.ndarray, bass: np.ndarray) -> list[ChordSpan]:
+    """Spans of the segments' chords (vocabulary index and named bass), consecutive equal ones merged."""
+    code = path * 13 + bass + 1
+    first = np.flatnonzero(np.concatenate(([True], code[1:] != code[:-1])))
+    last = np.concatenate((first[1:], [len(code)])) - 1
+    chords = vocabulary_chords()
+    spans = []
+    for a, b in zip(first.tolist(), last.tolist(), strict=True):
+        chord = chords[int(path[a])]
+        if bass[a] >= 0:
+            chord = Chord(chord.root, chord.quality, int(bass[a]))
+        spans.append(ChordSpan(Fraction(int(lo[a]), GRID), Fraction(int(hi[b]), GRID), chord))
     return spans
 
 
@@ -331,3 +465,40 @@ def chords_from_csv(text: str) -> list[ChordSpan]:
             raise ChordError(msg)
         spans.append(ChordSpan(start, end, parse_chord(row[column])))
     return spans
+
+
+# --- a readable line per bar ---------------------------------------------------------------------------
+_SHORT = {"maj": "", "min": "m", "7": "7", "maj7": "maj7", "min7": "m7", "dim": "dim", "aug": "aug", "sus2": "sus2",
+          "sus4": "sus4", "dim7": "dim7", "hdim7": "m7b5", "6": "6", "min6": "m6"}
+
+
+def short_label(chord: Chord) -> str:
+    """The spelling musicians write (``Am``, ``G7``, ``C/E``, ``Bm7b5``, ``N``); ``parse_chord`` reads it back."""
+    if chord.is_none:
+        return NO_CHORD_LABEL
+    text = NOTE_NAMES[chord.root] + _SHORT[chord.quality]
+    return text if chord.bass is None else f"{text}/{NOTE_NAMES[chord.bass]}"
+
+
+def format_chord_bars(spans: list[ChordSpan], score) -> str:
+    """One line per bar of the score, a word per beat: the chord sounding on it, ``.`` when it goes on
+    (a chord that starts between beats follows its beat's word): ``bar 1 | Am . F . |``."""
+    if not spans:
+        return "(no notes: no chords)"
+    score, tpq = _on_grid(score)
+    end_step = int(np.ceil(float(spans[-1].end) * GRID))
+    starts = [s.start for s in spans]
+    lines = []
+    for number, (b0, b1, beat) in enumerate((b for b in bar_lines(score, tpq, end_step) if b[0] < end_step), 1):
+        words, previous = [], None
+        for step in range(b0, b1, beat):
+            at, upto = Fraction(step, GRID), Fraction(min(step + beat, b1), GRID)
+            i = max(bisect.bisect_right(starts, at) - 1, 0)
+            word = short_label(spans[i].chord) if spans[i].start <= at < spans[i].end else NO_CHORD_LABEL
+            words.append("." if word == previous else word)
+            previous = word
+            for later in spans[i + 1:bisect.bisect_left(starts, upto)]:
+                words.append(short_label(later.chord))
+                previous = words[-1]
+        lines.append(f"bar {number:>3} | {' '.join(words)} |")
+    return "\n".join(lines)
