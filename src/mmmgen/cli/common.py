@@ -3,6 +3,7 @@ writers of songs and takes (with a progress bar of bars written in a terminal)."
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import sys
@@ -103,6 +104,7 @@ def parse_config(
     return configs, rest
 
 
+@contextlib.contextmanager
 def bars_progress(total: int):
     """On a terminal, a progress bar of the bars written (one track's bar each) while the block runs;
     elsewhere (a pipe, a log file) nothing."""
