@@ -75,7 +75,7 @@ def debug_config(dataset, tokenizer, output_dir, **overrides):
 
     values = dict(dataset=str(dataset), tokenizer=str(tokenizer), output_dir=str(output_dir), preset="debug",
                   max_steps=30, eval_steps=10, save_steps=10, logging_steps=1, report_to="none",
-                  sample_tracks=1, sample_max_tokens=24)
+                  sample_tracks=1, sample_max_tokens=24, threads=1)  # tiny models: one thread (one_thread())
     return TrainConfig(**{**values, **overrides})
 
 

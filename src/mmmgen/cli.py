@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from mmmgen.config.threads import apply_threads, early_setup
 from mmmgen.errors import MMMGenError
 
 log = logging.getLogger("mmmgen")
@@ -223,6 +224,7 @@ def cmd_generate(argv: Sequence[str]) -> int:
     from mmmgen.text import vocab as V
 
     (c, takes, k), _ = parse_config(argv, [GenerateConfig, TakesConfig, ControlsConfig], "mmmgen generate", "Generate a multitrack piece one instrument at a time.")
+    apply_threads(say=log.info)  # the cores others leave free (a training run beside it keeps its share)
     controls = controls_from(k)  # bad controls fail before the model loads
     meter = V.parse_time_signature(c.time_signature)
     if meter is None:
@@ -390,6 +392,7 @@ def cmd_app(argv: Sequence[str]) -> int:
     from mmmgen.model.run import find_run, generator_from_run
 
     (c,), _ = parse_config(argv, [AppConfig], "mmmgen app", "Start the web app (Gradio) on a trained model.")
+    apply_threads(say=log.info)
     run = find_run(c.model)
     generator, settings = generator_from_run(run)
     codec = settings.get("codec", {})
@@ -446,6 +449,7 @@ def usage() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    early_setup()  # before torch loads: idle OpenMP threads sleep instead of spinning (config/threads.py)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())

@@ -40,6 +40,7 @@ PRESETS: dict[str, dict] = {
     },
 }
 BATCHING = ("auto", "single", "buckets", "blocks", "windows")  # TrainConfig.batching, see train.build_datasets
+COMPILE = ("auto", "yes", "no")  # TrainConfig.compile, see model/speed.py
 # What a preset leaves unset (the tutorial's values where it had one).
 TRAIN_DEFAULTS: dict = {
     "gradient_accumulation_steps": 1,
@@ -166,6 +167,23 @@ class TrainConfig(ModelConfig):
                           "--max-minutes as many epochs as the budget holds)."},
     )
 
+    threads: int = field(
+        default=0,
+        metadata={"help": "CPU threads (0: the cores other processes leave free, re-checked every 10 s while training; "
+                          "MMMGEN_THREADS sets it for every command). Idle threads sleep (OMP_WAIT_POLICY=PASSIVE)."},
+    )
+    compile: str = field(
+        default="auto",
+        metadata={"help": "torch.compile the training forward pass (inductor): auto (only for runs long enough to repay "
+                          "the compile time), yes, no.", "choices": list(COMPILE)},
+    )
+    profile: bool = field(
+        default=False,
+        metadata={"help": "Profile a few steps: print tokens/s, FLOP use against the fp32 matmul peak measured in the run, "
+                          "and the share of step time per part (matmuls, attention, element-wise, loss, optimizer, "
+                          "collation, Python); written to RUN/profile.json."},
+    )
+
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             msg = f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}"
@@ -215,6 +233,9 @@ class TrainConfig(ModelConfig):
             raise ValueError(msg)
         if self.report_to not in ("none", "tensorboard", "wandb"):
             msg = f"--report-to must be none, tensorboard or wandb, got {self.report_to!r}"
+            raise ValueError(msg)
+        if self.threads < 0 or self.compile not in COMPILE:
+            msg = f"--threads must be >= 0 and --compile one of {', '.join(COMPILE)}, got {self.threads}, {self.compile!r}"
             raise ValueError(msg)
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             msg = f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}"
