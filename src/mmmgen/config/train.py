@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 
@@ -41,6 +42,8 @@ PRESETS: dict[str, dict] = {
 }
 BATCHING = ("auto", "single", "buckets", "blocks", "windows")  # TrainConfig.batching, see train.build_datasets
 COMPILE = ("auto", "yes", "no")  # TrainConfig.compile, see model/speed.py
+GPU_PASS_TOKENS = 16384  # --batching auto on a GPU: at least this many tokens a forward pass (batch grown to it)
+GPU_LR_SCALE_MAX = 2.0  # ... and the learning rate scaled by sqrt(batch growth), at most by this
 # What a preset leaves unset (the tutorial's values where it had one).
 TRAIN_DEFAULTS: dict = {
     "gradient_accumulation_steps": 1,
@@ -184,7 +187,16 @@ class TrainConfig(ModelConfig):
                           "collation, Python); written to RUN/profile.json."},
     )
 
+    def _gpu_batch(self, scale_lr: bool) -> None:
+        """The GPU default (issue 26; not yet measured on a GPU): passes of ``GPU_PASS_TOKENS`` tokens or more,
+        the learning rate scaled with the square root of the batch (Adam's rule), at most ``GPU_LR_SCALE_MAX`` x."""
+        batch = max(self.batch_size, math.ceil(GPU_PASS_TOKENS * self.buckets_per_step / self.context_length))
+        if scale_lr:
+            self.learning_rate *= min(GPU_LR_SCALE_MAX, math.sqrt(batch / self.batch_size))
+        self.batch_size = batch
+
     def __post_init__(self) -> None:
+        unset = {f for f in ("batch_size", "learning_rate") if getattr(self, f) is None}
         if self.preset not in PRESETS:
             msg = f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}"
             raise ValueError(msg)
@@ -228,6 +240,8 @@ class TrainConfig(ModelConfig):
             import torch
 
             self.batching = "buckets" if torch.cuda.is_available() else "single"
+            if self.batching == "buckets" and "batch_size" in unset:
+                self._gpu_batch("learning_rate" in unset)
         if self.batching not in BATCHING:
             msg = f"--batching must be one of {', '.join(BATCHING)}, got {self.batching!r}"
             raise ValueError(msg)

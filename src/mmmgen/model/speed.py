@@ -64,7 +64,7 @@ def part_of(name: str) -> str:
         return "attention"
     if any(x in name for x in _LOSS):
         return "loss"
-    if name.startswith("aten::") or name.startswith("Torch-Compiled") or "graph_" in name:
+    if name.startswith(("aten::", "cpp_fused", "graph_")):
         return "elementwise"
     return "python and framework"
 
@@ -85,7 +85,7 @@ def step_parts(events, wall_us: float) -> dict:
     for e in events:
         if e.name.startswith(("Optimizer.", "autograd::", "ProfilerStep")) or e.name == COLLATE_RANGE:
             continue
-        if e.device_type.name != "CPU" or not e.name.startswith(("aten::", "mkl", "Torch-Compiled", "CompiledFunction",
+        if e.device_type.name != "CPU" or not e.name.startswith(("aten::", "mkl", "cpp_fused", "graph_",
                                                                    "torch::autograd::AccumulateGrad")):
             continue
         self_us = e.self_cpu_time_total
@@ -232,6 +232,10 @@ def speed_setup(cfg, args, run: Path, main: bool, say=log.info) -> list:
         callbacks.append(make_thread_callback(ThreadFollower(choice["cores"])))
     if args.torch_compile and main:  # set by training_arguments (compile_wanted)
         say("torch.compile: on (the first steps compile the training forward pass; evaluation stays eager)")
+    if args.torch_compile and cfg.profile:
+        import torch._inductor.config as inductor
+
+        inductor.cpp.enable_kernel_profile = True  # fused kernels show in the profile under their names
     if cfg.profile and main:
         callbacks.append(make_profile_callback(run, say=print))
     return callbacks
