@@ -173,3 +173,24 @@ def test_compiled_training_step_gives_the_eager_loss():
         opt = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=True)
         losses[name] = [x for b in batches for x in _steps(model, opt, b, 1, forward)]
     assert losses["compiled"] == pytest.approx(losses["eager"], rel=1e-4)
+
+
+def test_bf16_single_windows_take_few_lengths_and_keep_their_loss(untrained):
+    """Padded to ``shape_multiple`` (bf16: oneDNN kernels per shape), a window scores exactly as unpadded."""
+    from mmmgen.model.batching import make_collator
+    from mmmgen.model.speed import MAX_SHAPES, shape_multiple
+
+    assert shape_multiple(1024, low_precision=False) == 1
+    for context in (512, 1024, 2048, 4096):
+        m = shape_multiple(context, low_precision=True)
+        assert m >= 16 and len({-(-n // m) * m for n in range(1, context + 1)}) <= MAX_SHAPES
+    model, tok = untrained
+    model.eval()  # no dropout: the same numbers twice
+    window = {"windows": [torch.randint(5, len(tok), (37,)).numpy()]}
+    losses = []
+    for multiple in (1, 16):
+        batch = make_collator("single", tok.pad_token_id, multiple)([window])
+        assert batch["input_ids"].shape[1] == (37 if multiple == 1 else 48)
+        with torch.no_grad():
+            losses.append(model(**batch, use_cache=False).loss.item())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)

@@ -177,8 +177,8 @@ class TrainConfig(ModelConfig):
     )
     compile: str = field(
         default="auto",
-        metadata={"help": "torch.compile the training forward pass (inductor): auto (only for runs long enough to repay "
-                          "the compile time), yes, no.", "choices": list(COMPILE)},
+        metadata={"help": "torch.compile the training forward pass (inductor): yes, no; auto = no (measured slower than "
+                          "eager on CPU; unmeasured on GPUs).", "choices": list(COMPILE)},
     )
     profile: bool = field(
         default=False,

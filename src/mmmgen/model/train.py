@@ -52,7 +52,7 @@ from mmmgen.model.batching import (
     make_collator,
     passes_per_step,
 )
-from mmmgen.model.speed import compile_wanted, speed_setup, timed_collator
+from mmmgen.model.speed import compile_wanted, shape_multiple, speed_setup, timed_collator
 from mmmgen.model.trainer import CLOCK_NAME, _make_callbacks, _make_trainer_class, note_on_ids
 
 log = logging.getLogger(__name__)
@@ -408,7 +408,7 @@ def _build_trainer(cfg, args, model, tokenizer, data, settings, run, main, resum
     sample_cb, clock_cb, time_progress_cb = _make_callbacks()
     clock = clock_cb(resume_from, cfg.max_minutes * 60 if cfg.max_minutes else None)
     callbacks += [sample_cb(run, tokenizer, settings, cfg, writer), clock]
-    collator = make_collator(cfg.batching, tokenizer.pad_token_id)
+    collator = make_collator(cfg.batching, tokenizer.pad_token_id, shape_multiple(cfg.context_length, args.bf16 or args.fp16))
     if cfg.profile:
         collator = timed_collator(collator)
     trainer = _make_trainer_class()(
