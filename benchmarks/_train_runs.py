@@ -207,13 +207,14 @@ def render_finetune(f: dict) -> list[str]:
 CORPORA = {"chorales": "BACH", "multi-collection": "all"}  # label: mmmgen corpus --collections
 
 
-def prepare_data(work: Path, sample: int | None, limit: int | None) -> dict:
+def prepare_data(work: Path, sample: int | None, labels: list[str]) -> dict:
     """The music21 chorales and the multi-collection corpus (``make model``'s way), prepared and tokenized once."""
     out = {}
-    for label, collections in CORPORA.items():
+    for label in labels:
+        collections = CORPORA[label]
         folder = work / "data" / label
         corpus, dataset, tokenizer = folder / "corpus", folder / "dataset", folder / "tokenizer"
-        size = ["--sample", str(sample)] if sample else ["--limit", str(limit)] if limit else []
+        size = ["--sample", str(sample)] if sample else []
         if not (corpus / "genres.csv").is_file():
             print(f"[{time.strftime('%H:%M:%S')}] corpus {label}", flush=True)
             mmmgen(["corpus", str(corpus), "--collections", collections, *size], ROOT / "src", work / "logs" / f"corpus-{label}.log")

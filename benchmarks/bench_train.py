@@ -413,6 +413,8 @@ def issue26_flags(p) -> None:
     g.add_argument("--minutes", type=float, default=3.0, help="Training minutes of each run in 'runs' and 'neighbour'.")
     g.add_argument("--shapes", default="shipped,ctx2048", help="Comma-separated: shipped (4x256, context 1024), ctx2048.")
     g.add_argument("--recipes", default="tutorial,today,mmmgen,mmmgen-compile", help="Recipes of 'runs'.")
+    g.add_argument("--corpora", default="chorales,multi-collection", help="Comma-separated: chorales (music21 Bach), "
+                   "multi-collection (music21, all six collections).")
     g.add_argument("--corpus-sample", type=int, default=200, help="Works per collection of the corpora (mmmgen corpus --sample).")
     g.add_argument("--finetune-minutes", type=float, default=5.0, help="Minutes of each fine-tune in 'finetune'.")
     g.add_argument("--finetune-songs", type=int, default=50, help="Nottingham songs fine-tuned on in 'finetune'.")
@@ -436,14 +438,15 @@ def issue26(a) -> int:
     record = {"environment": _env.environment(("torch", "transformers", "accelerate")), "quick": a.quick,
               "peak_gflops": round(matmul_peak(seconds=2.0) / 1e9, 1), "baseline_ref": ref, "minutes": a.minutes}
     if parts & {"runs", "neighbour"}:
-        data = R.prepare_data(work, a.corpus_sample, None)
+        data = R.prepare_data(work, a.corpus_sample, a.corpora.split(","))
         recipes = [r for r in a.recipes.split(",") if r] if "runs" in parts else ["today", "mmmgen"]
         record["rows"] = R.runs_part(data, a.shapes.split(","), a.minutes, work, ref, record["peak_gflops"] * 1e9,
                                      recipes, neighbour="neighbour" in parts)
     if "finetune" in parts:
         record["finetune"] = R.finetune_part(work, ref, a.finetune_minutes, a.finetune_songs, HERE.parent.parent / "shared" / "midi-styles")
     record["seconds"] = round(time.time() - started)
-    runs = _env.merge_run(RESULTS_DIR / "train-cpu.json", a.label or ("quick" if a.quick else "cpu"), record, render_issue26)
+    out = RESULTS_DIR / "train-cpu.json" if Path(a.out).name == "train.json" else Path(a.out)
+    runs = _env.merge_run(out, a.label or ("quick" if a.quick else "cpu"), record, render_issue26)
     print(render_issue26(runs))
     return 0
 
