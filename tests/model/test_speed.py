@@ -194,3 +194,19 @@ def test_bf16_single_windows_take_few_lengths_and_keep_their_loss(untrained):
         with torch.no_grad():
             losses.append(model(**batch, use_cache=False).loss.item())
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+
+
+def test_thread_follower_follows_the_others_use(monkeypatch):
+    from mmmgen.config.threads import ThreadFollower
+
+    readings = iter([1.0, 1.0, 0.0])
+    monkeypatch.setattr(Usage, "others", lambda self: next(readings))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        follower = ThreadFollower(cores=2, every_s=0.0)
+        assert follower.tick() == 1 and torch.get_num_threads() == 1  # a busy neighbour: its core left to it
+        assert follower.tick() is None  # no change, nothing set
+        assert follower.tick() == 2 and torch.get_num_threads() == 2  # it stopped: both cores again
+    finally:
+        torch.set_num_threads(before)

@@ -129,22 +129,23 @@ def choose_threads(requested: int | None = None, sample_s: float = 0.3) -> dict:
     over ``sample_s`` seconds. ``follow``: whether the count may change later (``ThreadFollower``).
     """
     cores, fixed = allowed_cores(), requested_threads(requested)
-    others = None
+    others, affinity, why = None, _affinity(), "as asked"
+    if fixed is None and affinity is not None and cores < len(affinity):
+        fixed, why = cores, "the cgroup CPU quota"  # that share is this process's, whatever the rest of the host does
     if fixed is None:
-        usage = Usage(_affinity())
+        usage = Usage(affinity)
         usage.read()
         time.sleep(sample_s)
         others = usage.others()
+        why = "no load reading" if others is None else f"others keep {others:.1f} busy"
     threads = fixed or threads_for(others, cores)
-    return {"threads": threads, "cores": cores, "others": None if others is None else round(others, 2),
+    return {"threads": threads, "cores": cores, "others": None if others is None else round(others, 2), "why": why,
             "wait": os.environ.get(WAIT_ENV, "default (spin, then sleep)"), "follow": fixed is None}
 
 
 def describe(choice: dict) -> str:
-    why = ("as asked" if not choice["follow"] else
-           f"others keep {choice['others']:.1f} busy" if choice["others"] is not None else "no load reading")
     follow = ", following the free cores" if choice["follow"] else ""
-    return (f"CPU threads: {choice['threads']} of {choice['cores']} cores ({why}{follow}); "
+    return (f"CPU threads: {choice['threads']} of {choice['cores']} cores ({choice['why']}{follow}); "
             f"OpenMP idle threads: {str(choice['wait']).lower()}")
 
 
