@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmmgen.config import TrainConfig
+from mmmgen.config import PRESETS, TrainConfig
 from mmmgen.config.threads import TAKEN, Usage, choose_threads, threads_for
 from mmmgen.model.speed import PARTS, part_of, useful_flops_per_token
 
@@ -210,3 +210,22 @@ def test_thread_follower_follows_the_others_use(monkeypatch):
         assert follower.tick() == 2 and torch.get_num_threads() == 2  # it stopped: both cores again
     finally:
         torch.set_num_threads(before)
+
+
+def test_gpu_default_batch_fills_each_pass_and_scales_the_learning_rate(monkeypatch):
+    from mmmgen.config.train import GPU_LR_SCALE_MAX, GPU_PASS_TOKENS
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    base = dict(dataset="d", tokenizer="t", output_dir="o", preset="small")
+    cfg = TrainConfig(**base)
+    assert cfg.batching == "buckets"
+    assert cfg.batch_size * cfg.context_length / cfg.buckets_per_step >= GPU_PASS_TOKENS  # tokens a forward pass
+    assert cfg.learning_rate == pytest.approx(1e-3 * GPU_LR_SCALE_MAX)  # sqrt(64 / 4) = 4, capped
+    tutorial = TrainConfig(**{**base, "preset": "tutorial"})
+    assert tutorial.batch_size == 32 and tutorial.learning_rate == pytest.approx(5e-4 * 2)  # sqrt(32 / 8)
+    mine = TrainConfig(**base, batch_size=8, learning_rate=3e-4)
+    assert (mine.batch_size, mine.learning_rate) == (8, 3e-4)  # given values win
+    kept_lr = TrainConfig(**base, learning_rate=3e-4)
+    assert kept_lr.batch_size == 64 and kept_lr.learning_rate == 3e-4
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert TrainConfig(**base).batch_size == PRESETS["small"]["batch_size"]  # CPU: the preset's
