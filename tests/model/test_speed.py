@@ -71,7 +71,11 @@ def test_requested_threads_win_over_the_reading(monkeypatch):
     assert choose_threads(3)["threads"] == 3 and not choose_threads(3)["follow"]
     monkeypatch.setenv("MMMGEN_THREADS", "2")
     assert choose_threads()["threads"] == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # torchrun's one thread per process
+    assert choose_threads()["threads"] == 2  # MMMGEN_THREADS first
     monkeypatch.setenv("MMMGEN_THREADS", "0")
+    assert choose_threads()["threads"] == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
     auto = choose_threads(sample_s=0.05)
     assert auto["follow"] and 1 <= auto["threads"] <= auto["cores"]
 

@@ -115,11 +115,15 @@ def threads_for(others: float | None, cores: int) -> int:
 
 
 def requested_threads(requested: int | None = None) -> int | None:
-    """``requested`` (a flag), else ``MMMGEN_THREADS``; None or 0: follow the free cores."""
+    """``requested`` (a flag), else ``MMMGEN_THREADS``, else ``OMP_NUM_THREADS`` (torchrun sets 1 per process);
+    None: follow the free cores."""
     if requested:
         return requested
-    env = os.environ.get(THREADS_ENV, "").strip()
-    return int(env) if env.isdigit() and int(env) > 0 else None
+    for name in (THREADS_ENV, "OMP_NUM_THREADS"):
+        env = os.environ.get(name, "").strip()
+        if env.isdigit() and int(env) > 0:
+            return int(env)
+    return None
 
 
 def choose_threads(requested: int | None = None, sample_s: float = 0.3) -> dict:
