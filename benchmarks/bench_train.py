@@ -214,6 +214,7 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
     )
     from mmmgen.model.run import build_model, gpt2_config
     from mmmgen.model.sizing import flops_per_token
+    from mmmgen.model.speed import shape_multiple
     from mmmgen.model.tokenizer import load_tokenizer
     from mmmgen.model.train import resolve_precision
     from mmmgen.model.trainer import (
@@ -240,7 +241,8 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
     # mmmgen with as many useful tokens per step as the tutorial (so both take about the same steps)
     ours_cfg = replace(cfg, batch_size=max(1, round(tutorial_windows * lengths.mean() / cfg.context_length)))
     data = build_datasets(ours_cfg, tok)
-    collator = make_collator(ours_cfg.batching, tok.pad_token_id)
+    precision = resolve_precision(cfg.precision)
+    collator = make_collator(ours_cfg.batching, tok.pad_token_id, shape_multiple(cfg.context_length, precision in ("bf16", "fp16")))
     per_device = 1 if ours_cfg.batching in ("single", "buckets") else ours_cfg.batch_size
     notes = note_on_ids(tok)
     fpt = flops_per_token(cfg.n_layer, cfg.n_embd, len(tok), cfg.context_length)
@@ -293,7 +295,6 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
     results["tutorial"] = {"padding_fraction": round(tut_pad, 4), "precision": "fp32",
                            **run("tutorial", GPT2LMHeadModel(tutorial_cfg), "fp32", enc,
                                  DataCollatorForLanguageModeling(tok, mlm=False), tutorial_steps, tutorial_windows)}
-    precision = resolve_precision(cfg.precision)
     torch.manual_seed(cfg.seed)
     if _cuda():
         torch.cuda.reset_peak_memory_stats()
