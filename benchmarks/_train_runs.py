@@ -111,7 +111,8 @@ def train_run(recipe: str, dataset: str, tokenizer: str, shape: list[str], minut
     m = json.loads((run / "metrics.json").read_text())
     rate = m["train_tokens"] / max(m["train_runtime"], 1e-9)
     log_text = (work / "logs" / f"{tag}.log").read_text() if (work / "logs" / f"{tag}.log").is_file() else ""
-    threads = next((ln.split("CPU threads:")[1].strip() for ln in log_text.splitlines() if "CPU threads:" in ln), None)
+    threads = next((ln.split("CPU threads:")[1].split(" cores")[0].strip() for ln in log_text.splitlines()
+                    if "CPU threads:" in ln), "torch's default (all cores)")
     return {"recipe": recipe, "steps": m["steps"], "train_seconds": m["train_runtime"], "train_tokens": m["train_tokens"],
             "useful_tokens_per_s": round(rate, 1), "flop_use": round(rate * flops_per_token(run) / peak, 3) if peak else None,
             "test_loss_per_note": m.get("eval_loss_per_note"), "precision": m.get("precision"), "threads": threads,
