@@ -144,7 +144,7 @@ def _tiny_model(seed: int = 0):
 
 
 def _steps(model, optimizer, batch, steps: int = 3, forward=None) -> list[float]:
-    forward = forward or model
+    forward = model if forward is None else forward
     losses = []
     for _ in range(steps):
         loss = forward(input_ids=batch, labels=batch, use_cache=False).loss
