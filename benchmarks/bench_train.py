@@ -214,6 +214,7 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
     )
     from mmmgen.model.run import build_model, gpt2_config
     from mmmgen.model.sizing import flops_per_token
+    from mmmgen.model.speed import shape_multiple
     from mmmgen.model.tokenizer import load_tokenizer
     from mmmgen.model.train import resolve_precision
     from mmmgen.model.trainer import (
@@ -240,7 +241,8 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
     # mmmgen with as many useful tokens per step as the tutorial (so both take about the same steps)
     ours_cfg = replace(cfg, batch_size=max(1, round(tutorial_windows * lengths.mean() / cfg.context_length)))
     data = build_datasets(ours_cfg, tok)
-    collator = make_collator(ours_cfg.batching, tok.pad_token_id)
+    precision = resolve_precision(cfg.precision)
+    collator = make_collator(ours_cfg.batching, tok.pad_token_id, shape_multiple(cfg.context_length, precision in ("bf16", "fp16")))
     per_device = 1 if ours_cfg.batching in ("single", "buckets") else ours_cfg.batch_size
     notes = note_on_ids(tok)
     fpt = flops_per_token(cfg.n_layer, cfg.n_embd, len(tok), cfg.context_length)
@@ -293,7 +295,6 @@ def recipes(dataset: str, tokenizer_dir: str, preset: str, budget: int, context:
     results["tutorial"] = {"padding_fraction": round(tut_pad, 4), "precision": "fp32",
                            **run("tutorial", GPT2LMHeadModel(tutorial_cfg), "fp32", enc,
                                  DataCollatorForLanguageModeling(tok, mlm=False), tutorial_steps, tutorial_windows)}
-    precision = resolve_precision(cfg.precision)
     torch.manual_seed(cfg.seed)
     if _cuda():
         torch.cuda.reset_peak_memory_stats()
@@ -408,9 +409,69 @@ def render(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def issue26_flags(p) -> None:
+    g = p.add_argument_group("whole runs (issue 26): --parts runs,neighbour,finetune (see benchmarks/_train_runs.py)")
+    g.add_argument("--minutes", type=float, default=3.0, help="Training minutes of each run in 'runs' and 'neighbour'.")
+    g.add_argument("--shapes", default="shipped,ctx2048", help="Comma-separated: shipped (4x256, context 1024), ctx2048.")
+    g.add_argument("--recipes", default="tutorial,today,mmmgen,mmmgen-compile", help="Recipes of 'runs'.")
+    g.add_argument("--corpora", default="chorales,multi-collection", help="Comma-separated: chorales (music21 Bach), "
+                   "multi-collection (music21, all six collections).")
+    g.add_argument("--corpus-sample", type=int, default=200, help="Works per collection of the corpora (mmmgen corpus --sample).")
+    g.add_argument("--finetune-minutes", type=float, default=5.0, help="Minutes of each fine-tune in 'finetune'.")
+    g.add_argument("--finetune-songs", type=int, default=50, help="Nottingham songs fine-tuned on in 'finetune'.")
+    g.add_argument("--baseline-ref", default=None, help="Git ref of 'today' (default: main before issue 26).")
+    g.add_argument("--work", default="/tmp/mmmgen-bench-train", help="Datasets, runs and logs (reused: delete to rerun).")
+    g.add_argument("--quick", action="store_true", help="Smoke run: 0.5-minute runs, one shape, 20 works per collection, "
+                   "1-minute fine-tunes on 20 songs.")
+
+
+def issue26(a) -> int:
+    """``runs``, ``neighbour`` and ``finetune``: results/train-cpu.{json,md} under ``--label`` (default cpu)."""
+    import _train_runs as R
+
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from mmmgen.model.speed import matmul_peak
+
+    if a.quick:
+        a.minutes, a.shapes, a.corpus_sample, a.finetune_minutes, a.finetune_songs = 0.5, "shipped", 20, 1.0, 20
+    parts, work, ref = set(a.parts.split(",")), Path(a.work), a.baseline_ref or R.BASELINE_REF
+    started = time.time()
+    record = {"environment": _env.environment(("torch", "transformers", "accelerate")), "quick": a.quick,
+              "peak_gflops": round(matmul_peak(seconds=2.0) / 1e9, 1), "baseline_ref": ref, "minutes": a.minutes}
+    if parts & {"runs", "neighbour"}:
+        data = R.prepare_data(work, a.corpus_sample, a.corpora.split(","))
+        recipes = [r for r in a.recipes.split(",") if r] if "runs" in parts else ["today", "mmmgen"]
+        record["rows"] = R.runs_part(data, a.shapes.split(","), a.minutes, work, ref, record["peak_gflops"] * 1e9,
+                                     recipes, neighbour="neighbour" in parts)
+    if "finetune" in parts:
+        record["finetune"] = R.finetune_part(work, ref, a.finetune_minutes, a.finetune_songs, HERE.parent.parent / "shared" / "midi-styles")
+    record["seconds"] = round(time.time() - started)
+    out = RESULTS_DIR / "train-cpu.json" if Path(a.out).name == "train.json" else Path(a.out)
+    runs = _env.merge_run(out, a.label or ("quick" if a.quick else "cpu"), record, render_issue26)
+    print(render_issue26(runs))
+    return 0
+
+
+def render_issue26(runs: dict) -> str:
+    import _train_runs as R
+
+    lines = ["# Training on CPU: whole runs (`benchmarks/bench_train.py --parts runs,neighbour,finetune`)", ""]
+    for label, r in runs.items():
+        env = r["environment"]
+        lines += [f"# {label}", "", f"{env['date']}, {env['hardware']['cpu']} ({env['hardware']['logical_cores']} logical cores, "
+                  f"load {env['hardware']['load_avg_1_5_15']}), torch {env['versions']['torch']}, git {env['git_commit']}; "
+                  f"{r['seconds']} s in all{' (quick)' if r.get('quick') else ''}.", ""]
+        if "rows" in r:
+            lines += R.render_runs(r)
+        if "finetune" in r:
+            lines += R.render_finetune(r["finetune"])
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--parts", default="peak,micro,recipes", help="Comma-separated: peak, micro, recipes.")
+    p.add_argument("--parts", default="peak,micro,recipes",
+                   help="Comma-separated: peak, micro, recipes; or runs, neighbour, finetune (whole mmmgen train runs, issue 26).")
     p.add_argument("--dataset", help="Prepared dataset (mmmgen prepare), needed by 'recipes'.")
     p.add_argument("--tokenizer", help="Tokenizer folder (mmmgen tokenizer), needed by 'recipes'.")
     p.add_argument("--preset", default="small", help="Model shape of both recipes and of 'micro'.")
@@ -428,7 +489,10 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=None, help="Train each recipe this long instead of --tokens.")
     p.add_argument("--more-buckets", default="", help="Comma-separated extra mmmgen --buckets-per-step runs in 'recipes'.")
     p.add_argument("--out", default=str(RESULTS_DIR / "train.json"), help="Results JSON (a .md is written beside it).")
+    issue26_flags(p)
     a = p.parse_args(argv)
+    if set(a.parts.split(",")) & {"runs", "neighbour", "finetune"}:
+        return issue26(a)
     sys.path.insert(0, str(HERE.parent / "src"))
     from mmmgen.config import PRESETS
 

@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: idle threads sleep (config/threads.py)
 
 SCALE = (60, 62, 64, 65, 67, 69, 71, 72)
 TINY_GENRES = ("POP", "ROCK")
@@ -75,7 +76,7 @@ def debug_config(dataset, tokenizer, output_dir, **overrides):
 
     values = dict(dataset=str(dataset), tokenizer=str(tokenizer), output_dir=str(output_dir), preset="debug",
                   max_steps=30, eval_steps=10, save_steps=10, logging_steps=1, report_to="none",
-                  sample_tracks=1, sample_max_tokens=24)
+                  sample_tracks=1, sample_max_tokens=24, threads=1)  # tiny models: one thread (one_thread())
     return TrainConfig(**{**values, **overrides})
 
 

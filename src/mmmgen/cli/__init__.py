@@ -23,6 +23,7 @@ from mmmgen.cli.data import (
 )
 from mmmgen.cli.generate import cmd_extend, cmd_generate, cmd_harmonize, cmd_infill
 from mmmgen.cli.model import cmd_app, cmd_evaluate, cmd_size, cmd_space, cmd_sweep, cmd_train
+from mmmgen.config.threads import early_setup
 from mmmgen.errors import MMMGenError
 
 __all__ = ["COMMANDS", "follow_from", "main", "parse_config", "tidy_help", "usage"]
@@ -55,6 +56,7 @@ def usage() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    early_setup()  # before torch loads: idle OpenMP threads sleep instead of spinning (config/threads.py)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,9 @@ from mmmgen.cli.common import (
     write_song,
     write_takes,
 )
+from mmmgen.config.threads import apply_threads
+
+log = logging.getLogger("mmmgen")
 
 
 def cmd_generate(argv: Sequence[str]) -> int:
@@ -34,6 +38,7 @@ def cmd_generate(argv: Sequence[str]) -> int:
 
     (c, takes, k, h, f), _ = parse_config(argv, [GenerateConfig, TakesConfig, ControlsConfig, ChordsConfig, FollowConfig], "mmmgen generate",
                                        "Generate a multitrack piece one instrument at a time (over a chord progression with --chords).")
+    apply_threads(say=log.info)  # the cores others leave free (a training run beside it keeps its share)
     controls = controls_from(k)  # bad controls fail before the model loads
     meter = V.parse_time_signature(c.time_signature)
     if meter is None:
@@ -73,6 +78,7 @@ def cmd_infill(argv: Sequence[str]) -> int:
         "Regenerate chosen bars of one track (MMM bar-fill); every other bar stays as it was; the new bars follow the piece's chords (or --chords).",
         extra=extra,
     )
+    apply_threads(say=log.info)  # the cores others leave free (a training run beside it keeps its share)
     if bool(ns["piece"]) == bool(c.input):
         print("mmmgen infill: error: give the piece once: as the first argument or as --input", file=sys.stderr)
         return 2
@@ -103,6 +109,7 @@ def cmd_extend(argv: Sequence[str]) -> int:
         f"Continue a piece: every track gets --bars more bars, window by window; its bars (up to {MAX_BARS}) stay as they are.",
         [("input", f"The piece: MMM text (first line; e.g. a piece.txt from generate) or a MIDI file (all its bars, up to {MAX_BARS}).")],
     )
+    apply_threads(say=log.info)  # the cores others leave free (a training run beside it keeps its share)
     harmony = chords_from(h)
     generator, settings = generator_from_run(find_run(c.model))
     song = prompt_song(ns["input"], settings, c.tempo)
@@ -131,6 +138,7 @@ def cmd_harmonize(argv: Sequence[str]) -> int:
         "Accompany a melody: read its chords (or take --chords) and add --tracks tracks that follow them.",
         [("melody", "The melody: a MIDI file or MMM text (all its tracks are kept).")],
     )
+    apply_threads(say=log.info)  # the cores others leave free (a training run beside it keeps its share)
     controls, harmony = controls_from(k), chords_from(h)
     try:
         instruments = [program_from_name(name) for name in c.instrument]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from mmmgen.cli.common import parse_config, tidy_help
+from mmmgen.config.threads import apply_threads
+
+log = logging.getLogger("mmmgen")
 
 
 def cmd_size(argv: Sequence[str]) -> int:
@@ -92,6 +96,7 @@ def cmd_app(argv: Sequence[str]) -> int:
     from mmmgen.model.run import find_run, generator_from_run
 
     (c,), _ = parse_config(argv, [AppConfig], "mmmgen app", "Start the web app (Gradio) on a trained model.")
+    apply_threads(say=log.info)
     run = find_run(c.model)
     generator, settings = generator_from_run(run)
     codec = settings.get("codec", {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 
@@ -40,6 +41,9 @@ PRESETS: dict[str, dict] = {
     },
 }
 BATCHING = ("auto", "single", "buckets", "blocks", "windows")  # TrainConfig.batching, see train.build_datasets
+COMPILE = ("auto", "yes", "no")  # TrainConfig.compile, see model/speed.py
+GPU_PASS_TOKENS = 16384  # --batching auto on a GPU: at least this many tokens a forward pass (batch grown to it)
+GPU_LR_SCALE_MAX = 2.0  # ... and the learning rate scaled by sqrt(batch growth), at most by this
 # What a preset leaves unset (the tutorial's values where it had one).
 TRAIN_DEFAULTS: dict = {
     "gradient_accumulation_steps": 1,
@@ -171,7 +175,33 @@ class TrainConfig(ModelConfig):
                           "--max-minutes as many epochs as the budget holds)."},
     )
 
+    threads: int = field(
+        default=0,
+        metadata={"help": "CPU threads (0: the cores other processes leave free, re-checked every 10 s while training; "
+                          "MMMGEN_THREADS sets it for every command). Idle threads sleep (OMP_WAIT_POLICY=PASSIVE)."},
+    )
+    compile: str = field(
+        default="auto",
+        metadata={"help": "torch.compile the training forward pass (inductor): yes, no; auto = no (measured slower than "
+                          "eager on CPU; unmeasured on GPUs).", "choices": list(COMPILE)},
+    )
+    profile: bool = field(
+        default=False,
+        metadata={"help": "Profile a few steps: print tokens/s, FLOP use against the fp32 matmul peak measured in the run, "
+                          "and the share of step time per part (matmuls, attention, element-wise, loss, optimizer, "
+                          "collation, Python); written to RUN/profile.json."},
+    )
+
+    def _gpu_batch(self, scale_lr: bool) -> None:
+        """The GPU default (issue 26; not yet measured on a GPU): passes of ``GPU_PASS_TOKENS`` tokens or more,
+        the learning rate scaled with the square root of the batch (Adam's rule), at most ``GPU_LR_SCALE_MAX`` x."""
+        batch = max(self.batch_size, math.ceil(GPU_PASS_TOKENS * self.buckets_per_step / self.context_length))
+        if scale_lr:
+            self.learning_rate *= min(GPU_LR_SCALE_MAX, math.sqrt(batch / self.batch_size))
+        self.batch_size = batch
+
     def __post_init__(self) -> None:
+        unset = {f for f in ("batch_size", "learning_rate") if getattr(self, f) is None}
         if self.preset not in PRESETS:
             msg = f"--preset must be one of {sorted(PRESETS)}, got {self.preset!r}"
             raise ValueError(msg)
@@ -215,11 +245,16 @@ class TrainConfig(ModelConfig):
             import torch
 
             self.batching = "buckets" if torch.cuda.is_available() else "single"
+            if self.batching == "buckets" and "batch_size" in unset:
+                self._gpu_batch("learning_rate" in unset)
         if self.batching not in BATCHING:
             msg = f"--batching must be one of {', '.join(BATCHING)}, got {self.batching!r}"
             raise ValueError(msg)
         if self.report_to not in ("none", "tensorboard", "wandb"):
             msg = f"--report-to must be none, tensorboard or wandb, got {self.report_to!r}"
+            raise ValueError(msg)
+        if self.threads < 0 or self.compile not in COMPILE:
+            msg = f"--threads must be >= 0 and --compile one of {', '.join(COMPILE)}, got {self.threads}, {self.compile!r}"
             raise ValueError(msg)
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             msg = f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}"

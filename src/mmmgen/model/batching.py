@@ -207,10 +207,13 @@ class RowCollator:
         return {"input_ids": ids, "labels": labels, "position_ids": pos}
 
 
-def make_collator(batching: str, pad_id: int):
-    """The collator of a ``--batching`` way (``single`` evaluates on buckets: ``RowCollator`` too)."""
+def make_collator(batching: str, pad_id: int, multiple: int = 1):
+    """The collator of a ``--batching`` way (``single`` evaluates on buckets: ``RowCollator`` too).
+
+    ``multiple``: ``single`` pads each window to a multiple of it (1: no padding; ``speed.shape_multiple``).
+    """
     if batching == "single":
-        return RowCollator(pad_id, multiple=1)  # one window: no padding at all
+        return RowCollator(pad_id, multiple=multiple)
     return RowCollator(pad_id) if batching == "buckets" else PackedCollator(pad_id)
 
 

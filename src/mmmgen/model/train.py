@@ -52,6 +52,7 @@ from mmmgen.model.batching import (
     make_collator,
     passes_per_step,
 )
+from mmmgen.model.speed import compile_wanted, shape_multiple, speed_setup, timed_collator
 from mmmgen.model.trainer import CLOCK_NAME, _make_callbacks, _make_trainer_class, note_on_ids
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,8 @@ def training_arguments(cfg: TrainConfig, run: Path, precision: str, has_eval: bo
         ddp_find_unused_parameters=False,
         use_cpu=not torch.cuda.is_available(),  # also what makes torchrun / accelerate use gloo on CPU
         disable_tqdm=False,
+        torch_compile=compile_wanted(cfg),  # model/speed.py: the training forward pass through inductor
+        logging_nan_inf_filter=not torch.cuda.is_available(),  # its per-pass isnan() waits for the GPU
     )
 
 
@@ -310,7 +313,7 @@ def train(cfg: TrainConfig, callbacks=()) -> Path:
     else:
         model = build_model(cfg, len(tokenizer), tokenizer)
     trainer = _build_trainer(cfg, args, model, tokenizer, data, settings, run, main, resume_from)
-    for callback in callbacks:
+    for callback in [*speed_setup(cfg, trainer.args, run, main), *callbacks]:
         trainer.add_callback(callback)
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     final = _final_eval(trainer) if data.test is not None else {}
@@ -405,9 +408,12 @@ def _build_trainer(cfg, args, model, tokenizer, data, settings, run, main, resum
     sample_cb, clock_cb, time_progress_cb = _make_callbacks()
     clock = clock_cb(resume_from, cfg.max_minutes * 60 if cfg.max_minutes else None)
     callbacks += [sample_cb(run, tokenizer, settings, cfg, writer), clock]
+    collator = make_collator(cfg.batching, tokenizer.pad_token_id, shape_multiple(cfg.context_length, args.bf16 or args.fp16))
+    if cfg.profile:
+        collator = timed_collator(collator)
     trainer = _make_trainer_class()(
         model=model, args=args, train_dataset=data.train, eval_dataset=data.test,
-        data_collator=make_collator(cfg.batching, tokenizer.pad_token_id), processing_class=tokenizer, callbacks=callbacks,
+        data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
     )
     trainer.note_ids = tuple(note_on_ids(tokenizer))
     if cfg.max_minutes:

@@ -80,6 +80,23 @@ def _make_trainer_class():
         note_ids: tuple[int, ...] = ()
         budget: tuple | None = None  # (warmup ratio, ClockCallback with budget_s): learning rate over wall time
 
+        _pending: tuple | None = None  # (tokens on the GPU, passes) not yet added to num_input_tokens_seen
+
+        def _track_num_input_tokens(self, inputs):
+            """On one GPU: sum a step's tokens on the device and read them once a step, not after every pass
+            (each ``.item()`` makes the host wait for the GPU)."""
+            ids = inputs.get("input_ids") if isinstance(inputs, dict) else None
+            if (ids is None or ids.device.type != "cuda" or self.args.world_size > 1
+                    or self.args.include_num_input_tokens_seen != "non_padding"):
+                return super()._track_num_input_tokens(inputs)
+            count = (ids != self.processing_class.pad_token_id).sum()
+            tokens, passes = self._pending or (0, 0)
+            self._pending = (tokens + count, passes + 1)
+            if self._pending[1] >= self.args.gradient_accumulation_steps:
+                self.state.num_input_tokens_seen += int(self._pending[0].item())
+                self._pending = None
+            return None
+
         def create_scheduler(self, num_training_steps: int, optimizer=None):
             if self.budget is None:
                 return super().create_scheduler(num_training_steps, optimizer)
