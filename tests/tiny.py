@@ -34,3 +34,23 @@ def check_valid(song) -> None:
     assert len(piece.tracks) == len(song.tracks)
     for track in piece.tracks:
         assert track.n_bars == song.n_bars and track.notes
+
+
+def random_walk(s, table, words: list[str], rng, time_share: float) -> list[str]:
+    """Random words among those ``grammar.allowed`` leaves until the track is done (uniform: the worst
+    model); a time step is taken with probability ``time_share`` when one is allowed."""
+    import numpy as np
+
+    from mmmgen.generate.grammar import DONE, allowed
+
+    out = []
+    while s.phase != DONE:
+        options = np.flatnonzero(allowed(s, table))
+        assert len(options), "no word allowed"
+        if rng.random() < time_share and any(words[i].startswith(V.TIME_DELTA) for i in options):
+            options = [i for i in options if words[i].startswith(V.TIME_DELTA)]
+        word = words[int(rng.choice(options))]
+        s.step(word)
+        out.append(word)
+        assert len(out) < 5000
+    return out

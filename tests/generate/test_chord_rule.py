@@ -7,6 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from tiny import random_walk
 
 from mmmgen.generate import grammar as C
 from mmmgen.generate.controls import ControlError
@@ -45,17 +46,7 @@ def allowed_words(s) -> set[str]:
 
 def walk(s: C.TrackState, rng) -> list[str]:
     """Random allowed words until the track is done (uniform: the worst model)."""
-    words = []
-    while s.phase != C.DONE:
-        options = np.flatnonzero(C.allowed(s, TABLE))
-        assert len(options), "no word allowed"
-        if rng.random() < 0.3 and any(WORDS[i].startswith(V.TIME_DELTA) for i in options):
-            options = [i for i in options if WORDS[i].startswith(V.TIME_DELTA)]
-        word = WORDS[int(rng.choice(options))]
-        s.step(word)
-        words.append(word)
-        assert len(words) < 5000
-    return words
+    return random_walk(s, TABLE, WORDS, rng, time_share=0.3)
 
 
 def notes_of(words, meter=(4, 4)):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tiny import untrained_model
+from tiny import random_walk, untrained_model
 
 from mmmgen.generate import controls as K
 from mmmgen.generate import grammar as C
@@ -46,17 +46,7 @@ def notes_of(words: list[str], meter=(4, 4)) -> list[tuple[int, int, int]]:
 
 def walk(s: C.TrackState, rng) -> list[str]:
     """Random words among the allowed ones until the track is done (uniform: the worst model)."""
-    words = []
-    while s.phase != C.DONE:
-        options = np.flatnonzero(C.allowed(s, TABLE))
-        assert len(options), "no word allowed"
-        if rng.random() < 0.2 and any(WORDS[i].startswith(V.TIME_DELTA) for i in options):
-            options = [i for i in options if WORDS[i].startswith(V.TIME_DELTA)]
-        word = WORDS[int(rng.choice(options))]
-        s.step(word)
-        words.append(word)
-        assert len(words) < 5000
-    return words
+    return random_walk(s, TABLE, WORDS, rng, time_share=0.2)
 
 
 # --- parsing and checks before sampling -------------------------------------------------------
