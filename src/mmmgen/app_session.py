@@ -1,4 +1,4 @@
-"""What the app keeps per browser session, and its cleanup (``app.py`` builds the page over it).
+"""What the app keeps per browser session, and its cleanup (``app/`` builds the page over it).
 
 ``Session``: a bounded undo/redo history, the seed used, the takes on offer and the session's
 render folders; ``SongRenderer``: audio, MIDI and piano roll of a song into bounded, per-session

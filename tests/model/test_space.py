@@ -40,7 +40,7 @@ def test_the_folder_holds_what_a_space_needs(space):
         assert (space / name).is_file(), name
     assert load_settings(space / "model")["codec"]["grid"] > 0
     assert (space / "model" / "model.safetensors").stat().st_size > 1e6
-    assert (space / "mmmgen" / "cli" / "__init__.py").is_file() and (space / "mmmgen" / "app.py").is_file()
+    assert (space / "mmmgen" / "cli" / "__init__.py").is_file() and (space / "mmmgen" / "app" / "__init__.py").is_file()
     assert not list(space.glob("mmmgen/**/default_model")) and not list(space.glob("mmmgen/**/__pycache__"))
     assert (space / "packages.txt").read_text().split() == ["fluidsynth", "fluid-soundfont-gm"]
     assert "*.safetensors filter=lfs" in (space / ".gitattributes").read_text()
