@@ -30,7 +30,8 @@ def app_url():
 
 
 def test_the_chord_widgets_read_a_progression():
-    assert make_harmony("", "loose") == {"chords": None, "chord_rule": "loose"}
+    assert make_harmony("", "loose") == {"chords": None}  # the default: the song's own chords, if any
+    assert make_harmony("", "strict") == {"chords": None, "chord_rule": "strict"}
     assert make_harmony(" Am F ", "strict") == {"chords": "Am F", "chord_rule": "strict"}
     with pytest.raises(ChordError):
         make_harmony("Am Xm", "loose")

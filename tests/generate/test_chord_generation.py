@@ -77,12 +77,14 @@ def test_extend_and_infill_of_a_song_without_chords_follow_the_chords_read_from_
     song, _ = score_song(make_score([(0, False, block)]), {"codec": {"bars": 8, "grid": 12}})
     read = song_chords(song)
     assert [s.chord.label for s in read] == ["A:min", "G:maj"] and not song.chords
-    longer = generator.extend(song, 2, Sampling(seed=1))
+    plain = generator.extend(song, 2, Sampling(seed=1))  # by default only chords the song has are followed
+    assert not plain.chords
+    longer = generator.extend(song, 2, Sampling(seed=1), chord_rule="loose")
     assert not longer.chords  # the chords read are followed, not written
     expected = [*read, *(type(s)(s.start + 8, s.end + 8, s.chord) for s in read)]
     good, total = follows(longer, expected)
     assert good == total > 0
-    filled = generator.infill(longer, 0, [1, 2], Sampling(seed=2))
+    filled = generator.infill(longer, 0, [1, 2], Sampling(seed=2), chord_rule="loose")
     assert follows(filled, expected)[0] == follows(filled, expected)[1]
 
 

@@ -116,6 +116,8 @@ def make_harmony(chords, chord_rule) -> dict:
     text = (chords or "").strip()
     if text:
         load_chords(text)  # a bad chord is a warning before anything runs
+    if not text and chord_rule in (None, "", "loose"):  # the default: the song's own chords, if it has some
+        return {"chords": None}
     return {"chords": text or None, "chord_rule": chord_rule or "loose"}
 
 

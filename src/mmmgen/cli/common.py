@@ -164,7 +164,7 @@ def chords_from(h, meter: tuple[int, int] = (4, 4)) -> dict:
 
     if h.chords is not None:
         load_chords(h.chords, meter)
-    return {"chords": h.chords, "chord_rule": h.chord_rule}
+    return {"chords": h.chords} | ({} if h.chord_rule is None else {"chord_rule": h.chord_rule})
 
 
 def follow_from(f):

@@ -185,15 +185,17 @@ class ChordsConfig:
                           "'Am:2 F:2' (beats), 'Am F | C G' (bars); or a chord CSV (mmmgen chords --out), MIDI, MusicXML or MMM text "
                           "file to take the chords from. A progression shorter than the piece repeats."},
     )
-    chord_rule: str = field(
-        default="loose",
+    chord_rule: str | None = field(
+        default=None,
         metadata={"help": "strict: chord tones only; loose: chord tones on beats and for notes a beat or longer, scale tones "
-                          "(--scale, else the progression's key) between; off: no rule. Bass lines land on the chord's bass.",
+                          "(--scale, else the progression's key) between; off: no rule. Bass lines land on the chord's bass. "
+                          "Default: loose over --chords or the piece's own chords, else off (extend/infill of a piece without "
+                          "chords follow the chords read from its notes only when a rule is given).",
                   "choices": list(CHORD_RULES)},
     )
 
     def __post_init__(self) -> None:
-        if self.chord_rule not in CHORD_RULES:
+        if self.chord_rule is not None and self.chord_rule not in CHORD_RULES:
             msg = f"--chord-rule must be one of {', '.join(CHORD_RULES)}, got {self.chord_rule!r}"
             raise ValueError(msg)
 

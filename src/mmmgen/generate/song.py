@@ -206,7 +206,7 @@ class Generator(Engine):
         return self._run_add(rest, replace(spec, follow=_beside_chords(rules, spec.harmony)), sampling, takes)
 
     def extend(self, song: Song, bars: int, sampling: Sampling | None = None, takes: int | None = None,
-               controls: Controls | None = None, chords=None, chord_rule: str = "loose", follow: Follow | None = None,
+               controls: Controls | None = None, chords=None, chord_rule: str | None = None, follow: Follow | None = None,
                **track_kwargs) -> Song | list[Take]:
         """The song with ``bars`` more bars on every track; every earlier bar stays word for word.
 
@@ -214,7 +214,9 @@ class Generator(Engine):
         many as its context holds) and writes the new bars track by track under the grammar masks.
         Each track keeps its instrument and density; ``controls`` bind the notes of the new bars of
         every track (drums exempt). The new bars follow ``chords`` (see ``add_track``) or else the song's
-        own progression (its chords, or those read from its notes), looped, under ``chord_rule``, and
+        own progression, looped, under ``chord_rule`` (default: ``loose`` when the song has chords or
+        ``chords`` are given, else ``off``; a rule asked for on a song without chords follows the chords
+        read from its notes), and
         each track (``follow.py``: register, drum kit, notes per bar, the key; ``follow=Follow(free=True)``:
         not). Other ``track_kwargs`` (an instrument, a density) do not apply to
         bars that continue a track, so any given is an error. Window ``w`` draws
@@ -231,7 +233,7 @@ class Generator(Engine):
             raise GenerationError(msg)
         sampling = sampling or Sampling()
         controls = _checked(controls, song.time_signature, self.grid)
-        harmony = {"chords": chords, "chord_rule": chord_rule}
+        harmony = {"chords": chords, "chord_rule": _rule_or_default(chord_rule, song, chords)}
         if takes is not None:
             return self._takes(lambda seed: self._extend_program(song, int(bars), seed, controls, follow=follow, **harmony), sampling, takes)
         return self._drive(self._extend_program(song, int(bars), sampling.seed, controls, follow=follow, **harmony), sampling)
@@ -258,7 +260,7 @@ class Generator(Engine):
 
     def infill(
         self, song: Song, track: int, bars: list[int] | None = None, sampling: Sampling | None = None, takes: int | None = None,
-        controls: Controls | None = None, chords=None, chord_rule: str = "loose", follow: Follow | None = None,
+        controls: Controls | None = None, chords=None, chord_rule: str | None = None, follow: Follow | None = None,
     ) -> Song | list[Take]:
         """The song with bars of one track written anew, conditioned on everything else (bar-fill).
 
@@ -286,7 +288,7 @@ class Generator(Engine):
             msg = f"bars must be within 1..{song.n_bars}"
             raise GenerationError(msg)
         controls = _checked(controls, song.time_signature, self.grid)
-        song, harmony = self._infill_harmony(song, track, chords, chord_rule, controls)
+        song, harmony = self._infill_harmony(song, track, chords, _rule_or_default(chord_rule, song, chords), controls)
         if takes is not None:
             return self._takes(lambda seed: self._infill_program(song, track, bars, seed, controls, harmony, follow), sampling, takes)
         return self._drive(self._infill_program(song, track, bars, sampling.seed, controls, harmony, follow), sampling)
@@ -472,6 +474,12 @@ def generate_song(
     if takes is not None:
         return generator._takes(program, sampling, takes)
     return generator._drive(program(sampling.seed), sampling)
+
+
+def _rule_or_default(chord_rule: str | None, song: Song, chords) -> str:
+    """The chord rule of new bars in a song: as asked, else ``loose`` over chords it has or is given, else ``off``
+    (reading chords from the notes of a dense song costs several times the words' time: asked for only)."""
+    return chord_rule or ("loose" if chords is not None or song.chords else "off")
 
 
 def _beside_chords(rules: TrackFollow | None, harmony) -> TrackFollow | None:
