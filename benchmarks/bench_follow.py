@@ -78,10 +78,10 @@ def kept(path: Path, song, grid: int) -> tuple[bool, bool]:
     """Whether the MIDI written for ``song`` (as the CLI writes it) keeps the file's first tempo and its track names."""
     from symusic import Score
 
-    from mmmgen.text.decode import text_to_score
+    from mmmgen.generate.prompt import song_to_score
 
     source = Score(str(path))
-    out = text_to_score(song.text, grid, tempo=song.tempo)
+    out = song_to_score(song, grid)  # what write_song (the CLI) writes
     tempo_in = source.tempos[0].qpm if len(source.tempos) else 120.0
     tempo_out = out.tempos[0].qpm if len(out.tempos) else 120.0
     names_in = sorted(t.name for t in source.tracks if t.notes and t.name)
