@@ -14,6 +14,8 @@ DATA ?= data
 CORPORA ?=
 MODEL_COLLECTIONS ?= all,open
 MODEL_TRANSPOSE ?= 0
+# the chord track (prepare --chords) in this share of the files; the rest without, as a user's MIDI mostly is
+MODEL_CHORDS_SHARE ?= 0.5
 COLLECTIONS ?= BACH
 DEMO_RUN ?= runs/demo
 DEMO_STEPS ?= 400
@@ -41,8 +43,8 @@ demo: setup              ## a piece from the shipped default model (out/demo), t
 
 model: setup             ## rebuild the shipped default model (v2): music21's corpus + the open collections, configs/default-model-v2.yaml
 	$(MMMGEN) corpus $(DATA)/corpus --collections $(MODEL_COLLECTIONS) --sample $(MODEL_SAMPLE) $(if $(CORPORA),--from $(CORPORA))
-	$(MMMGEN) prepare $(DATA)/corpus $(DATA)/model/dataset --genres $(DATA)/corpus/genres.csv --infill-prob 0.1 --transpose $(MODEL_TRANSPOSE)
-	# with issue 27's chord track: add --chords to the prepare line above (and say so in the card)
+	$(MMMGEN) prepare $(DATA)/corpus $(DATA)/model/dataset --genres $(DATA)/corpus/genres.csv --infill-prob 0.1 --transpose $(MODEL_TRANSPOSE) \
+		--chords --chords-share $(MODEL_CHORDS_SHARE)
 	$(MMMGEN) tokenizer $(DATA)/model/dataset $(DATA)/model/tokenizer
 	$(MMMGEN) train --config configs/default-model-v2.yaml --dataset $(DATA)/model/dataset \
 		--tokenizer $(DATA)/model/tokenizer --output-dir $(MODEL_RUN) --max-minutes $(MODEL_MINUTES) --resume

@@ -42,7 +42,15 @@ SHARED = _env.ROOT.parent / "shared"
 MARGIN = 2
 
 
-def song_files(beatles: int, seed: int) -> list[Path]:
+def song_files(beatles: int, seed: int, held_out: Path | None = None) -> list[Path]:
+    """midi-dev's multitrack songs and ``beatles`` lmd-beatles songs; with ``held_out`` (a corpus folder a model
+    was prepared from), only that corpus's held-out LMD-BEATLES songs (the split ``mmmgen prepare`` made)."""
+    if held_out is not None:
+        from mmmgen.model.collections_eval import heldout_sets
+
+        pool = sorted(path for path, _ in heldout_sets([held_out], []).get("LMD-BEATLES", []))
+        random.Random(seed).shuffle(pool)
+        return pool[:beatles]
     multitrack = sorted((SHARED / "midi-dev" / "multitrack").glob("*.mid"))
     pool = sorted(p for p in (SHARED / "corpora" / "lmd-beatles").rglob("*") if p.suffix.lower() in (".mid", ".midi"))
     random.Random(seed).shuffle(pool)
@@ -89,13 +97,13 @@ def kept(path: Path, song, grid: int) -> tuple[bool, bool]:
     return abs(tempo_in - tempo_out) < 0.5, bool(names_in) and all(n in names_out for n in names_in)
 
 
-def run_songs(generator, settings, files: list[Path], seed: int) -> dict:
+def run_songs(generator, settings, files: list[Path], seed: int, wanted=("follow", "free")) -> dict:
     from mmmgen.generate.follow import Follow
     from mmmgen.generate.prompt import prompt_song
     from mmmgen.generate.sampling import Sampling
     from mmmgen.generate.window import split_song
 
-    modes = {"follow": None, "free": Follow(free=True)}
+    modes = {m: f for m, f in {"follow": None, "free": Follow(free=True)}.items() if m in wanted}
     ops = ("extend 8", "infill A", "infill B")
     stats = {m: {o: {"runs": 0, "failed": 0, "pitched": 0, "in_register": 0, "drums": 0, "in_kit": 0, "loglik": 0.0, "loglik_total": 0.0, "notes_total": 0, "words_total": 0, "per_note": [],
                      "tempo_kept": 0, "names_kept": 0, "errors": []} for o in ops} for m in modes}
@@ -169,7 +177,7 @@ def relative_ok(asked: str, named: str) -> bool:
     return u == ((t + 9) % 12 if mode == "major" else (t + 3) % 12)
 
 
-def run_keys(generator, pieces: int, seed: int) -> dict:
+def run_keys(generator, pieces: int, seed: int, wanted=("follow", "free")) -> dict:
     from mmmgen.generate.controls import TONICS, Controls, key_of_text
     from mmmgen.generate.follow import Follow
     from mmmgen.generate.sampling import Sampling
@@ -179,6 +187,8 @@ def run_keys(generator, pieces: int, seed: int) -> dict:
     keys = [f"{rng.choice(TONICS)}:{rng.choice(('major', 'minor'))}" for _ in range(pieces)]
     out = {}
     for mode, follow in {"follow": None, "free": Follow(free=True)}.items():
+        if mode not in wanted or not pieces:
+            continue
         rows = []
         for i, key in enumerate(keys):
             song = generate_song(generator, 4, None, n_bars=8, sampling=Sampling(seed=seed + 100 + i), controls=Controls(scale=key), follow=follow)
@@ -195,6 +205,10 @@ def main() -> int:
     parser.add_argument("--pieces", type=int, default=20, help="pieces generated with --scale X")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--label", default="default")
+    parser.add_argument("--model", default=None, help="a run folder or a shipped name (default: the shipped default)")
+    parser.add_argument("--held-out", type=Path, default=None,
+                        help="a corpus folder the model was prepared from: its held-out LMD-BEATLES songs only (no midi-dev songs)")
+    parser.add_argument("--modes", default="follow,free", help="follow, free or both (free alone: what the model itself learned)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     if not (SHARED / "midi-dev" / "multitrack").is_dir():
@@ -206,11 +220,14 @@ def main() -> int:
     torch.set_num_threads(1)
     from mmmgen.model.run import find_run, generator_from_run
 
-    generator, settings = generator_from_run(find_run(None))
+    generator, settings = generator_from_run(find_run(args.model))
     t0 = time.time()
-    files = song_files(args.beatles, args.seed)
-    result = {"model": "shipped default (src/mmmgen/resources/default_model)", "seed": args.seed, **run_songs(generator, settings, files, args.seed)}
-    result["keys"] = run_keys(generator, args.pieces, args.seed)
+    files = song_files(args.beatles, args.seed, args.held_out)
+    wanted = tuple(args.modes.split(","))
+    model = args.model or "shipped default (src/mmmgen/resources/default_model)"
+    songs = f"held-out LMD-BEATLES songs of {args.held_out}" if args.held_out else "midi-dev multitrack + lmd-beatles"
+    result = {"model": model, "songs_from": songs, "seed": args.seed, **run_songs(generator, settings, files, args.seed, wanted)}
+    result["keys"] = run_keys(generator, args.pieces, args.seed, wanted)
     result["seconds"] = round(time.time() - t0)
     result["env"] = _env.environment(("mmmgen", "torch", "transformers", "numpy", "symusic"),
                                      machine_note="shared 2-core CPU (other jobs ran alongside); torch threads 1; nice 10")
@@ -225,7 +242,8 @@ def markdown(runs: dict) -> str:
         e = r["env"]
         lines += [
             f"## {label}", "",
-            f"{len(r['songs'])} songs ({len(r['skipped'])} unreadable files skipped, as `prepare` skips them), {r['model']}, seed {r['seed']}.",
+            f"{len(r['songs'])} songs ({r.get('songs_from', 'midi-dev multitrack + lmd-beatles')}; {len(r['skipped'])} unreadable files skipped, "
+            f"as `prepare` skips them), model {r['model']}, seed {r['seed']}.",
             "Each operation with the song-derived rules (follow, the default) and with `--free` (the baseline), same seeds, same run.",
             f"Register: new pitched notes within their track's own range in the song +/- {MARGIN}; kit: new drum hits on pitches the",
             "track already uses; tempo/names: the MIDI written for the result (as the CLI writes it on this branch) keeps the file's",
@@ -240,7 +258,7 @@ def markdown(runs: dict) -> str:
             "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for op in ("extend 8", "infill A", "infill B"):
-            for mode in ("follow", "free"):
+            for mode in r["stats"]:
                 s = r["stats"][mode][op]
                 lines.append(
                     f"| {op} | {mode} | {s['runs']} | {s['failed']} | {s['in_register']}/{s['pitched']} ({s['register_pct']} %) | "
@@ -248,9 +266,9 @@ def markdown(runs: dict) -> str:
                     f"{s.get('loglik_per_note_median')} | {s.get('loglik_pooled_per_note')} | {s.get('loglik_per_word')} |"
                 )
         k = r["keys"]
-        lines += ["", f"Key: {k['follow']['pieces']} pieces of 4 tracks x 8 bars generated with `--scale X`; `estimate_key` names X or its relative:",
+        lines += [] if not k else ["", f"Key: {next(iter(k.values()))['pieces']} pieces of 4 tracks x 8 bars generated with `--scale X`; `estimate_key` names X or its relative:",
                   "", "| mode | agree |", "|---|---|"]
-        lines += [f"| {m} | {k[m]['agree']}/{k[m]['pieces']} ({k[m]['agree_pct']} %) |" for m in ("follow", "free")]
+        lines += [f"| {m} | {k[m]['agree']}/{k[m]['pieces']} ({k[m]['agree_pct']} %) |" for m in k]
         errors = [f"- {mode} {op}: {err}" for mode, ops in r["stats"].items() for op, s in ops.items() for err in s["errors"]]
         lines += ["", *(["Failures (first 5 per operation):", *errors] if errors else ["No operation failed."])]
         if r["skipped"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from datasets import load_from_disk
 from synth import make_score, write
 
@@ -65,3 +66,19 @@ def test_the_tokenizer_of_a_chord_dataset_has_the_chord_words(tmp_path):
     vocab = tok.get_vocab()
     assert all(w in vocab for w in V.chord_words()) and V.chord_track_inst() in vocab
     assert json.loads((tmp_path / "tok" / "tokenizer_report.json").read_text())["extra_words"] == []
+
+
+def test_chords_share_gives_the_chord_track_to_a_fixed_share_of_files(tmp_path):
+    from mmmgen.data.prepare import takes_chords
+
+    names = [f"{i}.mid" for i in range(12)]
+    for name in names:
+        write(chord_song(4), tmp_path / "midi" / name)
+    prepare(tmp_path / "midi", tmp_path / "ds", PrepareConfig(test_size=0.0, num_proc=1, bars=4, chords=True, chords_share=0.5))
+    rows = list(load_from_disk(str(tmp_path / "ds"))["train"])
+    with_track = {row["source"] for row in rows if V.chord_track_inst() in row["text"].split()}
+    assert with_track == {n for n in names if takes_chords(n, 0.5)}  # the draw by name decides, nothing else
+    assert 0 < len(with_track) < len(names)  # both kinds of window are there
+    assert all(takes_chords(n, 1.0) for n in names) and not any(takes_chords(n, 0.0) for n in names)
+    with pytest.raises(ValueError, match="chords-share"):
+        PrepareConfig(chords_share=1.5)

@@ -27,6 +27,11 @@ class CodecConfig:
         metadata={"help": "Write a chord track first in every window (INST=CHORDS: the file's chord symbols, else the chords read "
                           "from its notes), so a model learns music given harmony."},
     )
+    chords_share: float = field(
+        default=1.0,
+        metadata={"help": "With --chords: the share of files (a fixed draw by file name) whose windows get the chord track; "
+                          "the others keep none, so the model also learns songs without chords (a user's MIDI mostly has none)."},
+    )
 
     def __post_init__(self) -> None:
         if self.grid < 1 or 480 % self.grid:
@@ -37,6 +42,9 @@ class CodecConfig:
             raise ValueError(msg)
         if self.hop is not None and self.hop < 1:
             msg = f"--hop must be at least 1, got {self.hop}"
+            raise ValueError(msg)
+        if not 0 <= self.chords_share <= 1:
+            msg = f"--chords-share must be in [0, 1], got {self.chords_share}"
             raise ValueError(msg)
         if self.density_levels < 1:
             msg = f"--density-levels must be at least 1, got {self.density_levels}"
@@ -91,4 +99,4 @@ class PrepareConfig(CodecConfig):
 
     def codec(self) -> CodecConfig:
         """The codec part of these settings."""
-        return CodecConfig(self.grid, self.bars, self.hop, self.min_notes, self.density_levels, self.chords)
+        return CodecConfig(self.grid, self.bars, self.hop, self.min_notes, self.density_levels, self.chords, self.chords_share)

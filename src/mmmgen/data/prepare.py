@@ -175,8 +175,9 @@ def _encode_batch(batch: list[tuple[int, object]], config: CodecConfig, transpos
 
     try:
         scores, shifts = [score for _, score in batch], [transpositions[i] for i, _ in batch]
-        if config.chords:  # the chord track first (prepare --chords)
-            windows = scores_to_parts(scores, config, shifts, [score_chords(score) for score in scores])
+        if config.chords:  # the chord track first (prepare --chords), in the files of --chords-share
+            chords = [score_chords(score) if takes_chords(results[i].source, config.chords_share) else None for i, score in batch]
+            windows = scores_to_parts(scores, config, shifts, chords)
         else:
             windows = scores_to_parts(scores, config, shifts)
     except Exception as exc:  # a bug or an exotic file: find which file, keep the run alive, report it
@@ -192,6 +193,14 @@ def _encode_batch(batch: list[tuple[int, object]], config: CodecConfig, transpos
             results[i].windows = found
         else:
             results[i] = FileResult(results[i].source, skipped="no window with enough notes")
+
+
+def takes_chords(source: str, share: float) -> bool:
+    """Whether the file ``source`` gets the chord track under ``--chords-share share``: a fixed draw by its name
+    (the same in every run and worker), so about ``share`` of the files do."""
+    import zlib
+
+    return share >= 1 or zlib.crc32(source.encode()) % 10_000 < share * 10_000
 
 
 def score_chords(score) -> list:

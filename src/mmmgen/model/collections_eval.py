@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from mmmgen.data.mix import collection_of
@@ -62,6 +62,7 @@ def collection_texts(files: list[tuple[Path, str]], settings: dict, max_windows:
 
     saved = settings.get("codec", {})
     codec = CodecConfig(**{f.name: saved[f.name] for f in fields(CodecConfig) if f.name in saved})
+    codec = replace(codec, chords=False)  # the same windows for every model: the notes, without a chord track
     known, edges = set(settings.get("genre_labels", [])), settings.get("density_edges", [])
     windows, skipped = [], 0
     for path, label in files:
