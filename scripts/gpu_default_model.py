@@ -16,6 +16,10 @@
    (``data.tar.gz``: unpack it and pass ``--data`` to skip the data phase next time),
    ``bench_train_gpu.json``, ``evals.json`` (and the caller's log).
 
+For v2 (issue 28), prepare the data here with ``make model`` (music21 + the open collections, the chord
+track in half the files) and carry ``data/model/{dataset,tokenizer}`` as ``--data``: the device machine
+reaches no network and has no copy of ``../shared/corpora``; exporting there covers music21 only.
+
 Every phase has a deadline; a phase that fails or runs late is logged and the rest goes on.
 """
 
@@ -139,6 +143,7 @@ def main(argv=None) -> int:
                                                 "run's data.tar.gz unpacked): no data phase.")
     p.add_argument("--sample", type=int, default=1000)
     p.add_argument("--collections", default="all")
+    p.add_argument("--prepare-args", default="--chords --chords-share 0.5", help="Extra `mmmgen prepare` flags (make model's).")
     p.add_argument("--v1", default=str(ROOT / "src/mmmgen/resources/default_model"))
     p.add_argument("--config", default=str(ROOT / "configs/default-model-gpu.yaml"))
     p.add_argument("--bench-seconds", type=float, default=60)
@@ -183,7 +188,7 @@ def main(argv=None) -> int:
             summary["corpus_files"] = sum(1 for _ in open(corpus / "genres.csv")) - 1
         if not (tokenizer / "tokenizer.json").exists():
             rc = sh(mmmgen("prepare", corpus, dataset, "--genres", corpus / "genres.csv", "--infill-prob", "0.1",
-                           "--num-proc", procs), data_end + 30, "prepare")
+                           "--num-proc", procs, *a.prepare_args.split()), data_end + 30, "prepare")
             rc = rc or sh(mmmgen("tokenizer", dataset, tokenizer), data_end + 45, "tokenizer")
         if rc != 0:
             raise RuntimeError("no dataset: nothing to benchmark or train")

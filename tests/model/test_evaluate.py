@@ -212,3 +212,17 @@ def test_bad_input_is_a_clear_error(debug_run, tiny_dataset, tmp_path, capsys):
     assert main(["evaluate", "--model", str(debug_run)]) == 2
     assert "exactly one of" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(debug_run), "--dataset", str(tiny_dataset), "--samples", "-1"]) == 2
+
+
+def test_a_chord_track_is_a_valid_track_when_it_has_every_bar():
+    from mmmgen.generate.song import Song
+    from mmmgen.model.evaluate import track_problem
+    from mmmgen.text import vocab as V
+    from mmmgen.text.chord_track import chord_track_text
+    from mmmgen.text.chords import ChordSpan, parse_chord
+
+    header = Song(genre=V.OTHER_GENRE, n_bars=4).header
+    spans = [ChordSpan(4 * b, 4 * b + 4, parse_chord(c)) for b, c in enumerate(("Am", "F", "C", "G"))]
+    bar_steps = V.bar_steps((4, 4), 12)
+    assert track_problem(header, chord_track_text(spans, 4, bar_steps, 12), 4) is None
+    assert track_problem(header, chord_track_text(spans[:3], 3, bar_steps, 12), 4) == "3 bars instead of 4"

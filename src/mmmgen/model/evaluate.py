@@ -183,6 +183,10 @@ def track_problem(header: str, track: str, n_bars: int, grid: int = 12) -> str |
         piece = text_to_piece(f"{header} {track}", grid, strict=True)
     except MMMDecodeError as exc:
         return f"does not parse: {str(exc).split(' at word')[0]}"
+    words = track.split()
+    if not piece.tracks and words[1:2] == [V.chord_track_inst()]:  # a chord track (a model trained with --chords)
+        bars = words.count(V.BAR_START)
+        return None if bars == n_bars else f"{bars} bars instead of {n_bars}"
     if len(piece.tracks) != 1:
         return "not one track"
     if piece.tracks[0].n_bars != n_bars:
