@@ -32,6 +32,31 @@ def test_shipped_model_is_small_and_explains_itself(shipped):
     assert {"BACH", "PALESTRINA", "MONTEVERDI", "CLASSICAL", "FOLK", "CELTIC"} <= set(settings["genre_labels"])
 
 
+def test_shipped_model_knows_drums_bands_and_chords_and_credits_its_data(shipped):
+    from mmmgen.data.open_corpora import OPEN
+    from mmmgen.text import vocab as V
+
+    settings = json.loads((shipped / "mmmgen.json").read_text())
+    assert {"DRUMS", "ROCK", "STANDARDS"} <= set(settings["genre_labels"])  # the open collections (v2)
+    assert settings["codec"]["chords"] and V.chord_track_inst() in json.loads((shipped / "tokenizer.json").read_text())["model"]["vocab"]
+    card = (shipped / "README.md").read_text()
+    for name in ("GROOVE", "LMD-BEATLES", "OPENEWLD"):  # licence and attribution of every collection trained on
+        assert OPEN[name].licence in card and OPEN[name].attribution.split(",")[0] in card
+    assert "NOTTINGHAM" not in settings["genre_labels"] and "FOLK" in settings["genre_labels"]
+
+
+def test_the_previous_default_stays_loadable_by_name(shipped):
+    from mmmgen.data.prepare import shipped_model_path
+
+    v1 = shipped_model_path("default-v1")
+    assert (v1 / "model.safetensors").is_file() and find_run("default-v1") == v1
+    generator, settings = generator_from_run(v1)
+    with one_thread():
+        song = generate_song(generator, tracks=1, genre="BACH", n_bars=2, sampling=Sampling(seed=1))
+    assert track_problem(song.header, song.tracks[0], 2, settings["codec"]["grid"]) is None
+    assert "DRUMS" not in settings["genre_labels"]  # v1: music21 only
+
+
 def test_shipped_model_generates_a_valid_four_track_piece(shipped):
     assert find_run(None) == shipped
     generator, settings = generator_from_run(shipped)
