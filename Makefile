@@ -54,7 +54,7 @@ model: setup             ## rebuild the shipped default model (v2): music21's co
 	$(PY) scripts/eval_collections.py --model default --model $(MODEL_RUN) --corpus $(DATA)/corpus --corpus $(DATA)/eval-corpus \
 		$(if $(wildcard ../shared/midi-styles),--midi ../shared/midi-styles) --out $(MODEL_RUN)/collections.json
 	$(PY) scripts/data_card.py $(DATA)/corpus $(MODEL_RUN)
-	$(PY) scripts/ship_model.py $(MODEL_RUN) $(SHIPPED) --keep-previous v1
+	$(PY) scripts/ship_model.py $(MODEL_RUN) $(SHIPPED)   # v1 stays in default_model_v1 (--model default-v1)
 
 compare: setup           ## the model card's comparison: the tutorial's recipe vs mmmgen's, same corpus, same wall time (run concurrently, one core each)
 	$(MMMGEN) prepare $(DATA)/corpus $(DATA)/tutorial/dataset --genres $(DATA)/corpus/genres.csv --grid 4

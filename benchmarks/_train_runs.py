@@ -11,9 +11,10 @@ Each run is the command a user types, in a fresh process, so thread choice, Open
 * ``mmmgen-compile``: this tree with ``--compile yes``.
 
 ``neighbour`` trains ``today`` and ``mmmgen`` again beside a busy loop (``python -c 'while True:
-pass'``, one process): the slowdown against the run alone. ``finetune``: ``--init-from default`` for
-``--finetune-minutes`` on ``--finetune-songs`` Nottingham songs, ``today`` vs ``mmmgen``: optimizer
-steps, and bits per note of the held-out songs (``mmmgen evaluate --midi``).
+pass'``, one process): the slowdown against the run alone. ``finetune``: ``--init-from`` for
+``--finetune-minutes`` on ``--finetune-songs`` Nottingham songs with a test split (``FINETUNE_RECIPES``:
+today's code on v1, this tree on v1 and on the shipped model): optimizer steps, useful tokens/s, the
+step whose weights were kept, and bits per note of the held-out songs (``mmmgen evaluate --midi``).
 
 Useful tokens/s = the run's ``train_tokens / train_runtime``; FLOP use = 6 x matrix weights x useful
 tokens/s over the fp32 2048 x 2048 matmul rate measured at the start of the benchmark.
@@ -147,32 +148,54 @@ def runs_part(datasets: dict, shapes: list[str], minutes: float, work: Path, ref
     return out
 
 
+FINETUNE_RECIPES = {  # name: (source, the base model's name); today's code calls v1 "default"
+    "today": ("baseline", "default"),
+    "mmmgen-v1": ("here", "default-v1"),
+    "mmmgen": ("here", "default"),
+}
+
+
 def finetune_part(work: Path, ref: str, minutes: float, songs: int, styles: Path) -> dict:
-    """``--init-from default`` on ``songs`` Nottingham songs for ``minutes``: today vs mmmgen, held-out bits per note."""
+    """``--init-from`` for ``minutes`` on ``songs`` Nottingham songs, prepared as a user does (``--like`` the base,
+    a test split of 10 % of the songs): today's code on v1, this tree on v1 (the same model: steps compare)
+    and on the shipped model. Steps, useful tokens/s, the step whose weights were kept, held-out bits per note."""
     sys.path.insert(0, str(ROOT / "src"))
-    from bench_finetune import link_folder, prepare_setting, split_songs
+    from bench_finetune import link_folder, split_songs
 
     from mmmgen.data.prepare import find_midi_files
 
     fw = work / "finetune"
     train, held_out = split_songs(find_midi_files(styles / "nottingham"), 0.1, 0)
     held_csv = link_folder(held_out, fw / "nottingham" / "held-out", "NOTTINGHAM")
-    dataset, _ = prepare_setting(fw, "nottingham", str(songs), train[:songs], "NOTTINGHAM")
-    out = {"songs": songs, "held_out_songs": len(held_out), "minutes": minutes}
-    for recipe, src in (("today", baseline_src(work, ref)), ("mmmgen", ROOT / "src")):
+    genres = link_folder(train[:songs], fw / "nottingham" / f"train-{songs}", "NOTTINGHAM")
+    out = {"songs": songs, "held_out_songs": len(held_out), "minutes": minutes, "test_size": 0.1}
+    for recipe, (where, base) in FINETUNE_RECIPES.items():
+        src = baseline_src(work, ref) if where == "baseline" else ROOT / "src"
+        like = "default-v1" if base == "default-v1" or where == "baseline" else base
+        dataset = fw / f"data-{like}"
+        if not (dataset / "report.json").is_file():
+            mmmgen(["prepare", str(genres.with_suffix("")), str(dataset), "--like", like, "--genres", str(genres),
+                    "--test-size", "0.1", "--num-proc", "2"], ROOT / "src", fw / "logs" / f"prepare-{like}.log")
         run = fw / f"run-{recipe}"
         if not (run / "metrics.json").is_file():
-            print(f"[{time.strftime('%H:%M:%S')}] fine-tune {recipe}, {minutes} min", flush=True)
-            mmmgen(["train", "--init-from", "default", "--dataset", str(dataset), "--output-dir", str(run), "--max-minutes",
+            print(f"[{time.strftime('%H:%M:%S')}] fine-tune {recipe} (--init-from {base}), {minutes} min", flush=True)
+            mmmgen(["train", "--init-from", base, "--dataset", str(dataset), "--output-dir", str(run), "--max-minutes",
                     str(minutes), "--report-to", "none", "--sample-tracks", "0"], src, fw / "logs" / f"train-{recipe}.log")
         ev = fw / f"eval-{recipe}.json"
         if not ev.is_file():
             mmmgen(["evaluate", "--model", str(run), "--midi", str(fw / "nottingham" / "held-out"), "--genres", str(held_csv),
                     "--samples", "0", "--out", str(ev)], ROOT / "src", fw / "logs" / f"eval-{recipe}.log")
         m = json.loads((run / "metrics.json").read_text())
-        out[recipe] = {"steps": m["steps"], "train_tokens": m["train_tokens"], "train_seconds": m["train_runtime"],
+        log_text = (fw / "logs" / f"train-{recipe}.log").read_text()
+        batching = next((ln.split("--batching auto: ")[1].split(" ")[0] for ln in log_text.splitlines()
+                         if "--batching auto: " in ln), "single")
+        out[recipe] = {"base": base, "steps": m["steps"], "train_tokens": m["train_tokens"], "train_seconds": m["train_runtime"],
+                       "useful_tokens_per_s": round(m["train_tokens"] / max(m["train_runtime"], 1e-9), 1),
+                       "kept_step": m.get("kept_step", m["steps"]), "batching": batching,
                        "bits_per_note": json.loads(ev.read_text())["likelihood"]["bits_per_note"]}
-    out["steps_ratio"] = round(out["mmmgen"]["steps"] / max(out["today"]["steps"], 1), 2)
+    for recipe in ("mmmgen-v1", "mmmgen"):
+        out[recipe]["steps_vs_today"] = round(out[recipe]["steps"] / max(out["today"]["steps"], 1), 2)
+    out["steps_ratio"] = out["mmmgen-v1"]["steps_vs_today"]  # the same base model as today's
     return out
 
 
@@ -199,10 +222,20 @@ def render_runs(r: dict) -> list[str]:
 
 
 def render_finetune(f: dict) -> list[str]:
-    return [f"## Fine-tune: `--init-from default`, {f['songs']} Nottingham songs, {f['minutes']:g} min", "",
-            "| recipe | steps | train tokens | held-out bits/note |", "|---|---:|---:|---:|",
-            *(f"| {k} | {f[k]['steps']} | {f[k]['train_tokens']:,} | {f[k]['bits_per_note']:.3f} |" for k in ("today", "mmmgen")),
-            "", f"Steps vs today: **{f['steps_ratio']:.2f}x** (target >= 1.8x).", ""]
+    if "mmmgen-v1" not in f:  # runs before the v1 / v2 rows
+        return [f"## Fine-tune: `--init-from default`, {f['songs']} Nottingham songs, {f['minutes']:g} min", "",
+                "| recipe | steps | train tokens | held-out bits/note |", "|---|---:|---:|---:|",
+                *(f"| {k} | {f[k]['steps']} | {f[k]['train_tokens']:,} | {f[k]['bits_per_note']:.3f} |" for k in ("today", "mmmgen")),
+                "", f"Steps vs today: **{f['steps_ratio']:.2f}x** (target >= 1.8x).", ""]
+    rows = [f"| {k} | `{r['base']}` | {r['batching']} | {r['steps']} | {r['train_tokens']:,} | {r['useful_tokens_per_s']:.0f} | "
+            f"{r['kept_step']} | {r['bits_per_note']:.3f} | {r.get('steps_vs_today', 1.0):.2f}x |"
+            for k, r in f.items() if isinstance(r, dict)]
+    return [f"## Fine-tune: `--init-from`, {f['songs']} Nottingham songs (a test split of {f['test_size']:.0%} of them), "
+            f"{f['minutes']:g} min; held-out: {f['held_out_songs']} other songs", "",
+            "| recipe | base | batching | steps | train tokens | useful tokens/s | weights kept from step | held-out bits/note | steps vs today |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|", *rows, "",
+            f"Steps vs today on the same base model (v1): **{f['steps_ratio']:.2f}x** (target >= 1.8x). "
+            "A step holds batch x context tokens: 4 x 1,024 for v1, 4 x 2,048 for the shipped v2.", ""]
 
 
 CORPORA = {"chorales": "BACH", "multi-collection": "all"}  # label: mmmgen corpus --collections

@@ -173,3 +173,60 @@ def test_extend_tokenizer_keeps_old_ids(tiny_tokenizer):
     text = "PIECE_START BPM=120 GENRE=ZYDECO"
     assert grown.convert_ids_to_tokens(grown(text, add_special_tokens=False)["input_ids"]) == text.split()
     assert grown.pad_token == V.PAD and grown.pad_token_id == tok.pad_token_id
+
+
+def test_keep_best_ends_with_the_weights_of_the_lowest_test_loss(debug_run, like_dataset, tmp_path):
+    from transformers import TrainerCallback
+
+    from mmmgen.model.train import train
+
+    class Seen(TrainerCallback):
+        def __init__(self):
+            self.evals = []
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            self.evals.append((state.global_step, metrics["eval_loss"]))
+
+    seen = Seen()
+    cfg = debug_config(like_dataset, "", tmp_path / "run", init_from=str(debug_run), max_steps=8, eval_steps=50,
+                       save_steps=50, sample_tracks=0)
+    assert cfg.keep_best  # the fine-tuning default
+    with one_thread():
+        run = train(cfg, callbacks=[seen])
+    steps = sorted({s for s, _ in seen.evals})
+    assert len(steps) >= 4  # at least once an epoch, although --eval-steps is 50
+    best_step, best_loss = min(seen.evals, key=lambda e: (e[1], e[0]))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["kept_step"] == best_step  # the step whose weights were saved
+    assert metrics["eval_loss"] == pytest.approx(best_loss, rel=1e-4)  # and the run's loss is theirs
+    if best_step != metrics["steps"]:
+        assert seen.evals[-1][1] == pytest.approx(best_loss, rel=1e-4)  # re-evaluated after they were put back
+
+
+def test_keep_best_puts_back_the_weights_of_the_lowest_loss_not_the_last():
+    import torch
+
+    from mmmgen.model.trainer import make_keep_best_callback
+
+    model, keep = torch.nn.Linear(2, 2), make_keep_best_callback()
+    state = type("State", (), {})()
+    seen = {}
+    for step, loss in ((2, 5.0), (4, 4.0), (6, 4.5)):
+        with torch.no_grad():
+            model.weight.fill_(step)
+        state.global_step = step
+        keep.on_evaluate(None, state, None, model=model, metrics={"eval_loss": loss})
+        seen[step] = model.weight.clone()
+    with torch.no_grad():
+        model.weight.fill_(8)  # the last step, evaluated worse than step 4
+    assert keep.restore(model, 8) and keep.best_step == 4
+    torch.testing.assert_close(model.weight, seen[4])
+    fresh = make_keep_best_callback()
+    state.global_step = 8
+    fresh.on_evaluate(None, state, None, model=model, metrics={"eval_loss": 1.0})
+    assert not fresh.restore(model, 8)  # the last weights are the best: nothing to put back
+
+
+def test_keep_best_is_off_when_training_from_scratch_and_without_a_test_split(debug_run, like_dataset):
+    assert not TrainConfig(dataset="d", tokenizer="t", output_dir="o").keep_best
+    assert not TrainConfig(dataset="d", output_dir="o", init_from="default", keep_best=False).keep_best

@@ -120,7 +120,7 @@ def test_single_batching_steps_hold_the_tutorials_windows_unpadded(tiny_dataset,
 
     tok = load_tokenizer(tiny_tokenizer)
     cfg = debug_config(tiny_dataset, tiny_tokenizer, "unused")
-    assert cfg.batching == ("buckets" if torch.cuda.is_available() else "single")  # auto, the default
+    assert cfg.batching == ("buckets" if torch.cuda.is_available() else "auto")  # the default; a CPU resolves it in train()
     cfg = debug_config(tiny_dataset, tiny_tokenizer, "unused", batching="single")
     data = build_datasets(cfg, tok)
     s = data.stats["train"]
@@ -132,6 +132,24 @@ def test_single_batching_steps_hold_the_tutorials_windows_unpadded(tiny_dataset,
     assert data.stats["test"]["padding_fraction"] < 0.1  # evaluated on buckets
     args = training_arguments(cfg, Path("unused"), "fp32")
     assert args.per_device_train_batch_size == 1
+
+
+def test_auto_batching_on_cpu_takes_buckets_for_short_windows_only(monkeypatch):
+    from mmmgen.model.batching import SHORT_WINDOW_WORDS, resolve_auto_batching
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    base = dict(dataset="d", tokenizer="t", output_dir="o", preset="small")
+
+    def way(words_per_window, **overrides):
+        report = {"windows": {"train": 100}, "tokens": {"train": int(100 * words_per_window)}}
+        return resolve_auto_batching(TrainConfig(**base, **overrides), report)
+
+    assert way(90) == "buckets"  # a fine-tune on folk tunes: one pass of 90 tokens is mostly overhead
+    assert way(SHORT_WINDOW_WORDS - 1) == "buckets"
+    assert way(SHORT_WINDOW_WORDS) == "single"
+    assert way(450) == "single"  # a band's 8 bars: one window is work enough for a pass
+    assert way(90, batching="single") == "single"  # a choice given is kept
+    assert resolve_auto_batching(TrainConfig(**base), {}) == "single"  # an old report without counts
 
 
 def test_single_batching_step_loss_is_the_padded_batch_loss(debug_run, tiny_dataset, tiny_tokenizer):

@@ -68,6 +68,7 @@ FINETUNE_DEFAULTS: dict = {
     "eval_steps": 100,
     "save_steps": 100,
     "logging_steps": 10,
+    "keep_best": True,
 }
 
 
@@ -149,7 +150,8 @@ class TrainConfig(ModelConfig):
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
     batching: str = field(
         default="auto",
-        metadata={"help": "How windows fill a step; auto: single on CPU, buckets on a GPU. single: one window per forward pass, a step accumulates about "
+        metadata={"help": "How windows fill a step; auto: buckets on a GPU; on CPU single, or buckets when the training windows "
+                          "are short (a mean under 256 words, benchmarks/results/short_windows.md). single: one window per forward pass, a step accumulates about "
                           "--batch-size x --context-length tokens of random windows (the tutorial's batches without their "
                           "padding; fastest on CPU). buckets: windows of similar length side by side, one row each "
                           "(--buckets-per-step; for GPUs, where one window is too little work). blocks: whole windows "
@@ -175,6 +177,12 @@ class TrainConfig(ModelConfig):
                           "--max-minutes as many epochs as the budget holds)."},
     )
 
+    keep_best: bool | None = field(
+        default=None,
+        metadata={"help": "Evaluate at least once an epoch and end with the weights of the lowest test loss, not the last "
+                          "(needs a test split): --keep-best true or false. Default: on with --init-from (a fine-tune on a few songs overfits within "
+                          "minutes), off otherwise."},
+    )
     threads: int = field(
         default=0,
         metadata={"help": "CPU threads (0: the cores other processes leave free, re-checked every 10 s while training; "
@@ -211,6 +219,8 @@ class TrainConfig(ModelConfig):
             for name, value in FINETUNE_DEFAULTS.items():
                 if getattr(self, name) is None:
                     setattr(self, name, value)
+        if self.keep_best is None:
+            self.keep_best = False
         for name, value in {**TRAIN_DEFAULTS, **PRESETS[self.preset]}.items():
             if getattr(self, name) is None and not (self.init_from and name in SHAPE_FIELDS):
                 setattr(self, name, value)
@@ -241,12 +251,13 @@ class TrainConfig(ModelConfig):
             raise ValueError(msg)
         if not self.packing:
             self.batching = "windows"
-        if self.batching == "auto":  # resolved here, so the run folder records the way it trained
+        if self.batching == "auto":  # a GPU: resolved here; a CPU: by train() from the windows' length (batching.py)
             import torch
 
-            self.batching = "buckets" if torch.cuda.is_available() else "single"
-            if self.batching == "buckets" and "batch_size" in unset:
-                self._gpu_batch("learning_rate" in unset)
+            if torch.cuda.is_available():
+                self.batching = "buckets"
+                if "batch_size" in unset:
+                    self._gpu_batch("learning_rate" in unset)
         if self.batching not in BATCHING:
             msg = f"--batching must be one of {', '.join(BATCHING)}, got {self.batching!r}"
             raise ValueError(msg)

@@ -22,6 +22,9 @@ from mmmgen.errors import MMMGenError
 
 log = logging.getLogger(__name__)
 
+# --batching auto on a CPU: buckets when training windows average fewer words than this, else single
+# (one training step of the 4 x 256 model, both ways: benchmarks/results/short_windows.md).
+SHORT_WINDOW_WORDS = 256
 GROUP_NAMES = {"single": "forward passes of one window each", "buckets": "length buckets", "blocks": "packed blocks",
                "windows": "one-window examples"}
 
@@ -215,6 +218,20 @@ def make_collator(batching: str, pad_id: int, multiple: int = 1):
     if batching == "single":
         return RowCollator(pad_id, multiple=multiple)
     return RowCollator(pad_id) if batching == "buckets" else PackedCollator(pad_id)
+
+
+def resolve_auto_batching(cfg: TrainConfig, report: dict) -> str:
+    """``--batching auto`` on a CPU (a GPU resolves it in the config): ``single`` for long windows,
+    ``buckets`` when the prepared training windows average under ``SHORT_WINDOW_WORDS`` words (a
+    pass of one short window is mostly per-pass cost). ``report``: the dataset's ``report.json``.
+    Sets and returns ``cfg.batching``; any other value is left as it is."""
+    if cfg.batching == "auto":
+        words, windows = report.get("tokens", {}).get("train"), report.get("windows", {}).get("train")
+        mean = words / windows if words and windows else math.inf
+        cfg.batching = "buckets" if mean < SHORT_WINDOW_WORDS else "single"
+        log.info("--batching auto: %s (training windows average %.0f words; buckets under %d)",
+                 cfg.batching, mean, SHORT_WINDOW_WORDS)
+    return cfg.batching
 
 
 def windows_per_step(cfg: TrainConfig, mean_length: float) -> int:

@@ -51,6 +51,7 @@ from mmmgen.model.batching import (
     build_datasets,
     make_collator,
     passes_per_step,
+    resolve_auto_batching,
 )
 from mmmgen.model.speed import compile_wanted, shape_multiple, speed_setup, timed_collator
 from mmmgen.model.trainer import CLOCK_NAME, _make_callbacks, _make_trainer_class, note_on_ids
@@ -285,6 +286,7 @@ def train(cfg: TrainConfig, callbacks=()) -> Path:
     main = int(os.environ.get("RANK", "0")) == 0
     resume_from = _resume_point(run, cfg.resume, main, cfg)
     precision = resolve_precision(cfg.precision)
+    resolve_auto_batching(cfg, report)
     args = training_arguments(cfg, run, precision)
     with args.main_process_first(desc="tokenizing"):
         data = build_datasets(cfg, tokenizer, run / "cache", args.world_size)
@@ -313,10 +315,13 @@ def train(cfg: TrainConfig, callbacks=()) -> Path:
     else:
         model = build_model(cfg, len(tokenizer), tokenizer)
     trainer = _build_trainer(cfg, args, model, tokenizer, data, settings, run, main, resume_from)
-    for callback in [*speed_setup(cfg, trainer.args, run, main), *callbacks]:
+    best = _keep_best(cfg, trainer, data)
+    for callback in [*speed_setup(cfg, trainer.args, run, main), *callbacks, *([best] if best else [])]:
         trainer.add_callback(callback)
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     final = _final_eval(trainer) if data.test is not None else {}
+    if best is not None and best.restore(model, trainer.state.global_step):
+        final = trainer.evaluate()
     model.config.use_cache = True  # Trainer turns the cache off for training; generation wants it
     trainer.save_model(str(run))
     if main:
@@ -330,11 +335,28 @@ def train(cfg: TrainConfig, callbacks=()) -> Path:
             "epochs": trainer.state.epoch or 0.0,
             "precision": precision,
             "world_size": args.world_size,
+            **({"kept_step": best.best_step if best.restored else trainer.state.global_step} if best else {}),
         }
         (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
         (run / "README.md").write_text(_model_card(cfg, metrics, data.stats, settings))
         shutil.rmtree(run / "cache", ignore_errors=True)
     return run
+
+
+def _keep_best(cfg: TrainConfig, trainer, data):
+    """``--keep-best``: the callback that keeps the best weights, with evaluations at least once an epoch."""
+    if not cfg.keep_best:
+        return None
+    if data.test is None:
+        log.warning("--keep-best needs a test split (mmmgen prepare --test-size): the last weights are kept")
+        return None
+    from mmmgen.model.trainer import make_keep_best_callback
+
+    args = trainer.args
+    per_epoch = max(1, len(data.train) // (args.gradient_accumulation_steps * args.world_size))
+    args.eval_steps = min(args.eval_steps, per_epoch)
+    log.info("--keep-best: evaluating every %d steps; the weights of the lowest test loss are kept", args.eval_steps)
+    return make_keep_best_callback()
 
 
 def _finished(checkpoint: Path, cfg: TrainConfig) -> bool:

@@ -162,10 +162,12 @@ def _make_callbacks():
         def __init__(self, run_dir: Path, tokenizer, settings: dict, cfg: TrainConfig, writer=None):
             self.dir, self.tokenizer, self.settings, self.cfg, self.writer = run_dir / "samples", tokenizer, settings, cfg, writer
             self.audio = cfg.sample_audio
+            self.next_step = 0  # --eval-steps apart, also when --keep-best evaluates more often
 
         def on_evaluate(self, args, state, control, model=None, **kwargs):
-            if not state.is_world_process_zero or self.cfg.sample_tracks < 1 or model is None:
+            if not state.is_world_process_zero or self.cfg.sample_tracks < 1 or model is None or state.global_step < self.next_step:
                 return
+            self.next_step = state.global_step + self.cfg.eval_steps
             genres = self.settings.get("genres") or {V.OTHER_GENRE: 1}
             was_training = model.training
             model.eval()
@@ -275,6 +277,39 @@ def _make_callbacks():
                 self.training_bar.refresh()
 
     return SampleCallback, ClockCallback, TimeProgressCallback
+
+
+def make_keep_best_callback():
+    """``--keep-best``: a copy of the weights at each new lowest ``eval_loss``; ``restore`` puts it back
+    once training has ended and the last weights were evaluated too.
+
+    Kept in memory (a few MB for mmmgen's models), so evaluating every epoch costs no checkpoint
+    writes; a resumed run keeps the best since it resumed.
+    """
+    from transformers import TrainerCallback
+
+    class KeepBestCallback(TrainerCallback):
+        def __init__(self):
+            self.best_loss, self.best_step, self.weights, self.restored = math.inf, None, None, False
+
+        def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
+            loss = (metrics or {}).get("eval_loss")
+            if model is None or loss is None or not loss < self.best_loss:
+                return
+            self.best_loss, self.best_step = loss, state.global_step
+            self.weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+        def restore(self, model, step: int) -> bool:
+            """Put the best weights back (after the last weights were evaluated); whether they differ."""
+            if self.weights is None or self.best_step == step:
+                return False
+            model.load_state_dict(self.weights)
+            self.restored = True
+            log.info("--keep-best: the weights of step %d (test loss %.4f) replace those of step %d",
+                     self.best_step, self.best_loss, step)
+            return True
+
+    return KeepBestCallback()
 
 
 # --- checkpoints -------------------------------------------------------------------------------
