@@ -8,6 +8,8 @@ Each run is the command a user types, in a fresh process, so thread choice, Open
 * ``today``: ``mmmgen train`` as it was at ``--baseline-ref`` (the code before issue 26, extracted
   with ``git archive``; its defaults: all cores, OpenMP's default spin-waiting, precision auto);
 * ``mmmgen``: this tree's defaults (``--compile auto``: off below 20 minutes);
+* ``mmmgen-single``: this tree with ``--batching single`` (what ``auto`` chose on CPU before short windows
+  went to buckets: ``mmmgen.model.batching.SHORT_WINDOW_WORDS``);
 * ``mmmgen-compile``: this tree with ``--compile yes``.
 
 ``neighbour`` trains ``today`` and ``mmmgen`` again beside a busy loop (``python -c 'while True:
@@ -38,7 +40,7 @@ SHAPES = {  # name: flags; the shipped model's shape (4x256, context 1024) and t
     "shipped": ["--preset", "small", "--context-length", "1024"],  # the context said: the tutorial recipe's preset has 2048
     "ctx2048": ["--preset", "small", "--context-length", "2048"],
 }
-RECIPES = ("tutorial", "today", "mmmgen", "mmmgen-compile")
+RECIPES = ("tutorial", "today", "mmmgen", "mmmgen-single", "mmmgen-compile")
 
 
 def baseline_src(work: Path, ref: str) -> Path:
@@ -88,7 +90,8 @@ def recipe_args(recipe: str, shape: list[str]) -> list[str]:
     if recipe == "tutorial":
         return ["--config", str(ROOT / "configs" / "tutorial-recipe.yaml"), "--n-layer", "4", "--n-head", "4",
                 "--n-embd", "256", *shape[2:]]
-    return [*shape, *(["--compile", "yes"] if recipe == "mmmgen-compile" else [])]
+    extra = {"mmmgen-compile": ["--compile", "yes"], "mmmgen-single": ["--batching", "single"]}
+    return [*shape, *extra.get(recipe, [])]
 
 
 def flops_per_token(run: Path) -> float:
@@ -238,7 +241,9 @@ def render_finetune(f: dict) -> list[str]:
             "A step holds batch x context tokens: 4 x 1,024 for v1, 4 x 2,048 for the shipped v2.", ""]
 
 
-CORPORA = {"chorales": "BACH", "multi-collection": "all"}  # label: mmmgen corpus --collections
+# label: mmmgen corpus --collections. "v2-data" is the default model's data: link WORK/data/v2-data/{corpus,dataset,
+# tokenizer} to make model's data/corpus, data/model/dataset and data/model/tokenizer (its corpus needs --from CORPORA).
+CORPORA = {"chorales": "BACH", "multi-collection": "all", "v2-data": "all,open"}
 
 
 def prepare_data(work: Path, sample: int | None, labels: list[str]) -> dict:

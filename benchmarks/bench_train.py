@@ -413,9 +413,9 @@ def issue26_flags(p) -> None:
     g = p.add_argument_group("whole runs (issue 26): --parts runs,neighbour,finetune (see benchmarks/_train_runs.py)")
     g.add_argument("--minutes", type=float, default=3.0, help="Training minutes of each run in 'runs' and 'neighbour'.")
     g.add_argument("--shapes", default="shipped,ctx2048", help="Comma-separated: shipped (4x256, context 1024), ctx2048.")
-    g.add_argument("--recipes", default="tutorial,today,mmmgen,mmmgen-compile", help="Recipes of 'runs'.")
+    g.add_argument("--recipes", default="tutorial,today,mmmgen,mmmgen-single,mmmgen-compile", help="Recipes of 'runs'.")
     g.add_argument("--corpora", default="chorales,multi-collection", help="Comma-separated: chorales (music21 Bach), "
-                   "multi-collection (music21, all six collections).")
+                   "multi-collection (music21, all six collections), v2-data (the default model's data, linked in: see _train_runs.CORPORA).")
     g.add_argument("--corpus-sample", type=int, default=200, help="Works per collection of the corpora (mmmgen corpus --sample).")
     g.add_argument("--finetune-minutes", type=float, default=5.0, help="Minutes of each fine-tune in 'finetune'.")
     g.add_argument("--finetune-songs", type=int, default=50, help="Nottingham songs fine-tuned on in 'finetune'.")

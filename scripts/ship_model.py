@@ -26,7 +26,8 @@ if __name__ == "__main__":
     if a.keep_previous and (dest / "config.json").is_file():
         kept = dest.with_name(f"{dest.name}_{a.keep_previous}")
         if kept.exists():  # a second `make model` must not put the model it replaces over the one kept
-            raise SystemExit(f"{kept} already holds a kept model; choose another --keep-previous name or remove it")
+            msg = f"{kept} already holds a kept model; choose another --keep-previous name or remove it"
+            raise SystemExit(msg)
         shutil.move(str(dest), kept)
         print(f"kept the previous model as {kept} (--model default-{a.keep_previous})")
     notes = ROOT / "docs/default-model/how-it-was-made.md"

@@ -147,9 +147,21 @@ def test_auto_batching_on_cpu_takes_buckets_for_short_windows_only(monkeypatch):
     assert way(90) == "buckets"  # a fine-tune on folk tunes: one pass of 90 tokens is mostly overhead
     assert way(SHORT_WINDOW_WORDS - 1) == "buckets"
     assert way(SHORT_WINDOW_WORDS) == "single"
-    assert way(450) == "single"  # a band's 8 bars: one window is work enough for a pass
+    assert way(900) == "single"  # a band's 8 bars: one window is work enough for a pass
     assert way(90, batching="single") == "single"  # a choice given is kept
     assert resolve_auto_batching(TrainConfig(**base), {}) == "single"  # an old report without counts
+
+
+def test_a_bucket_step_holds_the_same_buckets_on_one_process_or_two(tiny_dataset, tiny_tokenizer):
+    from mmmgen.model.batching import build_datasets, passes_per_step
+    from mmmgen.model.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(tiny_tokenizer)
+    cfg = debug_config(tiny_dataset, tiny_tokenizer, "unused", batching="buckets", buckets_per_step=4)
+    one, two = build_datasets(cfg, tok, world=1), build_datasets(cfg, tok, world=2)
+    assert one.train.blocks == two.train.blocks  # the same buckets, whatever the processes
+    assert passes_per_step(cfg, one.stats["train"], 1) == 4
+    assert passes_per_step(cfg, two.stats["train"], 2) == 2  # 2 processes x 2 buckets: the step of one process
 
 
 def test_single_batching_step_loss_is_the_padded_batch_loss(debug_run, tiny_dataset, tiny_tokenizer):

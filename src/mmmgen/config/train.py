@@ -151,10 +151,10 @@ class TrainConfig(ModelConfig):
     batching: str = field(
         default="auto",
         metadata={"help": "How windows fill a step; auto: buckets on a GPU; on CPU single, or buckets when the training windows "
-                          "are short (a mean under 256 words, benchmarks/results/short_windows.md). single: one window per forward pass, a step accumulates about "
+                          "are short (a mean under 512 words, benchmarks/results/short_windows.md). single: one window per forward pass, a step accumulates about "
                           "--batch-size x --context-length tokens of random windows (the tutorial's batches without their "
-                          "padding; fastest on CPU). buckets: windows of similar length side by side, one row each "
-                          "(--buckets-per-step; for GPUs, where one window is too little work). blocks: whole windows "
+                          "padding). buckets: windows of similar length side by side, one row each "
+                          "(--buckets-per-step; for GPUs and short windows, where one window is too little work a pass). blocks: whole windows "
                           "packed end to end into --context-length rows, attention kept inside windows by a "
                           "block-diagonal mask. windows: the tutorial's --batch-size windows per step, padded to the "
                           "longest.", "choices": list(BATCHING)},

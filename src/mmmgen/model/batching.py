@@ -22,9 +22,10 @@ from mmmgen.errors import MMMGenError
 
 log = logging.getLogger(__name__)
 
-# --batching auto on a CPU: buckets when training windows average fewer words than this, else single
-# (one training step of the 4 x 256 model, both ways: benchmarks/results/short_windows.md).
-SHORT_WINDOW_WORDS = 256
+# --batching auto on a CPU: buckets when training windows average fewer words than this, else single.
+# One training step of the 4 x 256 model both ways (benchmarks/results/short_windows.md, quiet machine):
+# buckets 3.1x faster at 48-word windows, 2.2x at 96, 1.25x at 384, even at 768 and 1,536.
+SHORT_WINDOW_WORDS = 512
 GROUP_NAMES = {"single": "forward passes of one window each", "buckets": "length buckets", "blocks": "packed blocks",
                "windows": "one-window examples"}
 
@@ -241,10 +242,11 @@ def windows_per_step(cfg: TrainConfig, mean_length: float) -> int:
 
 def passes_per_step(cfg: TrainConfig, train_stats: dict, world: int = 1) -> int:
     """Forward passes a process accumulates into one step (before ``--gradient-accumulation-steps``):
-    its share of ``windows_per_step`` (single), ``buckets_per_step`` (buckets), else 1."""
+    its share of ``windows_per_step`` (single) or of ``buckets_per_step`` (buckets; each bucket holds about
+    batch x context / buckets_per_step tokens whatever the processes, so a step holds the same tokens), else 1."""
     if cfg.batching == "single":
         return -(-train_stats["windows_per_step"] // world)
-    return cfg.buckets_per_step if cfg.batching == "buckets" else 1
+    return -(-cfg.buckets_per_step // world) if cfg.batching == "buckets" else 1
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -289,7 +291,7 @@ def _unknown_words(texts: list[str], tokenizer, limit: int = 5) -> list[str]:
 def build_datasets(cfg: TrainConfig, tokenizer, cache_dir: str | Path | None = None, world: int = 1) -> TrainData:
     """Tokenize, check and group both splits of a prepared dataset (``cfg.batching``).
 
-    ``world``: data-parallel processes (a bucket holds one process's share of a step).
+    ``world``: data-parallel processes (an evaluation pass holds one process's share of a step; see ``passes_per_step``).
 
     Raises:
         TokenizerError: some training words map to ``[UNK]``.
@@ -342,8 +344,10 @@ def build_datasets(cfg: TrainConfig, tokenizer, cache_dir: str | Path | None = N
             blocks = [[i] for i in np.flatnonzero(lengths)]
             padding = 0.0
         elif cfg.batching in ("single", "buckets"):  # single evaluates on buckets: whole steps at once
-            per_step = cfg.buckets_per_step if cfg.batching == "buckets" and name == "train" else 1
-            capacity = max(1, cfg.batch_size // world) * cfg.context_length // per_step
+            if cfg.batching == "buckets" and name == "train":  # a step: buckets_per_step buckets over all processes
+                capacity = cfg.batch_size * cfg.context_length // cfg.buckets_per_step
+            else:  # an evaluation pass: a process's share of a step
+                capacity = max(1, cfg.batch_size // world) * cfg.context_length
             blocks = bucket_windows(lengths, capacity, cfg.context_length, cfg.seed)
             padding = rows_padding_fraction(lengths, blocks, cfg.context_length)
         elif cfg.batching == "blocks":
