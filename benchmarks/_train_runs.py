@@ -33,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
 from _env import ROOT
 
 BASELINE_REF = "b4f79d6"  # main before issue 26 (training throughput)
@@ -151,10 +152,10 @@ def runs_part(datasets: dict, shapes: list[str], minutes: float, work: Path, ref
     return out
 
 
-FINETUNE_RECIPES = {  # name: (source, the base model's name); today's code calls v1 "default"
-    "today": ("baseline", "default"),
-    "mmmgen-v1": ("here", "default-v1"),
-    "mmmgen": ("here", "default"),
+FINETUNE_RECIPES = {  # name: (source, the base model's name in that source, prepare --like); today's code calls v1 "default"
+    "today": ("baseline", "default", "default-v1"),
+    "mmmgen-v1": ("here", "default-v1", "default-v1"),
+    "mmmgen": ("here", "default", "default"),
 }
 
 
@@ -172,9 +173,8 @@ def finetune_part(work: Path, ref: str, minutes: float, songs: int, styles: Path
     held_csv = link_folder(held_out, fw / "nottingham" / "held-out", "NOTTINGHAM")
     genres = link_folder(train[:songs], fw / "nottingham" / f"train-{songs}", "NOTTINGHAM")
     out = {"songs": songs, "held_out_songs": len(held_out), "minutes": minutes, "test_size": 0.1}
-    for recipe, (where, base) in FINETUNE_RECIPES.items():
+    for recipe, (where, base, like) in FINETUNE_RECIPES.items():
         src = baseline_src(work, ref) if where == "baseline" else ROOT / "src"
-        like = "default-v1" if base == "default-v1" or where == "baseline" else base
         dataset = fw / f"data-{like}"
         if not (dataset / "report.json").is_file():
             mmmgen(["prepare", str(genres.with_suffix("")), str(dataset), "--like", like, "--genres", str(genres),
@@ -189,9 +189,7 @@ def finetune_part(work: Path, ref: str, minutes: float, songs: int, styles: Path
             mmmgen(["evaluate", "--model", str(run), "--midi", str(fw / "nottingham" / "held-out"), "--genres", str(held_csv),
                     "--samples", "0", "--out", str(ev)], ROOT / "src", fw / "logs" / f"eval-{recipe}.log")
         m = json.loads((run / "metrics.json").read_text())
-        log_text = (fw / "logs" / f"train-{recipe}.log").read_text()
-        batching = next((ln.split("--batching auto: ")[1].split(" ")[0] for ln in log_text.splitlines()
-                         if "--batching auto: " in ln), "single")
+        batching = yaml.safe_load((run / "train_config.yaml").read_text())["batching"]  # as resolved by train
         out[recipe] = {"base": base, "steps": m["steps"], "train_tokens": m["train_tokens"], "train_seconds": m["train_runtime"],
                        "useful_tokens_per_s": round(m["train_tokens"] / max(m["train_runtime"], 1e-9), 1),
                        "kept_step": m.get("kept_step", m["steps"]), "batching": batching,

@@ -52,6 +52,7 @@ TRAIN_DEFAULTS: dict = {
     "dropout": 0.1,
     "attention_dropout": 0.0,  # > 0 leaves the fused attention kernel: 1.3-1.9x slower steps (benchmarks/results/train.md)
     "sample_max_tokens": 512,
+    "keep_best": False,  # FINETUNE_DEFAULTS: on with --init-from
 }
 
 SHAPE_FIELDS = ("n_layer", "n_head", "n_embd", "context_length")  # with --init-from: the base model's
@@ -219,8 +220,6 @@ class TrainConfig(ModelConfig):
             for name, value in FINETUNE_DEFAULTS.items():
                 if getattr(self, name) is None:
                     setattr(self, name, value)
-        if self.keep_best is None:
-            self.keep_best = False
         for name, value in {**TRAIN_DEFAULTS, **PRESETS[self.preset]}.items():
             if getattr(self, name) is None and not (self.init_from and name in SHAPE_FIELDS):
                 setattr(self, name, value)

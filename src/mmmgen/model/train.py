@@ -335,7 +335,7 @@ def train(cfg: TrainConfig, callbacks=()) -> Path:
             "epochs": trainer.state.epoch or 0.0,
             "precision": precision,
             "world_size": args.world_size,
-            **({"kept_step": best.best_step if best.restored else trainer.state.global_step} if best else {}),
+            **({"kept_step": trainer.state.global_step if best.best_step is None else best.best_step} if best else {}),
         }
         (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
         (run / "README.md").write_text(_model_card(cfg, metrics, data.stats, settings))

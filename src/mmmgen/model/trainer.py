@@ -290,7 +290,7 @@ def make_keep_best_callback():
 
     class KeepBestCallback(TrainerCallback):
         def __init__(self):
-            self.best_loss, self.best_step, self.weights, self.restored = math.inf, None, None, False
+            self.best_loss, self.best_step, self.weights = math.inf, None, None
 
         def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
             loss = (metrics or {}).get("eval_loss")
@@ -304,7 +304,6 @@ def make_keep_best_callback():
             if self.weights is None or self.best_step == step:
                 return False
             model.load_state_dict(self.weights)
-            self.restored = True
             log.info("--keep-best: the weights of step %d (test loss %.4f) replace those of step %d",
                      self.best_step, self.best_loss, step)
             return True
