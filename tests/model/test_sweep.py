@@ -332,7 +332,12 @@ def run_two_workers(tmp_path, dataset, tokenizer, storage: str | None, trials: i
     import optuna
 
     study = optuna.load_study(study_name="lr", storage=storage or f"sqlite:///{out / 'sweep.db'}")
-    trials_ = study.get_trials()
+    # A worker that asks for a trial after the other took the last one records it as skipped
+    # (optuna cannot delete a trial): pruned at once, no parameters, nothing trained.
+    skipped = [t for t in study.get_trials() if t.user_attrs.get("skipped")]
+    assert all(t.state.name == "PRUNED" and t.number >= trials and not t.params for t in skipped)
+    assert len(skipped) <= 2  # at most one per worker
+    trials_ = [t for t in study.get_trials() if not t.user_attrs.get("skipped")]
     assert sorted(t.number for t in trials_) == list(range(trials))
     assert all(t.state.name == "COMPLETE" for t in trials_)
     assert len({tuple(sorted(t.params.items())) for t in trials_}) == trials  # distinct parameter sets
@@ -344,6 +349,35 @@ def run_two_workers(tmp_path, dataset, tokenizer, storage: str | None, trials: i
     rows = read_rows(out / "results.csv")
     assert len(rows) == trials
     return rows
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the stand-in worker asks outside optimize
+def test_a_worker_that_comes_second_to_the_last_trial_trains_nothing(tmp_path, tiny_dataset, tiny_tokenizer, monkeypatch):
+    """The race of two workers made certain: the other takes the last trial between our count and our ask."""
+    import mmmgen.model.sweep as S
+
+    opened = S.open_study
+
+    def open_then_race(*args, **kwargs):
+        study, url = opened(*args, **kwargs)
+        optimize = study.optimize
+
+        def other_worker_first(*a, **kw):
+            other = study.ask()  # the other worker's trial, still running
+            optimize(*a, **kw)
+            study.tell(other, 1.0)
+        study.optimize = other_worker_first
+        return study, url
+
+    monkeypatch.setattr(S, "open_study", open_then_race)
+    sweep = parse_sweep({**TUTORIAL, **FAST, "dataset": str(tiny_dataset), "tokenizer": str(tiny_tokenizer)})
+    result = run_sweep(sweep, SweepConfig(out=str(tmp_path), trials=1))
+    assert [r["number"] for r in result.rows] == [0]  # the other's; ours is not a row
+    assert not list(tmp_path.glob("trial-*"))  # nothing trained here
+    import optuna
+
+    ours = optuna.load_study(study_name=result.study, storage=f"sqlite:///{tmp_path / 'sweep.db'}").get_trials()[1]
+    assert (ours.state.name, ours.user_attrs.get("skipped"), ours.params) == ("PRUNED", True, {})
 
 
 def test_two_workers_share_one_sqlite_study(tmp_path, tiny_dataset, tiny_tokenizer):
