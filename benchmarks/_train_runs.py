@@ -10,7 +10,9 @@ Each run is the command a user types, in a fresh process, so thread choice, Open
 * ``mmmgen``: this tree's defaults (``--compile auto``: off below 20 minutes);
 * ``mmmgen-single``: this tree with ``--batching single`` (what ``auto`` chose on CPU before short windows
   went to buckets: ``mmmgen.model.batching.SHORT_WINDOW_WORDS``);
-* ``mmmgen-compile``: this tree with ``--compile yes``.
+* ``mmmgen-compile``: this tree with ``--compile yes``;
+* ``mmmgen-dropout0`` / ``mmmgen-dropout0.1``: this tree with ``--dropout 0`` / ``0.1`` (residual and
+  embedding dropout: its random masks took 15 % of a step, ``--profile``).
 
 ``neighbour`` trains ``today`` and ``mmmgen`` again beside a busy loop (``python -c 'while True:
 pass'``, one process): the slowdown against the run alone. ``finetune``: ``--init-from`` for
@@ -41,7 +43,9 @@ SHAPES = {  # name: flags; the shipped model's shape (4x256, context 1024) and t
     "shipped": ["--preset", "small", "--context-length", "1024"],  # the context said: the tutorial recipe's preset has 2048
     "ctx2048": ["--preset", "small", "--context-length", "2048"],
 }
-RECIPES = ("tutorial", "today", "mmmgen", "mmmgen-single", "mmmgen-compile")
+RECIPES = ("tutorial", "today", "mmmgen", "mmmgen-single", "mmmgen-compile", "mmmgen-dropout0", "mmmgen-dropout0.1")
+EXTRA_FLAGS = {"mmmgen-compile": ["--compile", "yes"], "mmmgen-single": ["--batching", "single"],
+               "mmmgen-dropout0": ["--dropout", "0"], "mmmgen-dropout0.1": ["--dropout", "0.1"]}
 
 
 def baseline_src(work: Path, ref: str) -> Path:
@@ -91,8 +95,7 @@ def recipe_args(recipe: str, shape: list[str]) -> list[str]:
     if recipe == "tutorial":
         return ["--config", str(ROOT / "configs" / "tutorial-recipe.yaml"), "--n-layer", "4", "--n-head", "4",
                 "--n-embd", "256", *shape[2:]]
-    extra = {"mmmgen-compile": ["--compile", "yes"], "mmmgen-single": ["--batching", "single"]}
-    return [*shape, *extra.get(recipe, [])]
+    return [*shape, *EXTRA_FLAGS.get(recipe, [])]
 
 
 def flops_per_token(run: Path) -> float:

@@ -94,6 +94,25 @@ def test_new_rows_start_at_the_mean_of_their_kind(debug_run, like_dataset):
     assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()  # tied output rows grew too
 
 
+def test_dropout_is_the_base_models_unless_given(debug_run, like_dataset):
+    import torch
+
+    from mmmgen.data.prepare import load_report
+    from mmmgen.model.finetune import base_model, load_base
+
+    cfg = TrainConfig(dataset=str(like_dataset), output_dir="unused", init_from=str(debug_run), preset="debug")
+    base = load_base(cfg, load_report(like_dataset))
+    saved = json.loads((debug_run / "config.json").read_text())
+
+    def drops(model) -> set[float]:
+        return {m.p for name, m in model.named_modules() if isinstance(m, torch.nn.Dropout) and "attn" not in name}
+
+    kept = base_model(base)
+    assert drops(kept) == {saved["resid_pdrop"]} and kept.config.embd_pdrop == saved["embd_pdrop"]
+    given = base_model(base, dropout=0.3, attention_dropout=0.2)
+    assert drops(given) == {0.3} and (given.config.resid_pdrop, given.config.attn_pdrop) == (0.3, 0.2)
+
+
 def test_new_genre_is_offered_by_generate_and_the_app(finetuned):
     from mmmgen.app import AppSettings, build_app
     from mmmgen.generate.sampling import Sampling

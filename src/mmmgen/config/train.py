@@ -49,7 +49,9 @@ TRAIN_DEFAULTS: dict = {
     "gradient_accumulation_steps": 1,
     "warmup_ratio": 0.01,
     "weight_decay": 0.01,
-    "dropout": 0.1,
+    # 0, not GPT-2's 0.1: its random masks took 15 % of a CPU step; 0 trained faster and ended lower on
+    # test loss at equal wall time, also ten epochs deep (benchmarks/results/train-cpu.md, dropout rows)
+    "dropout": 0.0,
     "attention_dropout": 0.0,  # > 0 leaves the fused attention kernel: 1.3-1.9x slower steps (benchmarks/results/train.md)
     "sample_max_tokens": 512,
     "keep_best": False,  # FINETUNE_DEFAULTS: on with --init-from
@@ -83,7 +85,7 @@ class ModelConfig:
     context_length: int | None = field(
         default=None, metadata={"help": "Tokens per training block = the model's positions (tutorial: 2048)."}
     )
-    dropout: float | None = field(default=None, metadata={"help": "Residual and embedding dropout (GPT-2: 0.1)."})
+    dropout: float | None = field(default=None, metadata={"help": "Residual and embedding dropout (default 0; GPT-2 and models v1/v2: 0.1). With --init-from: the base model's unless given."})
     attention_dropout: float | None = field(
         default=None,
         metadata={"help": "Attention dropout. GPT-2 uses 0.1, but any value > 0 disables the fused attention kernel (slow); default 0."},

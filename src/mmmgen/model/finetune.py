@@ -165,11 +165,15 @@ def load_base(cfg: TrainConfig, report: dict) -> Base:
     return Base(cfg.init_from, path, settings, tokenizer, added, before)
 
 
-def base_model(base: Base):
-    """The base model's weights, its embedding grown for the added words (``grow_embeddings``)."""
+def base_model(base: Base, dropout: float | None = None, attention_dropout: float | None = None):
+    """The base model's weights, its embedding grown for the added words (``grow_embeddings``).
+
+    ``dropout`` / ``attention_dropout`` (``--dropout``, ``--attention-dropout``) replace the base
+    model's when given; unset, the fine-tune keeps the base model's own."""
     from transformers import GPT2LMHeadModel
 
-    model = GPT2LMHeadModel.from_pretrained(str(base.path))
+    drops = {"resid_pdrop": dropout, "embd_pdrop": dropout, "attn_pdrop": attention_dropout}
+    model = GPT2LMHeadModel.from_pretrained(str(base.path), **{k: v for k, v in drops.items() if v is not None})
     model.loss_type = "ForCausalLM"
     if base.added:
         grow_embeddings(model, base.tokenizer, base.added)

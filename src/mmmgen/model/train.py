@@ -311,7 +311,7 @@ def train(cfg: TrainConfig, callbacks=()) -> Path:
     if base is not None:
         from mmmgen.model.finetune import base_model
 
-        model = base_model(base)
+        model = base_model(base, cfg.dropout, cfg.attention_dropout)
     else:
         model = build_model(cfg, len(tokenizer), tokenizer)
     trainer = _build_trainer(cfg, args, model, tokenizer, data, settings, run, main, resume_from)
