@@ -13,7 +13,9 @@ operation and mode it counts:
 * tempo / names: whether the MIDI written for the result (as ``mmmgen extend`` writes it today)
   keeps the file's first tempo and its track names;
 * failures: operations that raised (target: none);
-* log-likelihood per note of the new bars under the model (``Take.log_likelihood_per_note``).
+* log-likelihood per note of the new bars under the model (``Take.log_likelihood_per_note``);
+* the reference, ``the song itself``: each song's own last 8 bars scored the same way against its
+  first ``n - 8`` bars (no model): how far real music keeps its register and kit.
 
 Then the key: 20 pieces of 4 tracks generated with ``--scale X`` (X: a seeded draw of major and
 minor keys), ``estimate_key`` of each: the share naming X or its relative (target >= 80 %), with
@@ -166,6 +168,34 @@ def run_songs(generator, settings, files: list[Path], seed: int, wanted=("follow
     return {"songs": songs, "skipped": skipped, "stats": stats}
 
 
+def song_itself(settings, files: list[Path]) -> dict:
+    """The reference no model sampled: each song's own last 8 bars scored against its first ``n - 8``
+    (songs of 16 bars or more), the way ``extend 8`` is scored: how often real music keeps to what it
+    played before. A model that continues like the songs do reaches about this, not 100 %."""
+    from mmmgen.generate.prompt import prompt_song
+    from mmmgen.generate.window import split_song
+    from mmmgen.text.fill import TrackWords
+
+    c = {"runs": 0, "pitched": 0, "in_register": 0, "drums": 0, "in_kit": 0}
+    for path in files:
+        try:
+            song = prompt_song(path, settings)
+        except Exception:  # the same files run_songs counts and reports as skipped
+            continue
+        if song.n_bars < 16:
+            continue
+        tracks = split_song(song.text)[1]
+        cut = song.n_bars - 8
+        before = [TrackWords(t.head, t.bars[:cut]) for t in tracks]
+        counts = score_op(before, tracks, {k: list(range(cut, song.n_bars)) for k in range(len(tracks))})
+        c["runs"] += 1
+        for key, value in counts.items():
+            c[key] += value
+    c["register_pct"] = round(100 * c["in_register"] / max(c["pitched"], 1), 1)
+    c["kit_pct"] = round(100 * c["in_kit"] / max(c["drums"], 1), 1)
+    return c
+
+
 def relative_ok(asked: str, named: str) -> bool:
     """Whether ``named`` (``estimate_key``) is the key ``asked`` or its relative major/minor."""
     from mmmgen.generate.follow import key_tonic
@@ -227,6 +257,7 @@ def main() -> int:
     model = args.model or "shipped default (src/mmmgen/resources/default_model)"
     songs = f"held-out LMD-BEATLES songs of {args.held_out}" if args.held_out else "midi-dev multitrack + lmd-beatles"
     result = {"model": model, "songs_from": songs, "seed": args.seed, **run_songs(generator, settings, files, args.seed, wanted)}
+    result["song_itself"] = song_itself(settings, files)
     result["keys"] = run_keys(generator, args.pieces, args.seed, wanted)
     result["seconds"] = round(time.time() - t0)
     result["env"] = _env.environment(("mmmgen", "torch", "transformers", "numpy", "symusic"),
@@ -265,6 +296,9 @@ def markdown(runs: dict) -> str:
                     f"{s['in_kit']}/{s['drums']} ({s['kit_pct']} %) | {s['tempo_kept']} | {s['names_kept']} | {s['loglik_per_note']} | "
                     f"{s.get('loglik_per_note_median')} | {s.get('loglik_pooled_per_note')} | {s.get('loglik_per_word')} |"
                 )
+        if (real := r.get("song_itself")) is not None:
+            lines.append(f"| extend 8 | the song itself (its own last 8 bars, no model) | {real['runs']} | - | {real['in_register']}/{real['pitched']} "
+                         f"({real['register_pct']} %) | {real['in_kit']}/{real['drums']} ({real['kit_pct']} %) | - | - | - | - | - | - |")
         k = r["keys"]
         lines += [] if not k else ["", f"Key: {next(iter(k.values()))['pieces']} pieces of 4 tracks x 8 bars generated with `--scale X`; `estimate_key` names X or its relative:",
                   "", "| mode | agree |", "|---|---|"]

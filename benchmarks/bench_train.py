@@ -461,6 +461,7 @@ def render_issue26(runs: dict) -> str:
         lines += [f"# {label}", "", f"{env['date']}, {env['hardware']['cpu']} ({env['hardware']['logical_cores']} logical cores, "
                   f"load {env['hardware']['load_avg_1_5_15']}), torch {env['versions']['torch']}, git {env['git_commit']}; "
                   f"{r['seconds']} s in all{' (quick)' if r.get('quick') else ''}.", ""]
+        lines += [r["note"], ""] if r.get("note") else []  # written by hand after the run: what its rows ran with
         if "rows" in r:
             lines += R.render_runs(r)
         if "finetune" in r:
