@@ -12,7 +12,8 @@ Each run is the command a user types, in a fresh process, so thread choice, Open
   went to buckets: ``mmmgen.model.batching.SHORT_WINDOW_WORDS``);
 * ``mmmgen-compile``: this tree with ``--compile yes``;
 * ``mmmgen-dropout0`` / ``mmmgen-dropout0.1``: this tree with ``--dropout 0`` / ``0.1`` (residual and
-  embedding dropout: its random masks took 15 % of a step, ``--profile``).
+  embedding dropout: its random masks took 15 % of a step, ``--profile``);
+* ``mmmgen-bps2``: this tree with ``--buckets-per-step 2`` (passes of twice the tokens).
 
 ``neighbour`` trains ``today`` and ``mmmgen`` again beside a busy loop (``python -c 'while True:
 pass'``, one process): the slowdown against the run alone. ``finetune``: ``--init-from`` for
@@ -43,9 +44,11 @@ SHAPES = {  # name: flags; the shipped model's shape (4x256, context 1024) and t
     "shipped": ["--preset", "small", "--context-length", "1024"],  # the context said: the tutorial recipe's preset has 2048
     "ctx2048": ["--preset", "small", "--context-length", "2048"],
 }
-RECIPES = ("tutorial", "today", "mmmgen", "mmmgen-single", "mmmgen-compile", "mmmgen-dropout0", "mmmgen-dropout0.1")
+RECIPES = ("tutorial", "today", "mmmgen", "mmmgen-single", "mmmgen-compile", "mmmgen-dropout0", "mmmgen-dropout0.1",
+           "mmmgen-bps2")
 EXTRA_FLAGS = {"mmmgen-compile": ["--compile", "yes"], "mmmgen-single": ["--batching", "single"],
-               "mmmgen-dropout0": ["--dropout", "0"], "mmmgen-dropout0.1": ["--dropout", "0.1"]}
+               "mmmgen-dropout0": ["--dropout", "0"], "mmmgen-dropout0.1": ["--dropout", "0.1"],
+               "mmmgen-bps2": ["--buckets-per-step", "2"]}
 
 
 def baseline_src(work: Path, ref: str) -> Path:

@@ -247,6 +247,21 @@ def test_flags_and_yaml(tmp_path):
     assert cfg.batching == "windows"
 
 
+def test_unset_buckets_per_step_keeps_cpu_passes_at_2048_tokens_or_more(tiny_dataset, tiny_tokenizer):
+    from mmmgen.model.batching import bucket_count, resolve_auto_batching
+
+    def cfg(**kw):
+        return debug_config(tiny_dataset, tiny_tokenizer, "unused", batching="buckets", **kw)
+
+    assert [bucket_count(cfg(batch_size=4, context_length=n)) for n in (512, 1024, 2048, 4096)] == [1, 2, 4, 4]
+    assert bucket_count(cfg(batch_size=4, context_length=1024, buckets_per_step=3)) == 3  # given: kept
+    c = cfg(batch_size=4, context_length=1024)
+    assert c.buckets_per_step is None and resolve_auto_batching(c, {}) == "buckets" and c.buckets_per_step == 2
+    single = debug_config(tiny_dataset, tiny_tokenizer, "unused", batching="single")
+    resolve_auto_batching(single, {})
+    assert single.buckets_per_step is None  # only buckets use it
+
+
 @pytest.mark.parametrize("name", ["debug", "small", "tutorial"])
 def test_config_files_parse(name):
     from mmmgen.cli import parse_config

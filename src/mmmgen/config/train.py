@@ -58,6 +58,12 @@ TRAIN_DEFAULTS: dict = {
     "keep_best": False,  # FINETUNE_DEFAULTS: on with --init-from
 }
 
+# --buckets-per-step unset: as many buckets as keep a CPU pass at CPU_PASS_TOKENS or more, at most
+# BUCKETS_PER_STEP_MAX. At batch 4 x context 1024, 2 buckets of 2,048 tokens trained 1.16x and 1.23x
+# faster than 4 of 1,024, test loss +2.5 % and -6 % (chorales, music21's six collections; one 3-minute run
+# each, benchmarks/results/train-cpu.md cpu-quiet-3-bps); context 2048 keeps 4 (57-59 % FLOP use there).
+CPU_PASS_TOKENS = 2048
+BUCKETS_PER_STEP_MAX = 4
 SHAPE_FIELDS = ("n_layer", "n_head", "n_embd", "context_length")  # with --init-from: the base model's
 # What --init-from sets when unset (before the preset): the shipped model's peak learning rate (1e-3:
 # 5 minutes on 50 Nottingham songs reached 4.87 bits per note on held-out songs against 7.56 at 3e-4,
@@ -164,11 +170,13 @@ class TrainConfig(ModelConfig):
                           "block-diagonal mask. windows: the tutorial's --batch-size windows per step, padded to the "
                           "longest.", "choices": list(BATCHING)},
     )
-    buckets_per_step: int = field(
-        default=4,
+    buckets_per_step: int | None = field(
+        default=None,
         metadata={"help": "With --batching buckets: a step accumulates gradients over this many buckets (of about "
                           "batch x context / N tokens each, drawn at random), so it sees windows of several lengths; "
-                          "1 makes each step one length band (fastest, but learns worse early on)."},
+                          "1 makes each step one length band (fastest, but learns worse early on). Default: as many as "
+                          f"keep a pass at {CPU_PASS_TOKENS} tokens or more, at most {BUCKETS_PER_STEP_MAX} (4 at batch 4 x "
+                          "context 2048, 2 at context 1024; on a GPU 4)."},
     )
     packing: bool = field(
         default=True, metadata={"help": "--no-packing: the same as --batching windows (the tutorial's one window per example)."}
@@ -208,6 +216,8 @@ class TrainConfig(ModelConfig):
     def _gpu_batch(self, scale_lr: bool) -> None:
         """The GPU default (issue 26; not yet measured on a GPU): passes of ``GPU_PASS_TOKENS`` tokens or more,
         the learning rate scaled with the square root of the batch (Adam's rule), at most ``GPU_LR_SCALE_MAX`` x."""
+        if self.buckets_per_step is None:
+            self.buckets_per_step = BUCKETS_PER_STEP_MAX
         batch = max(self.batch_size, math.ceil(GPU_PASS_TOKENS * self.buckets_per_step / self.context_length))
         if scale_lr:
             self.learning_rate *= min(GPU_LR_SCALE_MAX, math.sqrt(batch / self.batch_size))

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from mmmgen.config import TrainConfig
+from mmmgen.config.train import BUCKETS_PER_STEP_MAX, CPU_PASS_TOKENS
 from mmmgen.errors import MMMGenError
 
 log = logging.getLogger(__name__)
@@ -225,13 +226,18 @@ def resolve_auto_batching(cfg: TrainConfig, report: dict) -> str:
     """``--batching auto`` on a CPU (a GPU resolves it in the config): ``single`` for long windows,
     ``buckets`` when the prepared training windows average under ``SHORT_WINDOW_WORDS`` words (a
     pass of one short window is mostly per-pass cost). ``report``: the dataset's ``report.json``.
-    Sets and returns ``cfg.batching``; any other value is left as it is."""
+    Sets and returns ``cfg.batching``; any other value is left as it is. With buckets, an unset
+    ``--buckets-per-step`` is set to ``bucket_count``'s choice, so the run folder records it."""
     if cfg.batching == "auto":
         words, windows = report.get("tokens", {}).get("train"), report.get("windows", {}).get("train")
         mean = words / windows if words and windows else math.inf
         cfg.batching = "buckets" if mean < SHORT_WINDOW_WORDS else "single"
         log.info("--batching auto: %s (training windows average %.0f words; buckets under %d)",
                  cfg.batching, mean, SHORT_WINDOW_WORDS)
+    if cfg.batching == "buckets" and cfg.buckets_per_step is None:
+        cfg.buckets_per_step = bucket_count(cfg)  # recorded in the run's train_config.yaml
+        log.info("--buckets-per-step %d (passes of %d tokens)", cfg.buckets_per_step,
+                 cfg.batch_size * cfg.context_length // cfg.buckets_per_step)
     return cfg.batching
 
 
@@ -246,7 +252,15 @@ def passes_per_step(cfg: TrainConfig, train_stats: dict, world: int = 1) -> int:
     batch x context / buckets_per_step tokens whatever the processes, so a step holds the same tokens), else 1."""
     if cfg.batching == "single":
         return -(-train_stats["windows_per_step"] // world)
-    return -(-cfg.buckets_per_step // world) if cfg.batching == "buckets" else 1
+    return -(-bucket_count(cfg) // world) if cfg.batching == "buckets" else 1
+
+
+def bucket_count(cfg: TrainConfig) -> int:
+    """Buckets a step accumulates: ``--buckets-per-step``, or when unset as many as keep a pass at
+    ``CPU_PASS_TOKENS`` or more (at most ``BUCKETS_PER_STEP_MAX``)."""
+    if cfg.buckets_per_step is not None:
+        return cfg.buckets_per_step
+    return max(1, min(BUCKETS_PER_STEP_MAX, cfg.batch_size * cfg.context_length // CPU_PASS_TOKENS))
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -345,7 +359,7 @@ def build_datasets(cfg: TrainConfig, tokenizer, cache_dir: str | Path | None = N
             padding = 0.0
         elif cfg.batching in ("single", "buckets"):  # single evaluates on buckets: whole steps at once
             if cfg.batching == "buckets" and name == "train":  # a step: buckets_per_step buckets over all processes
-                capacity = cfg.batch_size * cfg.context_length // cfg.buckets_per_step
+                capacity = cfg.batch_size * cfg.context_length // bucket_count(cfg)
             else:  # an evaluation pass: a process's share of a step
                 capacity = max(1, cfg.batch_size // world) * cfg.context_length
             blocks = bucket_windows(lengths, capacity, cfg.context_length, cfg.seed)
