@@ -110,6 +110,7 @@ def run_songs(generator, settings, files: list[Path], seed: int, wanted=("follow
     stats = {m: {o: {"runs": 0, "failed": 0, "pitched": 0, "in_register": 0, "drums": 0, "in_kit": 0, "loglik": 0.0, "loglik_total": 0.0, "notes_total": 0, "words_total": 0, "per_note": [],
                      "tempo_kept": 0, "names_kept": 0, "errors": []} for o in ops} for m in modes}
     skipped, songs = [], []
+    real = {"runs": 0, "pitched": 0, "in_register": 0, "drums": 0, "in_kit": 0}  # the songs' own last 8 bars
     for i, path in enumerate(files):
         try:
             song = prompt_song(path, settings)
@@ -117,6 +118,10 @@ def run_songs(generator, settings, files: list[Path], seed: int, wanted=("follow
             skipped.append(f"{path.name}: {exc}")
             continue
         _, tracks = split_song(song.text)
+        if (counts := song_itself(tracks)) is not None:
+            real["runs"] += 1
+            for key, value in counts.items():
+                real[key] += value
         rng = random.Random(seed + i)
         playing = [k for k, t in enumerate(tracks) if any("NOTE_ON" in w for b in t.bars for w in b)]
         pair = rng.sample(playing, 2) if len(playing) >= 2 else playing * 2
@@ -165,35 +170,23 @@ def run_songs(generator, settings, files: list[Path], seed: int, wanted=("follow
             s["loglik_per_word"] = round(s["loglik_total"] / max(s["words_total"], 1), 3)  # ~ words of the new bars (+2 per bar)
             del s["per_note"]
             s["errors"] = s["errors"][:5]
-    return {"songs": songs, "skipped": skipped, "stats": stats}
+    real["register_pct"] = round(100 * real["in_register"] / max(real["pitched"], 1), 1)
+    real["kit_pct"] = round(100 * real["in_kit"] / max(real["drums"], 1), 1)
+    return {"songs": songs, "skipped": skipped, "stats": stats, "song_itself": real}
 
 
-def song_itself(settings, files: list[Path]) -> dict:
-    """The reference no model sampled: each song's own last 8 bars scored against its first ``n - 8``
-    (songs of 16 bars or more), the way ``extend 8`` is scored: how often real music keeps to what it
-    played before. A model that continues like the songs do reaches about this, not 100 %."""
-    from mmmgen.generate.prompt import prompt_song
-    from mmmgen.generate.window import split_song
+def song_itself(tracks) -> dict | None:
+    """The reference no model sampled: a song's own last 8 bars scored against its first ``n - 8`` (songs
+    of 16 bars or more; None for shorter), the way ``extend 8`` is scored: how often real music keeps to
+    what it played before. A model that continues like the songs do reaches about this, not 100 %."""
     from mmmgen.text.fill import TrackWords
 
-    c = {"runs": 0, "pitched": 0, "in_register": 0, "drums": 0, "in_kit": 0}
-    for path in files:
-        try:
-            song = prompt_song(path, settings)
-        except Exception:  # the same files run_songs counts and reports as skipped
-            continue
-        if song.n_bars < 16:
-            continue
-        tracks = split_song(song.text)[1]
-        cut = song.n_bars - 8
-        before = [TrackWords(t.head, t.bars[:cut]) for t in tracks]
-        counts = score_op(before, tracks, {k: list(range(cut, song.n_bars)) for k in range(len(tracks))})
-        c["runs"] += 1
-        for key, value in counts.items():
-            c[key] += value
-    c["register_pct"] = round(100 * c["in_register"] / max(c["pitched"], 1), 1)
-    c["kit_pct"] = round(100 * c["in_kit"] / max(c["drums"], 1), 1)
-    return c
+    n_bars = max((len(t.bars) for t in tracks), default=0)
+    if n_bars < 16:
+        return None
+    cut = n_bars - 8
+    before = [TrackWords(t.head, t.bars[:cut]) for t in tracks]
+    return score_op(before, tracks, {k: list(range(cut, n_bars)) for k in range(len(tracks))})
 
 
 def relative_ok(asked: str, named: str) -> bool:
@@ -257,7 +250,6 @@ def main() -> int:
     model = args.model or "shipped default (src/mmmgen/resources/default_model)"
     songs = f"held-out LMD-BEATLES songs of {args.held_out}" if args.held_out else "midi-dev multitrack + lmd-beatles"
     result = {"model": model, "songs_from": songs, "seed": args.seed, **run_songs(generator, settings, files, args.seed, wanted)}
-    result["song_itself"] = song_itself(settings, files)
     result["keys"] = run_keys(generator, args.pieces, args.seed, wanted)
     result["seconds"] = round(time.time() - t0)
     result["env"] = _env.environment(("mmmgen", "torch", "transformers", "numpy", "symusic"),

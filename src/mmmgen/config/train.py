@@ -49,9 +49,10 @@ TRAIN_DEFAULTS: dict = {
     "gradient_accumulation_steps": 1,
     "warmup_ratio": 0.01,
     "weight_decay": 0.01,
-    # GPT-2's 0.1. Its random masks take 15 % of a bf16 CPU step and --dropout 0 trains 1.13-1.24x faster,
-    # ending lower at about 10 epochs, but 23-30 epochs deep it overfitted: 5.91 vs 3.44 nats per note
-    # (benchmarks/results/train-cpu.md, cpu-quiet-3 and cpu-quiet-3-long)
+    # GPT-2's 0.1. Its random masks take 15 % of a bf16 CPU step (--profile: 1.14x without them; whole runs
+    # 1.13-1.24x in one invocation, within the noise of others) and --dropout 0 ended lower at about 10 epochs,
+    # but 23-30 epochs deep it overfitted: 5.91 vs 3.44 nats per note (benchmarks/results/train-cpu.md,
+    # cpu-quiet-3 and cpu-quiet-3-long)
     "dropout": 0.1,
     "attention_dropout": 0.0,  # > 0 leaves the fused attention kernel: 1.3-1.9x slower steps (benchmarks/results/train.md)
     "sample_max_tokens": 512,
@@ -92,7 +93,7 @@ class ModelConfig:
     context_length: int | None = field(
         default=None, metadata={"help": "Tokens per training block = the model's positions (tutorial: 2048)."}
     )
-    dropout: float | None = field(default=None, metadata={"help": "Residual and embedding dropout (default 0.1, GPT-2's; 0 trains about 1.2x faster on CPU "
+    dropout: float | None = field(default=None, metadata={"help": "Residual and embedding dropout (default 0.1, GPT-2's; 0 trains about 1.1-1.2x faster on CPU "
                                                                 "but overfits data seen many times). With --init-from: the base model's unless given."})
     attention_dropout: float | None = field(
         default=None,
