@@ -602,3 +602,43 @@ def test_the_time_budget_keeps_room_for_the_final_evaluation_and_sample(monkeypa
     slow = T._make_callbacks()[1](None, budget_s=100.0)
     slow.reserve_s = 90.0  # an evaluation slower than the budget: at least half of it trains
     assert slow.train_budget_s == 50
+
+
+def _sample_callback(tmp_path, writer):
+    from types import SimpleNamespace
+
+    from mmmgen.model.trainer import _make_callbacks
+
+    sample_callback = _make_callbacks()[0]
+    return sample_callback(tmp_path, None, {"codec": {"grid": 12}}, SimpleNamespace(sample_audio=True), writer=writer)
+
+
+def test_sample_audio_reaches_tensorboard_as_one_channel_and_a_silent_sample_has_none(tmp_path, monkeypatch):
+    """A sample without a note (a chord track and a track of empty bars) once stopped a 90-minute run at
+    its evaluation: its one-sample audio was no 1-D tensor for tensorboard. Such a sample is not rendered;
+    a sounding one reaches tensorboard's own check as one channel."""
+    from types import SimpleNamespace
+
+    from torch.utils.tensorboard.summary import audio as tensorboard_audio
+
+    from mmmgen.render import audio as A
+    from mmmgen.text.decode import text_to_score
+
+    logged = []
+
+    class Writer:  # what SummaryWriter.add_audio does with the tensor, without an event file
+        def add_audio(self, tag, tensor, step, sample_rate):
+            tensorboard_audio(tag, tensor, sample_rate=sample_rate)
+            logged.append(tuple(tensor.shape))
+
+    rate = 22050
+    monkeypatch.setattr(A, "synthesize", lambda score, sample_rate: (np.full((2, rate), 0.1, np.float32), rate, "stub"))
+    callback, args = _sample_callback(tmp_path, Writer()), SimpleNamespace(report_to=[])
+    bars = lambda notes: f"{V.BAR_START} {notes} {V.BAR_END}".replace("  ", " ")  # noqa: E731
+    head = f"{V.PIECE_START} {V.time_signature(4, 4)} {V.TRACK_START} {V.inst(0)} {V.density(1)}"
+    silent = text_to_score(f"{head} {bars('')} {V.TRACK_END}", grid=12)
+    callback._audio(silent, tmp_path / "silent", 1000, args)
+    assert logged == [] and not (tmp_path / "silent.wav").exists() and callback.audio
+    sounding = text_to_score(f"{head} {bars(f'{V.note_on(60)} {V.time_delta(12, 12)} {V.note_off(60)}')} {V.TRACK_END}", grid=12)
+    callback._audio(sounding, tmp_path / "sounding", 1500, args)
+    assert len(logged) == 1 and len(logged[0]) == 1 and (tmp_path / "sounding.wav").is_file()

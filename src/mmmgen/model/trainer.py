@@ -195,9 +195,12 @@ def _make_callbacks():
                 self._audio(score, stem, state.global_step, args)
 
         def _audio(self, score, stem: Path, step: int, args) -> None:
-            try:
-                from mmmgen.render import audio as A
+            from mmmgen.render import audio as A
 
+            if A.score_end_seconds(score) <= 0:  # e.g. a chord track and a track of empty bars: nothing to hear
+                log.info("sample at step %d has no note: no audio", step)
+                return
+            try:
                 wave, rate, _ = A.synthesize(score, sample_rate=22050)
                 wave = A.finish_audio(wave, rate, min_seconds=A.score_end_seconds(score))
                 A.write_wav(stem.with_suffix(".wav"), wave, rate)
@@ -209,7 +212,7 @@ def _make_callbacks():
             if self.writer is not None:
                 import torch
 
-                self.writer.add_audio("sample", torch.from_numpy(mono)[None], step, sample_rate=rate)
+                self.writer.add_audio("sample", torch.from_numpy(mono), step, sample_rate=rate)  # one channel, 1-D
             if "wandb" in (args.report_to or []):
                 import wandb
 
