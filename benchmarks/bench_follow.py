@@ -13,6 +13,8 @@ operation and mode it counts:
 * tempo / names: whether the MIDI written for the result (as ``mmmgen extend`` writes it today)
   keeps the file's first tempo and its track names;
 * failures: operations that raised (target: none);
+* for ``extend 8``, register and kit also of new bars 1-4 and 5-8 apart: the shipped model's window of 8
+  bars writes 4 new bars at a time, the first 4 over the song's own last 4 bars, the next 4 over its own;
 * log-likelihood per note of the new bars under the model (``Take.log_likelihood_per_note``);
 * the reference, ``the song itself``: each song's own last 8 bars scored the same way against its
   first ``n - 8`` bars (no model): how far real music keeps its register and kit.
@@ -42,6 +44,7 @@ import _env
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SHARED = _env.ROOT.parent / "shared"
 MARGIN = 2
+HALVES = {"new bars 1-4": range(4), "new bars 5-8": range(4, 8)}  # the shipped window of 8 bars writes 4 new bars at a time
 
 
 def song_files(beatles: int, seed: int, held_out: Path | None = None) -> list[Path]:
@@ -145,15 +148,20 @@ def run_songs(generator, settings, files: list[Path], seed: int, wanted=("follow
                     s["failed"] += 1
                     s["errors"].append(f"{path.name}: {type(exc).__name__}: {exc}")
                     continue
-                counts = score_op(tracks, split_song(take.song.text)[1], changed)
+                after = split_song(take.song.text)[1]
+                counts = score_op(tracks, after, changed)
                 for key, value in counts.items():
                     s[key] += value
+                if op == "extend 8":  # new bars 1-4 / 5-8: over the song's own recent bars / over the model's own
+                    for half, span in HALVES.items():
+                        part = score_op(tracks, after, {k: [song.n_bars + b for b in span] for k in changed})
+                        for key, value in part.items():
+                            s.setdefault(half, dict.fromkeys(part, 0))[key] += value
                 s["loglik"] += take.log_likelihood_per_note
                 s["per_note"].append(take.log_likelihood_per_note)
                 drawn_notes = counts["pitched"] + counts["drums"]  # the NOTE_ONs the take drew (its log-likelihood's divisor)
                 s["loglik_total"] += take.log_likelihood_per_note * max(drawn_notes, 1)
                 s["notes_total"] += drawn_notes
-                after = split_song(take.song.text)[1]
                 s["words_total"] += sum(len(after[k].bars[b]) + 2 for k, bars in changed.items() for b in bars)
                 tempo_ok, names_ok = kept(path, take.song, generator.grid)
                 s["tempo_kept"] += tempo_ok
@@ -162,8 +170,9 @@ def run_songs(generator, settings, files: list[Path], seed: int, wanted=("follow
     for mode in stats.values():
         for s in mode.values():
             done = s["runs"] - s["failed"]
-            s["register_pct"] = round(100 * s["in_register"] / max(s["pitched"], 1), 1)
-            s["kit_pct"] = round(100 * s["in_kit"] / max(s["drums"], 1), 1)
+            for part in [s, *(s[h] for h in HALVES if h in s)]:
+                part["register_pct"] = round(100 * part["in_register"] / max(part["pitched"], 1), 1)
+                part["kit_pct"] = round(100 * part["in_kit"] / max(part["drums"], 1), 1)
             s["loglik_per_note"] = round(s["loglik"] / max(done, 1), 3)  # mean over runs of each run's per-note figure
             s["loglik_per_note_median"] = round(float(sorted(s["per_note"])[len(s["per_note"]) // 2]), 3) if s["per_note"] else None
             s["loglik_pooled_per_note"] = round(s["loglik_total"] / max(s["notes_total"], 1), 3)  # all runs' log-likelihood / all their notes
@@ -288,6 +297,8 @@ def markdown(runs: dict) -> str:
                     f"{s['in_kit']}/{s['drums']} ({s['kit_pct']} %) | {s['tempo_kept']} | {s['names_kept']} | {s['loglik_per_note']} | "
                     f"{s.get('loglik_per_note_median')} | {s.get('loglik_pooled_per_note')} | {s.get('loglik_per_word')} |"
                 )
+                lines += [f"| {op}, {h} | {mode} | | | {s[h]['in_register']}/{s[h]['pitched']} ({s[h]['register_pct']} %) | "
+                          f"{s[h]['in_kit']}/{s[h]['drums']} ({s[h]['kit_pct']} %) | | | | | | |" for h in HALVES if h in s]
         if (real := r.get("song_itself")) is not None:
             lines.append(f"| extend 8 | the song itself (its own last 8 bars, no model) | {real['runs']} | - | {real['in_register']}/{real['pitched']} "
                          f"({real['register_pct']} %) | {real['in_kit']}/{real['drums']} ({real['kit_pct']} %) | - | - | - | - | - | - |")
