@@ -22,9 +22,12 @@ DEMO_STEPS ?= 400
 MODEL_SAMPLE ?= 1000
 MODEL_RUN ?= runs/default
 MODEL_MINUTES ?= 90
-# then continued at half the peak learning rate (the shipped v2: 90 + 45 minutes)
+# then continued at half the peak learning rate (45 minutes), then 90 more with windows of alike
+# length batched together (--batching auto: buckets, issue 26's recipe): the shipped v2 saw 225 minutes
 MODEL_CONTINUE_MINUTES ?= 45
-MODEL_FINAL = $(MODEL_RUN)-continued
+MODEL_MORE_MINUTES ?= 90
+MODEL_CONTINUED = $(MODEL_RUN)-continued
+MODEL_FINAL = $(MODEL_RUN)-more
 COMPARE_MINUTES ?= 12
 SHIPPED := src/mmmgen/resources/default_model
 MMMGEN := $(VENV)/bin/mmmgen
@@ -52,11 +55,13 @@ model: setup             ## rebuild the shipped default model (v2): music21's co
 	$(MMMGEN) train --config configs/default-model-v2.yaml --dataset $(DATA)/model/dataset \
 		--tokenizer $(DATA)/model/tokenizer --output-dir $(MODEL_RUN) --max-minutes $(MODEL_MINUTES) --resume
 	$(MMMGEN) train --config configs/default-model-v2.yaml --init-from $(MODEL_RUN) --dataset $(DATA)/model/dataset \
-		--output-dir $(MODEL_FINAL) --max-minutes $(MODEL_CONTINUE_MINUTES) --learning-rate 5e-4 --keep-best false --resume
+		--output-dir $(MODEL_CONTINUED) --max-minutes $(MODEL_CONTINUE_MINUTES) --learning-rate 5e-4 --keep-best false --resume
+	$(MMMGEN) train --config configs/default-model-v2.yaml --init-from $(MODEL_CONTINUED) --dataset $(DATA)/model/dataset \
+		--output-dir $(MODEL_FINAL) --max-minutes $(MODEL_MORE_MINUTES) --learning-rate 5e-4 --batching auto --keep-best false --resume
 	$(MMMGEN) evaluate --model $(MODEL_FINAL) --dataset $(DATA)/model/dataset --samples 16 --free-samples 16 --write-card
 	# NOTTINGHAM is GPL-3.0: evaluated, never trained on (its own folder, outside the training corpus)
 	$(MMMGEN) corpus $(DATA)/eval-corpus --collections nottingham $(if $(CORPORA),--from $(CORPORA),--allow-unpinned)
-	$(PY) scripts/eval_collections.py --model default-v1 --model $(MODEL_RUN) --model $(MODEL_FINAL) --corpus $(DATA)/corpus \
+	$(PY) scripts/eval_collections.py --model default-v1 --model $(MODEL_RUN) --model $(MODEL_CONTINUED) --model $(MODEL_FINAL) --corpus $(DATA)/corpus \
 		--corpus $(DATA)/eval-corpus $(if $(wildcard ../shared/midi-styles),--midi ../shared/midi-styles) --out $(MODEL_FINAL)/collections.json
 	$(PY) scripts/data_card.py $(DATA)/corpus $(MODEL_FINAL)
 	$(PY) scripts/ship_model.py $(MODEL_FINAL) $(SHIPPED)   # v1 stays in default_model_v1 (--model default-v1)
