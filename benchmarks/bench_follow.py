@@ -149,14 +149,15 @@ def run_songs(generator, settings, files: list[Path], seed: int, wanted=("follow
                     s["errors"].append(f"{path.name}: {type(exc).__name__}: {exc}")
                     continue
                 after = split_song(take.song.text)[1]
-                counts = score_op(tracks, after, changed)
+                if op == "extend 8":  # new bars 1-4 / 5-8 (over the song's own recent bars / the model's own); counts: their sum
+                    parts = {h: score_op(tracks, after, {k: [song.n_bars + b for b in span] for k in changed}) for h, span in HALVES.items()}
+                    counts = {key: sum(p[key] for p in parts.values()) for key in parts[next(iter(HALVES))]}
+                    for h, part in parts.items():
+                        s[h] = {key: s.get(h, {}).get(key, 0) + value for key, value in part.items()}
+                else:
+                    counts = score_op(tracks, after, changed)
                 for key, value in counts.items():
                     s[key] += value
-                if op == "extend 8":  # new bars 1-4 / 5-8: over the song's own recent bars / over the model's own
-                    for half, span in HALVES.items():
-                        part = score_op(tracks, after, {k: [song.n_bars + b for b in span] for k in changed})
-                        for key, value in part.items():
-                            s.setdefault(half, dict.fromkeys(part, 0))[key] += value
                 s["loglik"] += take.log_likelihood_per_note
                 s["per_note"].append(take.log_likelihood_per_note)
                 drawn_notes = counts["pitched"] + counts["drums"]  # the NOTE_ONs the take drew (its log-likelihood's divisor)

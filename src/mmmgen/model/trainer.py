@@ -197,12 +197,13 @@ def _make_callbacks():
         def _audio(self, score, stem: Path, step: int, args) -> None:
             from mmmgen.render import audio as A
 
-            if A.score_end_seconds(score) <= 0:  # e.g. a chord track and a track of empty bars: nothing to hear
+            end = A.score_end_seconds(score)
+            if end <= 0:  # e.g. a chord track and a track of empty bars: nothing to hear
                 log.info("sample at step %d has no note: no audio", step)
                 return
             try:
                 wave, rate, _ = A.synthesize(score, sample_rate=22050)
-                wave = A.finish_audio(wave, rate, min_seconds=A.score_end_seconds(score))
+                wave = A.finish_audio(wave, rate, min_seconds=end)
                 A.write_wav(stem.with_suffix(".wav"), wave, rate)
             except Exception as exc:  # no SoundFont, no synthesizer: keep training, say it once
                 log.warning("samples are not rendered as audio: %s", exc)
