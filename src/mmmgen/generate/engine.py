@@ -51,10 +51,13 @@ class Engine:
         density_levels: DENSITY levels the model was trained with.
         genres: the genres offered (default: every ``GENRE=`` word of the vocabulary).
         window: bars per training example: longer songs are written window by window (``window.py``).
+        density_edges: the dataset's ``DENSITY`` edges (notes per window; ``mmmgen.json``). With them, each
+            window's track heads say the density of that window's bars, as in training (``window.window_head``);
+            without, a window shows each track's head as the song has it.
     """
 
     def __init__(self, model, tokenizer, grid: int = 12, density_levels: int = 10, genres: list[str] | None = None,
-                 window: int = 8):
+                 window: int = 8, density_edges: list[float] | None = None):
         import torch
 
         self.torch = torch
@@ -70,6 +73,7 @@ class Engine:
         self.device = next(model.parameters()).device
         self.context = int(getattr(model.config, "n_positions", 1024))
         self.window = max(int(window), 1)
+        self.density_edges = [float(e) for e in density_edges] if density_edges else None
         self._cache = _Cache()
         self._lock = threading.Lock()
 

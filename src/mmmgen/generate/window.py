@@ -67,9 +67,31 @@ def split_song(text: str) -> tuple[list[str], list[TrackWords]]:
     return piece.header, [t for t in piece.tracks if V.chord_track_inst() not in t.head]
 
 
-def window_text(header: list[str], tracks: list[TrackWords], start: int, stop: int) -> str:
-    """The header and bars ``[start, stop)`` of ``tracks`` (a held note opens the first bar with ``NOTE_HOLD``)."""
-    return " ".join([*header, *(TrackWords(t.head, t.bars[start:stop]).text() for t in tracks)])
+def window_head(head: list[str], bars: list[list[str]], window: int, edges: list[float] | None) -> list[str]:
+    """A track's head words for a window whose known bars are ``bars``: its ``DENSITY`` the level of their
+    notes per ``window`` bars (training's ``DENSITY`` counts the notes of the window's own bars; a song's
+    head, ``prompt.score_song``, the notes per trained window).
+
+    Unchanged without ``edges``, without known bars, and for the chord track. A song's head keeps the
+    density of the whole song: a track silent in the window's recent bars would read as dense, and the
+    model, trained on heads that describe their window, crowds the new bars with notes it has no
+    register or kit for (``benchmarks/results/follow.md``).
+    """
+    from mmmgen.text.encode import density_level
+
+    if not edges or not bars or V.chord_track_inst() in head:
+        return list(head)
+    notes = sum(V.parse_word(w).kind == V.NOTE_ON for bar in bars for w in bar)
+    word = V.density(density_level(round(notes * window / len(bars)), edges))
+    return [word if V.parse_word(w).kind == V.DENSITY else w for w in head]
+
+
+def window_text(header: list[str], tracks: list[TrackWords], start: int, stop: int, engine=None) -> str:
+    """The header and bars ``[start, stop)`` of ``tracks`` (a held note opens the first bar with ``NOTE_HOLD``);
+    with an ``engine`` that has density edges, each track's ``DENSITY`` says the density of those bars (``window_head``)."""
+    edges, window = (engine.density_edges, engine.window) if engine is not None else (None, 0)
+    shown = [(window_head(t.head, t.bars[start:stop], window, edges), t.bars[start:stop]) for t in tracks]
+    return " ".join([*header, *(TrackWords(head, bars).text() for head, bars in shown)])
 
 
 def _bar_words(bars: list[list[str]]) -> int:
@@ -134,7 +156,7 @@ def write_window(engine, header, others, target: TrackWords | None, start: int, 
 
     ``target`` None: a new track (its ``INST``/``DENSITY`` sampled under ``spec``), bars ``[start, stop)``.
     """
-    context = window_text(header, others, start, stop)
+    context = window_text(header, others, start, stop, engine)
     spec = replace(spec, first_bar=start)  # the chord rule reads the song's time
     if target is None:
         state = TrackState(replace(spec, n_bars=stop - start), engine.grid)
@@ -144,7 +166,8 @@ def write_window(engine, header, others, target: TrackWords | None, start: int, 
     forced = target.bars[start:done]
     state = state_after(replace(spec, n_bars=stop - start), forced, target.bars[start - 1] if start else [], engine.grid,
                         target.head, target.bars[:done])
-    prefix = TrackWords(target.head, forced).text().rsplit(" ", 1)[0]  # without TRACK_END
+    head = window_head(target.head, forced, engine.window, engine.density_edges)
+    prefix = TrackWords(head, forced).text().rsplit(" ", 1)[0]  # without TRACK_END
     words = yield f"{context} {prefix}", state, seed
     written = split_words(" ".join([*target.head, *words])).tracks[0]
     return TrackWords(list(target.head), [*target.bars, *written.bars])
@@ -268,7 +291,7 @@ def infill_tracks(engine, header, tracks: list[TrackWords], track: int, bars: li
     while pending:
         start, stop, shown = infill_window(engine, header, tracks, track, pending, limit)
         here = [p for p in pending if start <= p < stop]
-        context = mask_bars(window_text(header, [tracks[k] for k in shown], start, stop),
+        context = mask_bars(window_text(header, [tracks[k] for k in shown], start, stop, engine),
                             {shown.index(track): [p - start for p in here]}, with_fills=False)
         try:
             for p in here:

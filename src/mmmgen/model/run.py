@@ -200,7 +200,7 @@ def generator_for(model, tokenizer, settings: dict) -> Generator:
     """A ``Generator`` that writes the words of a run's settings (grid, density levels, genres)."""
     codec = settings.get("codec", {})
     return Generator(model, tokenizer, grid=codec.get("grid", 12), density_levels=codec.get("density_levels", 10),
-                     genres=run_genres(settings), window=codec.get("bars", 8))
+                     genres=run_genres(settings), window=codec.get("bars", 8), density_edges=settings.get("density_edges"))
 
 
 def generator_from_run(run_dir) -> tuple[Generator, dict]:
