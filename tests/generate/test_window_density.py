@@ -9,7 +9,7 @@ from tiny import untrained_model
 
 from mmmgen.generate import window as W
 from mmmgen.generate.sampling import Sampling
-from mmmgen.generate.song import Generator, Song
+from mmmgen.generate.song import Generator, Song, generate_song
 from mmmgen.text import vocab as V
 from mmmgen.text.encode import density_level
 from mmmgen.text.fill import TrackWords, split_words
@@ -98,3 +98,18 @@ def test_an_extension_window_shows_a_track_that_stopped_as_silent_and_the_song_k
     assert [t.head for t in split_words(longer.text).tracks] == [t.head for t in split_words(song.text).tracks]
     plain, _, _ = reads_when_extending(None)
     assert level_of(target_head(plain[1])) == 3  # without edges: the song's own head
+
+
+def test_an_asked_for_density_is_what_every_window_of_a_long_piece_reads():
+    gen = Generator(*untrained_model(), window=4, density_edges=EDGES)
+    read, original = [], gen._sample_words
+
+    def spy(prefix, state, sampling):
+        read.append(prefix)
+        return original(prefix, state, sampling)
+
+    gen._sample_words = spy
+    song = generate_song(gen, tracks=1, genre="POP", n_bars=8, density=1, sampling=Sampling(seed=2))
+    later = [target_head(prefix) for prefix in read if prefix.split().count(V.BAR_START) > 0]
+    assert len(later) == 2 and all(level_of(h) == 1 for h in later)  # windows 2 and 3 of 2 new bars each
+    assert level_of(split_words(song.text).tracks[0].head) == 1

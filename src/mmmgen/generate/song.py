@@ -356,8 +356,9 @@ class Generator(Engine):
         return result
 
     def _extend_program(self, song: Song, bars: int, seed: int | None, controls: Controls | None = None, chords=None,
-                        chord_rule: str = "loose", follow: Follow | None = None):
-        """Program: every track with ``bars`` more bars (``window.extend_tracks``), over the song's chords carried on."""
+                        chord_rule: str = "loose", follow: Follow | None = None, density: int | None = None):
+        """Program: every track with ``bars`` more bars (``window.extend_tracks``), over the song's chords carried on
+        (``density``: the level the tracks were asked for, which every window then reads)."""
         from mmmgen.generate.window import extend_tracks, split_song
 
         header, tracks = split_song(song.text)
@@ -373,7 +374,7 @@ class Generator(Engine):
                 msg = f"track {k + 1} has {len(t.bars)} bars, the song {song.n_bars}: every track needs the song's bars to be extended"
                 raise GenerationError(msg)
         follows = follow_tracks(tracks, follow, controls)
-        specs = [TrackSpec(song.n_bars + bars, song.time_signature, controls=controls, harmony=rule, follow=_beside_chords(f, rule))
+        specs = [TrackSpec(song.n_bars + bars, song.time_signature, density=density, controls=controls, harmony=rule, follow=_beside_chords(f, rule))
                  for rule, f in zip(rules, follows, strict=True)]
         tracks = yield from extend_tracks(self, header, tracks, bars, specs, seed, context)
         kept = longer.chords if song.chords or chords is not None else ()  # chords read from the notes stay unwritten
@@ -468,7 +469,7 @@ def generate_song(
         if more and song.tracks:
             song = yield from generator._extend_program(song, more, None if seed is None else seed + tracks,
                                                              _checked(controls, song.time_signature, generator.grid),
-                                                             chord_rule=chord_rule, follow=follow)
+                                                             chord_rule=chord_rule, follow=follow, density=density)
         return song
 
     if takes is not None:

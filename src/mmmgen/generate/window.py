@@ -166,7 +166,8 @@ def write_window(engine, header, others, target: TrackWords | None, start: int, 
     forced = target.bars[start:done]
     state = state_after(replace(spec, n_bars=stop - start), forced, target.bars[start - 1] if start else [], engine.grid,
                         target.head, target.bars[:done])
-    head = window_head(target.head, forced, engine.window, engine.density_edges)
+    # an asked-for density (spec.density) stays what every window of the track reads
+    head = target.head if spec.density is not None else window_head(target.head, forced, engine.window, engine.density_edges)
     prefix = TrackWords(head, forced).text().rsplit(" ", 1)[0]  # without TRACK_END
     words = yield f"{context} {prefix}", state, seed
     written = split_words(" ".join([*target.head, *words])).tracks[0]
