@@ -242,6 +242,10 @@ def main() -> int:
     parser.add_argument("--held-out", type=Path, default=None,
                         help="a corpus folder the model was prepared from: its held-out LMD-BEATLES songs only (no midi-dev songs)")
     parser.add_argument("--modes", default="follow,free", help="follow, free or both (free alone: what the model itself learned)")
+    parser.add_argument("--song-heads", action="store_true",
+                        help="the baseline of window densities: each window shows every track's head as the song has it "
+                             "(its whole-song DENSITY), as mmmgen did before window.window_head")
+    parser.add_argument("--machine-note", default="torch threads 1", help="what else ran on the machine (the load is recorded)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     if not (SHARED / "midi-dev" / "multitrack").is_dir():
@@ -254,16 +258,20 @@ def main() -> int:
     from mmmgen.model.run import find_run, generator_from_run
 
     generator, settings = generator_from_run(find_run(args.model))
+    if args.song_heads:
+        generator.density_edges = None
     t0 = time.time()
     files = song_files(args.beatles, args.seed, args.held_out)
     wanted = tuple(args.modes.split(","))
     model = args.model or "shipped default (src/mmmgen/resources/default_model)"
     songs = f"held-out LMD-BEATLES songs of {args.held_out}" if args.held_out else "midi-dev multitrack + lmd-beatles"
-    result = {"model": model, "songs_from": songs, "seed": args.seed, **run_songs(generator, settings, files, args.seed, wanted)}
+    heads = "the song's (--song-heads)" if args.song_heads else "each window's own density (window.window_head)"
+    result = {"model": model, "songs_from": songs, "seed": args.seed, "window_heads": heads,
+              **run_songs(generator, settings, files, args.seed, wanted)}
     result["keys"] = run_keys(generator, args.pieces, args.seed, wanted)
     result["seconds"] = round(time.time() - t0)
     result["env"] = _env.environment(("mmmgen", "torch", "transformers", "numpy", "symusic"),
-                                     machine_note="shared 2-core CPU (other jobs ran alongside); torch threads 1; nice 10")
+                                     machine_note=args.machine_note)
     _env.merge_run(args.results_dir / "follow.json", args.label, result, markdown)
     print((args.results_dir / "follow.md").read_text())
     return 0
@@ -276,7 +284,8 @@ def markdown(runs: dict) -> str:
         lines += [
             f"## {label}", "",
             f"{len(r['songs'])} songs ({r.get('songs_from', 'midi-dev multitrack + lmd-beatles')}; {len(r['skipped'])} unreadable files skipped, "
-            f"as `prepare` skips them), model {r['model']}, seed {r['seed']}.",
+            f"as `prepare` skips them), model {r['model']}, seed {r['seed']}"
+            + (f"; track heads in a window: {r['window_heads']}." if "window_heads" in r else "."),
             "Each operation with the song-derived rules (follow, the default) and with `--free` (the baseline), same seeds, same run.",
             f"Register: new pitched notes within their track's own range in the song +/- {MARGIN}; kit: new drum hits on pitches the",
             "track already uses; tempo/names: the MIDI written for the result (as the CLI writes it on this branch) keeps the file's",
