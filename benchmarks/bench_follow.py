@@ -295,6 +295,7 @@ def markdown(runs: dict) -> str:
             "",
             f"- date {e['date']}, CPU {e['hardware']['cpu']} ({e['hardware']['logical_cores']} logical cores), {e['hardware'].get('machine_note', '')}",
             f"- load average {e['hardware']['load_avg_1_5_15']}, Python {e['python']}, versions {e['versions']}, git {e['git_commit']}; whole run {r['seconds']} s",
+            *([f"- **Note:** {r['note']}"] if r.get("note") else []),
             "",
             "| operation | mode | runs | failed | pitched notes in register | drum hits in kit | tempo kept | names kept | log-lik./note mean | median | pooled | log-lik./word |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|",

@@ -113,3 +113,22 @@ def test_an_asked_for_density_is_what_every_window_of_a_long_piece_reads():
     later = [target_head(prefix) for prefix in read if prefix.split().count(V.BAR_START) > 0]
     assert len(later) == 2 and all(level_of(h) == 1 for h in later)  # windows 2 and 3 of 2 new bars each
     assert level_of(split_words(song.text).tracks[0].head) == 1
+
+
+def test_a_song_of_one_window_reads_as_a_plain_call_wrote_it():
+    """Tracks a window shows whole keep their own heads (a sampled DENSITY stays what the model drew)."""
+    gen = Generator(*untrained_model(), window=8, density_edges=EDGES)
+    read, original = [], gen._sample_words
+
+    def spy(prefix, state, sampling):
+        read.append(prefix)
+        return original(prefix, state, sampling)
+
+    gen._sample_words = spy
+    song = generate_song(gen, tracks=3, genre="POP", n_bars=6, sampling=Sampling(seed=5))
+    gen.infill(song, 1, [2, 3], Sampling(seed=6))
+    heads = [t.head for t in split_words(song.text).tracks]
+    assert len(read) == 3 + 2
+    shown = [[t.head for t in split_words(prefix).tracks] for prefix in read]
+    assert [len(s) for s in shown] == [0, 1, 2, 3, 3]  # 3 new tracks, then 2 fills in a window of all 3
+    assert all(s == heads[: len(s)] for s in shown)

@@ -88,9 +88,11 @@ def window_head(head: list[str], bars: list[list[str]], window: int, edges: list
 
 def window_text(header: list[str], tracks: list[TrackWords], start: int, stop: int, engine=None) -> str:
     """The header and bars ``[start, stop)`` of ``tracks`` (a held note opens the first bar with ``NOTE_HOLD``);
-    with an ``engine`` that has density edges, each track's ``DENSITY`` says the density of those bars (``window_head``)."""
+    with an ``engine`` that has density edges, each track shown in part says the density of its bars shown
+    (``window_head``). A track shown whole keeps its head: a song of one window reads as a plain call wrote it."""
     edges, window = (engine.density_edges, engine.window) if engine is not None else (None, 0)
-    shown = [(window_head(t.head, t.bars[start:stop], window, edges), t.bars[start:stop]) for t in tracks]
+    shown = [(t.head if start == 0 and stop >= len(t.bars) else window_head(t.head, t.bars[start:stop], window, edges),
+              t.bars[start:stop]) for t in tracks]
     return " ".join([*header, *(TrackWords(head, bars).text() for head, bars in shown)])
 
 
@@ -166,8 +168,10 @@ def write_window(engine, header, others, target: TrackWords | None, start: int, 
     forced = target.bars[start:done]
     state = state_after(replace(spec, n_bars=stop - start), forced, target.bars[start - 1] if start else [], engine.grid,
                         target.head, target.bars[:done])
-    # an asked-for density (spec.density) stays what every window of the track reads
-    head = target.head if spec.density is not None else window_head(target.head, forced, engine.window, engine.density_edges)
+    # the song's head where the window holds all the track's bars so far, or where a density was asked for
+    # (spec.density: what every window of the track reads)
+    whole = start == 0 or spec.density is not None
+    head = target.head if whole else window_head(target.head, forced, engine.window, engine.density_edges)
     prefix = TrackWords(head, forced).text().rsplit(" ", 1)[0]  # without TRACK_END
     words = yield f"{context} {prefix}", state, seed
     written = split_words(" ".join([*target.head, *words])).tracks[0]
