@@ -17,8 +17,10 @@ and its last bars are *sampled* under the grammar masks of ``grammar.py``:
   new) of the tracks before it (``Generator.extend``).
 * ``infill_tracks``: bar-fill of any bars of one track, each through a window around it.
 
-A window holds as many recent bars as the context allows (``plan``: its words, plus room for
-the new bars at ``RESERVE`` times the words per bar seen so far); when a window still runs out of
+Each track a window shows in part reads a ``DENSITY`` for the bars it shows (``window_head``), as
+training's windows did; a track shown whole keeps its own head. A window holds as many recent bars
+as the context allows (``plan``: its words, plus room for the new bars at ``RESERVE`` times the
+words per bar seen so far); when a window still runs out of
 context (``ContextFull``) it is written again with fewer bars, and only a window of one new bar
 without recent bars that does not fit is an error. Songs of at most ``window`` bars that fit are
 written in one window: exactly the text (and, for a seed, the words) of a plain call.
@@ -75,7 +77,7 @@ def window_head(head: list[str], bars: list[list[str]], window: int, edges: list
     Unchanged without ``edges``, without known bars, and for the chord track. A song's head keeps the
     density of the whole song: a track silent in the window's recent bars would read as dense, and the
     model, trained on heads that describe their window, crowds the new bars with notes it has no
-    register or kit for (``benchmarks/results/follow.md``).
+    register or kit for (``benchmarks/results/window-density.md``).
     """
     from mmmgen.text.encode import density_level
 
