@@ -58,15 +58,22 @@ class ControlError(GenerationError):
 
 
 @lru_cache(maxsize=256)
-def parse_scale(text: str) -> frozenset[int]:
-    """The pitch classes (0 = C) of ``"TONIC:MODE"``, e.g. ``C:major``, ``F#:dorian``, ``A:minor-pentatonic``."""
+def scale_tonic(text: str) -> tuple[int, str]:
+    """``(tonic pitch class, mode)`` of ``"TONIC:MODE"`` (``F#:dorian`` -> ``(6, "dorian")``)."""
     tonic, sep, mode = re.sub(r"\s+", " ", text.strip()).replace(" ", ":", 1).partition(":")
     mode = mode.strip().lower().replace(" ", "-").replace("_", "-")
     mode = {"pentatonic": "major-pentatonic", "pentatonic-major": "major-pentatonic", "pentatonic-minor": "minor-pentatonic"}.get(mode, mode)
     if not sep or tonic.lower() not in _TONIC or mode not in SCALES:
         msg = f"bad scale {text!r}: use TONIC:MODE with a tonic {'/'.join(TONICS)} and a mode {', '.join(SCALES)}"
         raise ControlError(msg)
-    return frozenset((_TONIC[tonic.lower()] + step) % 12 for step in SCALES[mode])
+    return _TONIC[tonic.lower()], mode
+
+
+@lru_cache(maxsize=256)
+def parse_scale(text: str) -> frozenset[int]:
+    """The pitch classes (0 = C) of ``"TONIC:MODE"``, e.g. ``C:major``, ``F#:dorian``, ``A:minor-pentatonic``."""
+    tonic, mode = scale_tonic(text)
+    return frozenset((tonic + step) % 12 for step in SCALES[mode])
 
 
 def parse_pitch_range(text: str) -> tuple[int, int]:
@@ -161,6 +168,10 @@ class Controls:
             msg = f"the controls ({self.describe()}) leave no word at step {s.t} of bar {s.bars_done + 1}"
             raise ControlError(msg)
         return mask
+
+    def narrow_chords(self, s: TrackState, v: VocabTable, mask: np.ndarray) -> np.ndarray:
+        """``mask`` (the chord track's grammar) and ``chord_scale_rule``."""
+        return mask & chord_scale_rule(s, v)
 
     def describe(self) -> str:
         parts = [f"{n.replace('_', ' ')} {getattr(self, n)}" for n in ("scale", "pitch_range", "max_polyphony", "min_note", "max_note")]
@@ -272,6 +283,26 @@ def _ban(v: VocabTable, ids: Iterable[int]) -> np.ndarray:
 
 
 CONTROL_RULES = (scale_rule, range_rule, polyphony_rule, min_note_rule, max_note_rule)
+
+
+def chord_scale_rule(s: TrackState, v: VocabTable) -> np.ndarray:
+    """The chord track under a scale: ``CHORD`` words only for chords whose tones (bass included) are
+    all in the scale, and no-chord; the song's first chord on the tonic (a chord of the scale rooted on
+    it), so the progression starts at home. Every word when no chord of the vocabulary fits."""
+    c = s.spec.controls
+    if c is None or c.scale is None or not s.spec.chord_track:
+        return _free(v)
+    classes, (tonic, _) = parse_scale(c.scale), scale_tonic(c.scale)
+    first = s.phase == IN_BAR and s.spec.first_bar + s.bars_done == 0 and s.words_in_bar == 0
+
+    def outside(home: bool) -> list[int]:
+        chords = {i: V.parse_chord_value(V.parse_word(w).value) for w, i in v.ids.items() if V.parse_word(w).kind == V.CHORD}
+        fit = {i for i, ch in chords.items() if ch is not None and ch.pitch_classes <= classes and (not home or ch.root == tonic)}
+        if not any(not chords[i].is_none for i in fit):
+            return _free(v)
+        return _ban(v, [i for i in chords if i not in fit])
+
+    return v.cached(("chord-scale", classes, tonic, first), lambda: outside(first))
 
 
 # --- the key of some music (Krumhansl-Schmuckler) --------------------------------------------------

@@ -342,8 +342,9 @@ def allowed(s: TrackState, v: VocabTable, rules=RULES) -> np.ndarray:
     then with ``spec.follow`` the song-derived rules (``follow.py``), which never empty it, then with
     ``spec.harmony`` the chord rule (``harmony.py``), which yields a word where it would empty it.
     """
-    if s.spec.chord_track:
-        return chord_track_allowed(s, v)
+    if s.spec.chord_track:  # its own grammar; a scale control keeps its chords in the scale
+        m = chord_track_allowed(s, v)
+        return m if s.spec.controls is None else s.spec.controls.narrow_chords(s, v, m)
     m = _allowed_fast(s, v) if rules is RULES else conjunction(s, v, rules)
     controls, harmony, follow = s.spec.controls, s.spec.harmony, s.spec.follow
     m = m if controls is None else controls.narrow(s, v, m)

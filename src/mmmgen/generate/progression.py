@@ -181,10 +181,11 @@ def chord_track_words(song, n_bars: int | None = None, grid: int = 12):
     return split_words(text).tracks[0]
 
 
-def song_with_chords(engine, song, chords, chord_rule: str, total_bars: int, seed: int | None):
+def song_with_chords(engine, song, chords, chord_rule: str, total_bars: int, seed: int | None, controls=None):
     """Program: the song over ``chords`` planned for ``total_bars`` bars (its first window may be
     shorter: ``extended_chords`` carries them on); without chords, a model that knows chords writes
-    the chord track (``chord_track_allowed``), any other model leaves the song as it is."""
+    the chord track (``chord_track_allowed``; with a scale among ``controls``, chords of the scale:
+    ``controls.chord_scale_rule``), any other model leaves the song as it is."""
     if chords is not None:
         return replace(song, chords=with_chords(replace(song, n_bars=total_bars), chords, engine.grid).chords)
     if song.chords or chord_rule == "off" or not knows_chords(engine):
@@ -194,7 +195,7 @@ def song_with_chords(engine, song, chords, chord_rule: str, total_bars: int, see
     from mmmgen.text.decode import text_to_piece
 
     header, _ = split_song(song.text)
-    spec = TrackSpec(song.n_bars, song.time_signature, chord_track=True)
+    spec = TrackSpec(song.n_bars, song.time_signature, chord_track=True, controls=controls)
     target = yield from write_track(engine, header, [], song.n_bars, spec, seed)
     piece = text_to_piece(f"{V.PIECE_START} {V.time_signature(*song.time_signature)} {target.text()}", engine.grid)
     return replace(song, chords=tuple(piece.chords))

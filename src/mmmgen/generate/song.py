@@ -460,7 +460,7 @@ def generate_song(
         song = prompt or Song(tuple(time_signature), generator.known_genre(genre) if genre else _pick_genre(generator, pick),
                               n_bars - more, tempo)
         song = yield from P.song_with_chords(generator, song, chords, chord_rule, n_bars if not prompt else song.n_bars,
-                                             None if seed is None else seed - 1)
+                                             None if seed is None else seed - 1, controls)
         for i in range(tracks):
             inst = instruments[i] if i < len(instruments) else None
             spec = generator._track_spec(song, inst, density, new_instrument=inst is None, controls=controls, chord_rule=chord_rule,
