@@ -48,6 +48,13 @@ def test_later_chords_are_any_chord_of_the_scale():
     assert "C:maj" in window and "E:maj" not in window
 
 
+def test_the_last_bar_of_the_first_window_opens_on_the_tonic_too():
+    end = chord_state(V.chord("C:maj"), V.BAR_END, V.BAR_START)  # bar 2 of 2
+    assert end.last_bar and chords_allowed(K.chord_scale_rule(end, TABLE)) == chords_allowed(K.chord_scale_rule(chord_state(), TABLE))
+    later = chord_state(V.chord("C:maj"), V.BAR_END, V.BAR_START, first_bar=8)  # the last bar of a later window: any chord of the scale
+    assert "C:maj" in chords_allowed(K.chord_scale_rule(later, TABLE))
+
+
 def test_no_scale_or_no_chord_track_leaves_every_word():
     assert K.chord_scale_rule(chord_state(scale=None), TABLE).all()
     notes = C.TrackState(C.TrackSpec(controls=Controls(scale="A:minor")))
@@ -73,4 +80,5 @@ def test_a_model_that_knows_chords_writes_them_in_the_asked_scale():
         song = generate_song(gen, tracks=1, genre="POP", n_bars=4, sampling=Sampling(seed=seed), controls=Controls(scale="E:minor"))
         check_valid(song)
         assert song.chords and song.chords[0].chord.root == 4
+        assert next(c for c in song.chords if c.start <= 12 < c.end).chord.root == 4  # the last bar (quarter 12 of 16) opens on it
         assert all(span.chord.pitch_classes <= parse_scale("E:minor") for span in song.chords)

@@ -287,13 +287,15 @@ CONTROL_RULES = (scale_rule, range_rule, polyphony_rule, min_note_rule, max_note
 
 def chord_scale_rule(s: TrackState, v: VocabTable) -> np.ndarray:
     """The chord track under a scale: ``CHORD`` words only for chords whose tones (bass included) are
-    all in the scale, and no-chord; the song's first chord on the tonic (a chord of the scale rooted on
-    it), so the progression starts at home. Every word when no chord of the vocabulary fits."""
+    all in the scale, and no-chord; the chord that opens the song's first bar and the last bar of its
+    first window (the whole progression of a generated piece, which longer pieces repeat) on the tonic
+    (a chord of the scale rooted on it): the progression starts and ends at home, as the tonal rule's
+    bars do. Every word when no chord of the vocabulary fits."""
     c = s.spec.controls
     if c is None or c.scale is None or not s.spec.chord_track:
         return _free(v)
     classes, (tonic, _) = parse_scale(c.scale), scale_tonic(c.scale)
-    first = s.phase == IN_BAR and s.spec.first_bar + s.bars_done == 0 and s.words_in_bar == 0
+    first = s.phase == IN_BAR and s.words_in_bar == 0 and s.spec.first_bar == 0 and (s.bars_done == 0 or s.last_bar)
 
     def outside(home: bool) -> list[int]:
         chords = {i: V.parse_chord_value(V.parse_word(w).value) for w, i in v.ids.items() if V.parse_word(w).kind == V.CHORD}
