@@ -64,6 +64,18 @@ def test_window_text_shows_each_tracks_density_of_its_window_bars():
     assert W.window_text([V.PIECE_START], [busy, quiet], 2, 4) == " ".join([V.PIECE_START, *(TrackWords(t.head, t.bars[2:4]).text() for t in (busy, quiet))])
 
 
+def spy_on(gen) -> list[str]:
+    """The texts ``gen`` reads from now on (each request's prefix), in order."""
+    read, original = [], gen._sample_words
+
+    def spy(prefix, state, sampling):
+        read.append(prefix)
+        return original(prefix, state, sampling)
+
+    gen._sample_words = spy
+    return read
+
+
 def target_head(prefix: str) -> list[str]:
     """The head of the track a window writes (the prefix's last, unfinished track)."""
     words = prefix.split()
@@ -76,13 +88,7 @@ def reads_when_extending(edges):
     gen = Generator(*untrained_model(), window=4, density_edges=edges)
     tracks = (TrackWords(head(0, 3), [bar(60, 64)] * 4).text(), TrackWords(head(33, 3), [bar(40), bar(43), [], []]).text())
     song = Song(n_bars=4, tracks=tracks)
-    read, original = [], gen._sample_words
-
-    def spy(prefix, state, sampling):
-        read.append(prefix)
-        return original(prefix, state, sampling)
-
-    gen._sample_words = spy
+    read = spy_on(gen)
     longer = gen.extend(song, 2, Sampling(seed=1))
     return read, song, longer
 
@@ -102,13 +108,7 @@ def test_an_extension_window_shows_a_track_that_stopped_as_silent_and_the_song_k
 
 def test_an_asked_for_density_is_what_every_window_of_a_long_piece_reads():
     gen = Generator(*untrained_model(), window=4, density_edges=EDGES)
-    read, original = [], gen._sample_words
-
-    def spy(prefix, state, sampling):
-        read.append(prefix)
-        return original(prefix, state, sampling)
-
-    gen._sample_words = spy
+    read = spy_on(gen)
     song = generate_song(gen, tracks=1, genre="POP", n_bars=8, density=1, sampling=Sampling(seed=2))
     later = [target_head(prefix) for prefix in read if prefix.split().count(V.BAR_START) > 0]
     assert len(later) == 2 and all(level_of(h) == 1 for h in later)  # windows 2 and 3 of 2 new bars each
@@ -118,13 +118,7 @@ def test_an_asked_for_density_is_what_every_window_of_a_long_piece_reads():
 def test_a_song_of_one_window_reads_as_a_plain_call_wrote_it():
     """Tracks a window shows whole keep their own heads (a sampled DENSITY stays what the model drew)."""
     gen = Generator(*untrained_model(), window=8, density_edges=EDGES)
-    read, original = [], gen._sample_words
-
-    def spy(prefix, state, sampling):
-        read.append(prefix)
-        return original(prefix, state, sampling)
-
-    gen._sample_words = spy
+    read = spy_on(gen)
     song = generate_song(gen, tracks=3, genre="POP", n_bars=6, sampling=Sampling(seed=5))
     gen.infill(song, 1, [2, 3], Sampling(seed=6))
     heads = [t.head for t in split_words(song.text).tracks]
