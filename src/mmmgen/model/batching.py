@@ -359,7 +359,8 @@ def build_datasets(cfg: TrainConfig, tokenizer, cache_dir: str | Path | None = N
             padding = 0.0
         elif cfg.batching in ("single", "buckets"):  # single evaluates on buckets: whole steps at once
             if cfg.batching == "buckets" and name == "train":  # a step: buckets_per_step buckets over all processes
-                capacity = cfg.batch_size * cfg.context_length // bucket_count(cfg)
+                # (at least one per process: with fewer buckets than processes each holds a process's share)
+                capacity = cfg.batch_size * cfg.context_length // (passes_per_step(cfg, {}, world) * world)
             else:  # an evaluation pass: a process's share of a step
                 capacity = max(1, cfg.batch_size // world) * cfg.context_length
             blocks = bucket_windows(lengths, capacity, cfg.context_length, cfg.seed)
