@@ -295,16 +295,16 @@ def chord_scale_rule(s: TrackState, v: VocabTable) -> np.ndarray:
     if c is None or c.scale is None or not s.spec.chord_track:
         return _free(v)
     classes, (tonic, _) = parse_scale(c.scale), scale_tonic(c.scale)
-    first = s.phase == IN_BAR and s.words_in_bar == 0 and s.spec.first_bar == 0 and (s.bars_done == 0 or s.last_bar)
+    home = s.phase == IN_BAR and s.words_in_bar == 0 and s.spec.first_bar == 0 and (s.bars_done == 0 or s.last_bar)
 
-    def outside(home: bool) -> list[int]:
+    def outside() -> list[int]:
         chords = {i: V.parse_chord_value(V.parse_word(w).value) for w, i in v.ids.items() if V.parse_word(w).kind == V.CHORD}
         fit = {i for i, ch in chords.items() if ch is not None and ch.pitch_classes <= classes and (not home or ch.root == tonic)}
         if not any(not chords[i].is_none for i in fit):
             return _free(v)
         return _ban(v, [i for i in chords if i not in fit])
 
-    return v.cached(("chord-scale", classes, tonic, first), lambda: outside(first))
+    return v.cached(("chord-scale", classes, tonic, home), outside)
 
 
 # --- the key of some music (Krumhansl-Schmuckler) --------------------------------------------------

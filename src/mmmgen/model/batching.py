@@ -252,7 +252,12 @@ def passes_per_step(cfg: TrainConfig, train_stats: dict, world: int = 1) -> int:
     batch x context / buckets_per_step tokens whatever the processes, so a step holds the same tokens), else 1."""
     if cfg.batching == "single":
         return -(-train_stats["windows_per_step"] // world)
-    return -(-bucket_count(cfg) // world) if cfg.batching == "buckets" else 1
+    return bucket_passes(cfg, world) if cfg.batching == "buckets" else 1
+
+
+def bucket_passes(cfg: TrainConfig, world: int = 1) -> int:
+    """``--batching buckets``: buckets a process takes a step (its share of ``bucket_count``, at least one)."""
+    return -(-bucket_count(cfg) // world)
 
 
 def bucket_count(cfg: TrainConfig) -> int:
@@ -360,7 +365,7 @@ def build_datasets(cfg: TrainConfig, tokenizer, cache_dir: str | Path | None = N
         elif cfg.batching in ("single", "buckets"):  # single evaluates on buckets: whole steps at once
             if cfg.batching == "buckets" and name == "train":  # a step: buckets_per_step buckets over all processes
                 # (at least one per process: with fewer buckets than processes each holds a process's share)
-                capacity = cfg.batch_size * cfg.context_length // (passes_per_step(cfg, {}, world) * world)
+                capacity = cfg.batch_size * cfg.context_length // (bucket_passes(cfg, world) * world)
             else:  # an evaluation pass: a process's share of a step
                 capacity = max(1, cfg.batch_size // world) * cfg.context_length
             blocks = bucket_windows(lengths, capacity, cfg.context_length, cfg.seed)
