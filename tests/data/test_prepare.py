@@ -195,3 +195,15 @@ def test_a_file_that_breaks_the_batch_encoder_is_skipped_alone(tmp_path, monkeyp
     results = encode_files(paths, [p.name for p in paths], PrepareConfig().codec(), [(0,)] * 5)
     assert [r.skipped for r in results] == [None, None, "encoding error (ValueError)", None, None]
     assert all(r.windows for i, r in enumerate(results) if i != 2)
+
+
+def test_kit_subsets_add_training_copies_and_leave_the_test_split(prepared, midi_dir, tmp_path):
+    out, report = prepared
+    config = PrepareConfig(genres=str(midi_dir / "genres.csv"), test_size=0.2, num_proc=2, bars=4, kit_subsets=1.0)
+    kits = prepare(midi_dir, tmp_path / "kits", config)
+    added = kits["kit_subset_windows"]
+    assert added > 0 and report["kit_subset_windows"] == 0
+    assert kits["windows"]["train"] == report["windows"]["train"] + added
+    before, after = load_from_disk(str(out)), load_from_disk(str(tmp_path / "kits"))
+    assert after["test"]["text"] == before["test"]["text"]
+    assert set(before["train"]["text"]) < set(after["train"]["text"])

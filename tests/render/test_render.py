@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import shutil
 import struct
+import subprocess
+import sys
 import tempfile
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -351,3 +355,36 @@ def test_program_from_name_suggests_close_names():
         gm.program_from_name("128")
     with pytest.raises(ValueError):
         gm.program_from_name("kazoo-zzz")
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")  # a zombie has stopped running
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not shutil.which("setpriv"), reason="needs Linux setpriv")
+def test_a_render_program_dies_with_the_process_that_started_it(tmp_path):
+    """A fluidsynth or ffmpeg run by a killed app must not keep a core busy (it once slowed a CI run)."""
+    from mmmgen.render.audio import dies_with_parent
+
+    pidfile = tmp_path / "pid"
+    code = ("import subprocess, time; from mmmgen.render.audio import dies_with_parent; "
+            f"p = subprocess.Popen(dies_with_parent(['sleep', '60'])); open({str(pidfile)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    for _ in range(200):
+        if pidfile.exists() and pidfile.read_text():
+            break
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    assert _running(child)
+    parent.kill()
+    parent.wait()
+    for _ in range(100):
+        if not _running(child):
+            break
+        time.sleep(0.05)
+    assert not _running(child)
+    assert dies_with_parent(["x"])[-1] == "x"

@@ -73,6 +73,11 @@ class PrepareConfig(CodecConfig):
         default=0.0,
         metadata={"help": "Add a bar-fill (inpainting) variant beside this share of windows (MMM FILL_IN text)."},
     )
+    kit_subsets: float = field(
+        default=0.0,
+        metadata={"help": "Add, beside this share of the training windows with a drum part of 3+ pitches, a copy whose drum "
+                          "parts keep a random subset of their kit in every bar (teaches keeping a song's kit)."},
+    )
     like: str | None = field(
         default=None,
         metadata={"help": "Encode with a trained model's codec settings (grid, bars, density levels and edges) so the data "
@@ -87,6 +92,9 @@ class PrepareConfig(CodecConfig):
             raise ValueError(msg)
         if not 0 <= self.infill_prob <= 1:
             msg = f"--infill-prob must be in [0, 1], got {self.infill_prob}"
+            raise ValueError(msg)
+        if not 0 <= self.kit_subsets <= 1:
+            msg = f"--kit-subsets must be in [0, 1], got {self.kit_subsets}"
             raise ValueError(msg)
         if not 0 <= self.transpose <= 24:
             msg = f"--transpose must be in [0, 24], got {self.transpose}"

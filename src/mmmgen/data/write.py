@@ -58,21 +58,32 @@ def read_spool(paths: Iterable[Path]):
         yield from marshal.loads(path.read_bytes())  # loads, not load: that reads the file object by object
 
 
-def spool_rows(records: Iterable, labels: dict[str, str], edges: list[float], infill_prob: float, seed: int):
-    """Final dataset rows of spool records, in order (a bar-fill variant after its window)."""
+def spool_rows(records: Iterable, labels: dict[str, str], edges: list[float], infill_prob: float, seed: int,
+               kit_subsets: float = 0.0, grid: int = 12, counts: Counter | None = None):
+    """Final dataset rows of spool records, in order: a window, its bar-fill variant (a share
+    ``infill_prob``), its copy on a drum-kit subset (a share ``kit_subsets``, ``text.kit``;
+    counted in ``counts["kit_subsets"]``)."""
     from mmmgen.text.fill import random_fill
+    from mmmgen.text.kit import kit_subset
 
     for source, start_bar, ts, transpose, parts in records:
         genre = labels.get(source, V.OTHER_GENRE)
         text = parts_to_text(tuple(ts), genre, parts, edges)
         row = (text, source, start_bar, genre, transpose, sum(n for _, n, _ in parts), text.count(" ") + 1, False)
         yield row
-        if not infill_prob:
-            continue
-        rng = random.Random(f"{seed}:{source}:{start_bar}:{transpose}")  # stable per window
-        if rng.random() < infill_prob:
-            masked = random_fill(text, rng)  # a new string: the plain row above is untouched
-            yield (masked, *row[1:6], masked.count(" ") + 1, True)
+        if infill_prob:
+            rng = random.Random(f"{seed}:{source}:{start_bar}:{transpose}")  # stable per window
+            if rng.random() < infill_prob:
+                masked = random_fill(text, rng)  # a new string: the plain row above is untouched
+                yield (masked, *row[1:6], masked.count(" ") + 1, True)
+        if kit_subsets:
+            rng = random.Random(f"kit:{seed}:{source}:{start_bar}:{transpose}")
+            smaller = kit_subset(parts, rng, grid) if rng.random() < kit_subsets else None
+            if smaller:
+                if counts is not None:
+                    counts["kit_subsets"] += 1
+                text = parts_to_text(tuple(ts), genre, smaller, edges)
+                yield (text, source, start_bar, genre, transpose, sum(n for _, n, _ in smaller), text.count(" ") + 1, False)
 
 
 def _arrow_array(values, type_):
@@ -103,7 +114,8 @@ def _record_batch(rows: list[tuple]):
     return pa.RecordBatch.from_arrays([_arrow_array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
 
 
-def write_shards(spools: list[Path], shard: Path, labels: dict[str, str], edges: list[float], infill_prob: float = 0.0, seed: int = 0) -> tuple[list[Path], Counter]:
+def write_shards(spools: list[Path], shard: Path, labels: dict[str, str], edges: list[float], infill_prob: float = 0.0, seed: int = 0,
+                 kit_subsets: float = 0.0, grid: int = 12) -> tuple[list[Path], Counter]:
     """The final rows of spool files, in order, as Arrow IPC stream shards ``shard.0``, ``shard.1``,
     ... (a new one past ``SHARD_BYTES``; at least one), in record batches of at most
     ``BATCH_ROWS`` rows and about ``BATCH_TEXT`` characters. Runs in a worker process, one part
@@ -112,7 +124,7 @@ def write_shards(spools: list[Path], shard: Path, labels: dict[str, str], edges:
 
     schema = _features()[1]
     shards: list[Path] = []
-    stats: Counter = Counter(windows=0, tokens=0, infill=0, bytes=0)
+    stats: Counter = Counter(windows=0, tokens=0, infill=0, kit_subsets=0, bytes=0)
     stats["genres"] = Counter()
     writer = sink = None
     size = 0
@@ -136,7 +148,7 @@ def write_shards(spools: list[Path], shard: Path, labels: dict[str, str], edges:
         stats["genres"].update(r[3] for r in rows)
 
     batch, text_chars = [], 0
-    for row in spool_rows(read_spool(spools), labels, edges, infill_prob, seed):
+    for row in spool_rows(read_spool(spools), labels, edges, infill_prob, seed, kit_subsets, grid, stats):
         batch.append(row)
         text_chars += len(row[0])
         if len(batch) >= BATCH_ROWS or text_chars >= BATCH_TEXT:

@@ -9,6 +9,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -88,6 +89,15 @@ def score_end_seconds(score) -> float:
     return max((float((n["time"] + n["duration"]).max()) for n in (t.notes.numpy() for t in sec.tracks) if len(n["time"])), default=0.0)
 
 
+def dies_with_parent(cmd: list[str]) -> list[str]:
+    """``cmd`` run so that it is killed when the thread that started it ends (Linux ``setpriv
+    --pdeathsig KILL``, where installed; as is elsewhere). A render or an encode outlives a killed
+    app otherwise and keeps a core busy with nobody to read its output; ``preexec_fn`` would do it
+    in Python, but is unsafe in a threaded program such as the app."""
+    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    return [setpriv, "--pdeathsig", "KILL", "--", *cmd] if setpriv else list(cmd)
+
+
 def _synth_fluidsynth(score, soundfont: Path, sample_rate: int):
     with tempfile.TemporaryDirectory(prefix="mmmgen-render-") as tmp:
         mid, wav = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
@@ -95,7 +105,7 @@ def _synth_fluidsynth(score, soundfont: Path, sample_rate: int):
         cmd = ["fluidsynth", "-ni", "-q", "-T", "wav", "-O", "float", "-F", str(wav), "-r", str(int(sample_rate)),
                "-g", str(FLUIDSYNTH_GAIN), str(soundfont), str(mid)]  # fmt: skip
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL)
+            done = subprocess.run(dies_with_parent(cmd), capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired) as exc:
             msg = f"fluidsynth failed: {exc}"
             raise RenderError(msg) from exc
@@ -254,7 +264,7 @@ def encode_audio(wav: Path, out: Path) -> Path:
     fmt = out.suffix.lstrip(".").lower()
     codec = {"mp3": ["-codec:a", "libmp3lame", "-q:a", "2"], "ogg": ["-codec:a", "libvorbis", "-q:a", "5"]}[fmt]
     cmd = [require_ffmpeg(fmt), "-nostdin", "-y", "-loglevel", "error", "-i", str(wav), *codec, str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(dies_with_parent(cmd), capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         msg = f"ffmpeg could not write {out.name}: {done.stderr.strip()[-300:]}"
         raise RenderError(msg)
