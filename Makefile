@@ -23,11 +23,18 @@ MODEL_SAMPLE ?= 1000
 MODEL_RUN ?= runs/default
 MODEL_MINUTES ?= 90
 # then continued at half the peak learning rate (45 minutes), then 90 more with windows of alike
-# length batched together (--batching auto: buckets, issue 26's recipe): the shipped v2 saw 225 minutes
+# length batched together (--batching auto: buckets, issue 26's recipe): 225 minutes
 MODEL_CONTINUE_MINUTES ?= 45
 MODEL_MORE_MINUTES ?= 90
+# then 60 more on a copy of the data whose drum parts also come on random subsets of their kit (prepare
+# --kit-subsets): the model keeps a song's kit. Trained on one thread (beside its control run, the same
+# 60 minutes without the copies); MODEL_KITS_THREADS=0 takes the free cores
+MODEL_KIT_SUBSETS ?= 0.5
+MODEL_KITS_MINUTES ?= 60
+MODEL_KITS_THREADS ?= 1
 MODEL_CONTINUED = $(MODEL_RUN)-continued
-MODEL_FINAL = $(MODEL_RUN)-more
+MODEL_MORE = $(MODEL_RUN)-more
+MODEL_FINAL = $(MODEL_RUN)-kits
 COMPARE_MINUTES ?= 12
 SHIPPED := src/mmmgen/resources/default_model
 MMMGEN := $(VENV)/bin/mmmgen
@@ -57,11 +64,16 @@ model: setup             ## rebuild the shipped default model (v2): music21's co
 	$(MMMGEN) train --config configs/default-model-v2.yaml --init-from $(MODEL_RUN) --dataset $(DATA)/model/dataset \
 		--output-dir $(MODEL_CONTINUED) --max-minutes $(MODEL_CONTINUE_MINUTES) --learning-rate 5e-4 --keep-best false --resume
 	$(MMMGEN) train --config configs/default-model-v2.yaml --init-from $(MODEL_CONTINUED) --dataset $(DATA)/model/dataset \
-		--output-dir $(MODEL_FINAL) --max-minutes $(MODEL_MORE_MINUTES) --learning-rate 5e-4 --batching auto --keep-best false --resume
+		--output-dir $(MODEL_MORE) --max-minutes $(MODEL_MORE_MINUTES) --learning-rate 5e-4 --batching auto --keep-best false --resume
+	$(MMMGEN) prepare $(DATA)/corpus $(DATA)/model/dataset-kits --genres $(DATA)/corpus/genres.csv --infill-prob 0.1 --transpose $(MODEL_TRANSPOSE) \
+		--chords --chords-share $(MODEL_CHORDS_SHARE) --kit-subsets $(MODEL_KIT_SUBSETS)
+	$(MMMGEN) train --config configs/default-model-v2.yaml --init-from $(MODEL_MORE) --dataset $(DATA)/model/dataset-kits \
+		--output-dir $(MODEL_FINAL) --max-minutes $(MODEL_KITS_MINUTES) --learning-rate 5e-4 --batching auto --keep-best false \
+		--threads $(MODEL_KITS_THREADS) --resume
 	$(MMMGEN) evaluate --model $(MODEL_FINAL) --dataset $(DATA)/model/dataset --samples 16 --free-samples 16 --write-card
 	# NOTTINGHAM is GPL-3.0: evaluated, never trained on (its own folder, outside the training corpus)
 	$(MMMGEN) corpus $(DATA)/eval-corpus --collections nottingham $(if $(CORPORA),--from $(CORPORA),--allow-unpinned)
-	$(PY) scripts/eval_collections.py --model default-v1 --model $(MODEL_RUN) --model $(MODEL_CONTINUED) --model $(MODEL_FINAL) --corpus $(DATA)/corpus \
+	$(PY) scripts/eval_collections.py --model default-v1 --model $(MODEL_RUN) --model $(MODEL_CONTINUED) --model $(MODEL_MORE) --model $(MODEL_FINAL) --corpus $(DATA)/corpus \
 		--corpus $(DATA)/eval-corpus $(if $(wildcard ../shared/midi-styles),--midi ../shared/midi-styles) --out $(MODEL_FINAL)/collections.json
 	$(PY) scripts/data_card.py $(DATA)/corpus $(MODEL_FINAL)
 	$(PY) scripts/ship_model.py $(MODEL_FINAL) $(SHIPPED)   # v1 stays in default_model_v1 (--model default-v1)
