@@ -78,6 +78,11 @@ class PrepareConfig(CodecConfig):
         metadata={"help": "Add, beside this share of the training windows with a drum part of 3+ pitches, a copy whose drum "
                           "parts keep a random subset of their kit in every bar (teaches keeping a song's kit)."},
     )
+    octave_copies: float = field(
+        default=0.0,
+        metadata={"help": "Add, beside this share of the training windows with a pitched part, a copy with one such part an "
+                          "octave up or down in every bar (teaches keeping a part's register)."},
+    )
     like: str | None = field(
         default=None,
         metadata={"help": "Encode with a trained model's codec settings (grid, bars, density levels and edges) so the data "
@@ -95,6 +100,9 @@ class PrepareConfig(CodecConfig):
             raise ValueError(msg)
         if not 0 <= self.kit_subsets <= 1:
             msg = f"--kit-subsets must be in [0, 1], got {self.kit_subsets}"
+            raise ValueError(msg)
+        if not 0 <= self.octave_copies <= 1:
+            msg = f"--octave-copies must be in [0, 1], got {self.octave_copies}"
             raise ValueError(msg)
         if not 0 <= self.transpose <= 24:
             msg = f"--transpose must be in [0, 24], got {self.transpose}"

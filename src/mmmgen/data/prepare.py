@@ -413,8 +413,8 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
         stats = {}
         for split, test in (("train", False), ("test", True)):  # the texts, in Arrow shards written by the workers
             (tmp_out / split).mkdir(parents=True)
-            kits = 0.0 if test else config.kit_subsets  # the test split stays the music as it is
-            jobs = [(spools, tmp_out / split / f"shard-{j}", labels_of, edges, config.infill_prob, config.seed, kits, codec.grid)
+            kits, octaves = (0.0, 0.0) if test else (config.kit_subsets, config.octave_copies)  # the test split: the music as it is
+            jobs = [(spools, tmp_out / split / f"shard-{j}", labels_of, edges, config.infill_prob, config.seed, kits, codec.grid, octaves)
                     for j, (spools, labels_of) in enumerate(_split_jobs(chunks, work, test, labels, config.num_proc))]  # fmt: skip
             shards, stats[split] = [], Counter()
             for written, counted in imap(_shards_task, jobs):
@@ -430,6 +430,7 @@ def prepare(midi_dir: str | Path, out_dir: str | Path, config: PrepareConfig | N
             "tokens": {split: st["tokens"] for split, st in stats.items()},
             "infill_windows": {split: st["infill"] for split, st in stats.items()},
             "kit_subset_windows": stats["train"]["kit_subsets"],
+            "octave_copy_windows": stats["train"]["octave_copies"],
             "genres": dict(stats["train"]["genres"]),
             "codec": codec.to_dict(),
             "density_edges": edges,

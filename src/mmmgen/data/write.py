@@ -59,12 +59,14 @@ def read_spool(paths: Iterable[Path]):
 
 
 def spool_rows(records: Iterable, labels: dict[str, str], edges: list[float], infill_prob: float, seed: int,
-               kit_subsets: float = 0.0, grid: int = 12, counts: Counter | None = None):
+               kit_subsets: float = 0.0, grid: int = 12, counts: Counter | None = None, octave_copies: float = 0.0):
     """Final dataset rows of spool records, in order: a window, its bar-fill variant (a share
-    ``infill_prob``), its copy on a drum-kit subset (a share ``kit_subsets``, ``text.kit``;
-    counted in ``counts["kit_subsets"]``)."""
+    ``infill_prob``), its copy on a drum-kit subset (a share ``kit_subsets``, ``text.kit``), its copy
+    with a part an octave away (a share ``octave_copies``, ``text.octave``); the copies counted in
+    ``counts``."""
     from mmmgen.text.fill import random_fill
     from mmmgen.text.kit import kit_subset
+    from mmmgen.text.octave import octave_copy
 
     for source, start_bar, ts, transpose, parts in records:
         genre = labels.get(source, V.OTHER_GENRE)
@@ -84,6 +86,14 @@ def spool_rows(records: Iterable, labels: dict[str, str], edges: list[float], in
                     counts["kit_subsets"] += 1
                 text = parts_to_text(tuple(ts), genre, smaller, edges)
                 yield (text, source, start_bar, genre, transpose, sum(n for _, n, _ in smaller), text.count(" ") + 1, False)
+        if octave_copies:
+            rng = random.Random(f"octave:{seed}:{source}:{start_bar}:{transpose}")
+            moved = octave_copy(parts, rng) if rng.random() < octave_copies else None
+            if moved:
+                if counts is not None:
+                    counts["octave_copies"] += 1
+                text = parts_to_text(tuple(ts), genre, moved, edges)
+                yield (text, *row[1:6], text.count(" ") + 1, False)
 
 
 def _arrow_array(values, type_):
@@ -115,7 +125,7 @@ def _record_batch(rows: list[tuple]):
 
 
 def write_shards(spools: list[Path], shard: Path, labels: dict[str, str], edges: list[float], infill_prob: float = 0.0, seed: int = 0,
-                 kit_subsets: float = 0.0, grid: int = 12) -> tuple[list[Path], Counter]:
+                 kit_subsets: float = 0.0, grid: int = 12, octave_copies: float = 0.0) -> tuple[list[Path], Counter]:
     """The final rows of spool files, in order, as Arrow IPC stream shards ``shard.0``, ``shard.1``,
     ... (a new one past ``SHARD_BYTES``; at least one), in record batches of at most
     ``BATCH_ROWS`` rows and about ``BATCH_TEXT`` characters. Runs in a worker process, one part
@@ -124,7 +134,7 @@ def write_shards(spools: list[Path], shard: Path, labels: dict[str, str], edges:
 
     schema = _features()[1]
     shards: list[Path] = []
-    stats: Counter = Counter(windows=0, tokens=0, infill=0, kit_subsets=0, bytes=0)
+    stats: Counter = Counter(windows=0, tokens=0, infill=0, kit_subsets=0, octave_copies=0, bytes=0)
     stats["genres"] = Counter()
     writer = sink = None
     size = 0
@@ -148,7 +158,7 @@ def write_shards(spools: list[Path], shard: Path, labels: dict[str, str], edges:
         stats["genres"].update(r[3] for r in rows)
 
     batch, text_chars = [], 0
-    for row in spool_rows(read_spool(spools), labels, edges, infill_prob, seed, kit_subsets, grid, stats):
+    for row in spool_rows(read_spool(spools), labels, edges, infill_prob, seed, kit_subsets, grid, stats, octave_copies):
         batch.append(row)
         text_chars += len(row[0])
         if len(batch) >= BATCH_ROWS or text_chars >= BATCH_TEXT:
