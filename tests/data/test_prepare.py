@@ -207,3 +207,12 @@ def test_kit_subsets_add_training_copies_and_leave_the_test_split(prepared, midi
     before, after = load_from_disk(str(out)), load_from_disk(str(tmp_path / "kits"))
     assert after["test"]["text"] == before["test"]["text"]
     assert set(before["train"]["text"]) < set(after["train"]["text"])
+
+
+def test_octave_copies_add_training_copies_and_leave_the_test_split(prepared, midi_dir, tmp_path):
+    out, report = prepared
+    config = PrepareConfig(genres=str(midi_dir / "genres.csv"), test_size=0.2, num_proc=2, bars=4, octave_copies=1.0)
+    moved = prepare(midi_dir, tmp_path / "octaves", config)
+    assert moved["octave_copy_windows"] > 0 and report["octave_copy_windows"] == 0
+    assert moved["windows"]["train"] == report["windows"]["train"] + moved["octave_copy_windows"]
+    assert load_from_disk(str(tmp_path / "octaves"))["test"]["text"] == load_from_disk(str(out))["test"]["text"]
