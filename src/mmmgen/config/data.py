@@ -95,15 +95,10 @@ class PrepareConfig(CodecConfig):
         if not 0 <= self.test_size < 1:
             msg = f"--test-size must be in [0, 1), got {self.test_size}"
             raise ValueError(msg)
-        if not 0 <= self.infill_prob <= 1:
-            msg = f"--infill-prob must be in [0, 1], got {self.infill_prob}"
-            raise ValueError(msg)
-        if not 0 <= self.kit_subsets <= 1:
-            msg = f"--kit-subsets must be in [0, 1], got {self.kit_subsets}"
-            raise ValueError(msg)
-        if not 0 <= self.octave_copies <= 1:
-            msg = f"--octave-copies must be in [0, 1], got {self.octave_copies}"
-            raise ValueError(msg)
+        for share in ("infill_prob", "kit_subsets", "octave_copies"):  # shares of the windows
+            if not 0 <= getattr(self, share) <= 1:
+                msg = f"--{share.replace('_', '-')} must be in [0, 1], got {getattr(self, share)}"
+                raise ValueError(msg)
         if not 0 <= self.transpose <= 24:
             msg = f"--transpose must be in [0, 24], got {self.transpose}"
             raise ValueError(msg)
