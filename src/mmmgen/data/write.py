@@ -68,6 +68,10 @@ def spool_rows(records: Iterable, labels: dict[str, str], edges: list[float], in
     from mmmgen.text.kit import kit_subset
     from mmmgen.text.octave import octave_copy
 
+    copies = [c for c in (  # (counted as, seeded as, share, parts -> copy or None)
+        ("kit_subsets", "kit", kit_subsets, lambda parts, rng: kit_subset(parts, rng, grid)),
+        ("octave_copies", "octave", octave_copies, octave_copy),
+    ) if c[2]]
     for source, start_bar, ts, transpose, parts in records:
         genre = labels.get(source, V.OTHER_GENRE)
         text = parts_to_text(tuple(ts), genre, parts, edges)
@@ -78,22 +82,14 @@ def spool_rows(records: Iterable, labels: dict[str, str], edges: list[float], in
             if rng.random() < infill_prob:
                 masked = random_fill(text, rng)  # a new string: the plain row above is untouched
                 yield (masked, *row[1:6], masked.count(" ") + 1, True)
-        if kit_subsets:
-            rng = random.Random(f"kit:{seed}:{source}:{start_bar}:{transpose}")
-            smaller = kit_subset(parts, rng, grid) if rng.random() < kit_subsets else None
-            if smaller:
+        for name, prefix, share, make in copies:
+            rng = random.Random(f"{prefix}:{seed}:{source}:{start_bar}:{transpose}")  # stable per window and kind
+            changed = make(parts, rng) if rng.random() < share else None
+            if changed:
                 if counts is not None:
-                    counts["kit_subsets"] += 1
-                text = parts_to_text(tuple(ts), genre, smaller, edges)
-                yield (text, source, start_bar, genre, transpose, sum(n for _, n, _ in smaller), text.count(" ") + 1, False)
-        if octave_copies:
-            rng = random.Random(f"octave:{seed}:{source}:{start_bar}:{transpose}")
-            moved = octave_copy(parts, rng) if rng.random() < octave_copies else None
-            if moved:
-                if counts is not None:
-                    counts["octave_copies"] += 1
-                text = parts_to_text(tuple(ts), genre, moved, edges)
-                yield (text, *row[1:6], text.count(" ") + 1, False)
+                    counts[name] += 1
+                text = parts_to_text(tuple(ts), genre, changed, edges)
+                yield (text, *row[1:5], sum(n for _, n, _ in changed), text.count(" ") + 1, False)
 
 
 def _arrow_array(values, type_):

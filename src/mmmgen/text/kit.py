@@ -18,13 +18,17 @@ import random
 
 from mmmgen.text import vocab as V
 
-_PITCHED = (V.NOTE_ON, V.NOTE_OFF, V.NOTE_HOLD)
+PITCHED = (V.NOTE_ON, V.NOTE_OFF, V.NOTE_HOLD)  # the words that carry a pitch
 
 
-def part_pitches(bars: str) -> set[int]:
-    """The pitches a part's bar texts play (``NOTE_ON``)."""
-    prefix = V.NOTE_ON + "="
-    return {int(w[len(prefix):]) for w in bars.split() if w.startswith(prefix)}
+def part_pitches(bars: str, kinds: tuple[str, ...] = (V.NOTE_ON,)) -> set[int]:
+    """The pitches of a part's bar texts in words of ``kinds`` (default: the ``NOTE_ON`` s it plays)."""
+    found = set()
+    for word in bars.split():
+        name, _, value = word.partition("=")
+        if name in kinds:
+            found.add(int(value))
+    return found
 
 
 def keep_pitches(bars: str, keep: set[int], grid: int) -> tuple[str, int]:
@@ -38,7 +42,7 @@ def keep_pitches(bars: str, keep: set[int], grid: int) -> tuple[str, int]:
         name, _, value = word.partition("=")
         if name == V.TIME_DELTA:
             pending += V.parse_time_delta(value, grid)
-        elif name in _PITCHED:
+        elif name in PITCHED:
             if int(value) in keep:
                 if pending:
                     out += _time_delta_words(pending, grid)

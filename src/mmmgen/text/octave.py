@@ -14,9 +14,7 @@ from __future__ import annotations
 import random
 
 from mmmgen.text import vocab as V
-from mmmgen.text.kit import part_pitches
-
-_PITCHED = (V.NOTE_ON, V.NOTE_OFF, V.NOTE_HOLD)
+from mmmgen.text.kit import PITCHED, part_pitches
 
 
 def shift_part(bars: str, semitones: int) -> str:
@@ -24,7 +22,7 @@ def shift_part(bars: str, semitones: int) -> str:
     out = []
     for word in bars.split():
         name, _, value = word.partition("=")
-        out.append(f"{name}={int(value) + semitones}" if name in _PITCHED else word)
+        out.append(f"{name}={int(value) + semitones}" if name in PITCHED else word)
     return " ".join(out)
 
 
@@ -35,7 +33,7 @@ def octave_copy(parts: list[tuple[str, int, str]], rng: random.Random) -> list[t
     candidates = []
     for i, (word, n, bars) in enumerate(parts):
         if n and word not in (V.inst(0, is_drum=True), V.chord_track_inst()):
-            pitches = part_pitches(bars) | _held(bars)
+            pitches = part_pitches(bars, PITCHED)  # held notes too
             moves = [s for s in (-12, 12) if pitches and 0 <= min(pitches) + s and max(pitches) + s < V.N_PITCHES]
             if moves:
                 candidates.append((i, moves))
@@ -45,7 +43,3 @@ def octave_copy(parts: list[tuple[str, int, str]], rng: random.Random) -> list[t
     word, n, bars = parts[i]
     return [*parts[:i], (word, n, shift_part(bars, rng.choice(moves))), *parts[i + 1:]]
 
-
-def _held(bars: str) -> set[int]:
-    prefix = V.NOTE_HOLD + "="
-    return {int(w[len(prefix):]) for w in bars.split() if w.startswith(prefix)}
