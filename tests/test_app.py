@@ -133,6 +133,25 @@ def test_sessions_never_share_a_song(app_url):
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
+def wait_or_explain(page, action: str, condition: str, arg=None, timeout_ms: int = 120_000):
+    """``page.wait_for_function``; on a timeout, fail with what the page shows (its messages, seed, text)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(condition, arg=arg, timeout=timeout_ms)
+    except PlaywrightTimeout:
+        shown = page.evaluate(
+            "() => ({text: (document.querySelector('#tokens textarea') || {}).value,"
+            " seed: (document.querySelector('#seed_used textarea') || {}).value,"
+            " body: document.body.innerText.slice(0, 3000)})"
+        )
+        words = (shown["text"] or "").split()
+        pytest.fail(
+            f"{action}: the page did not settle in {timeout_ms / 1000:.0f} s: {words.count(V.TRACK_START)} tracks, "
+            f"{words.count(V.BAR_START)} bars, seed used {shown['seed']!r}; the page reads:\n{shown['body']}"
+        )
+
+
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
 def test_in_a_real_browser(app_url, tmp_path):
     from playwright.sync_api import expect, sync_playwright
@@ -150,16 +169,21 @@ def test_in_a_real_browser(app_url, tmp_path):
         tokens = page.locator("#tokens textarea")
         instruments = page.locator("#instruments textarea")
 
-        def click(label: str, expect_tracks: int):
+        def click(label: str, expect_tracks: int, sampled: bool = True):
+            # Done when the page shows this action's own result: a new text and, for a sampled action, its
+            # new seed (a late seed of the action before must not count). Waiting for "processing" alone
+            # raced on a loaded machine: the next click ran beside this action on an older song.
+            before = [page.locator(f"#{e} textarea").input_value() for e in ("tokens", "seed_used")]
             page.get_by_role("button", name=label, exact=True).click()
-            page.wait_for_timeout(500)  # let the request start before waiting for its results
-            page.wait_for_function(  # the text and the instrument list both show the new song
-                "n => { const t = document.querySelector('#tokens textarea'), i = document.querySelector('#instruments textarea');"
-                " return t && i && t.value.split(' ').filter(w => w === 'TRACK_START').length === n"
+            wait_or_explain(  # the text and the instrument list both show the new song
+                page, label,
+                "([n, text, seed, sampled]) => { const t = document.querySelector('#tokens textarea'),"
+                " i = document.querySelector('#instruments textarea'), s = document.querySelector('#seed_used textarea');"
+                " return t && i && s && t.value !== text && (!sampled || (s.value !== seed && s.value !== ''))"
+                " && t.value.split(' ').filter(w => w === 'TRACK_START').length === n"
                 " && i.value.split('\\n').filter(x => x.trim()).length === n"
                 " && !document.body.innerText.includes('processing'); }",
-                arg=expect_tracks,
-                timeout=120_000,
+                [expect_tracks, *before, sampled],
             )
             text = tokens.input_value()
             assert tracks_of(text) == expect_tracks
@@ -170,13 +194,13 @@ def test_in_a_real_browser(app_url, tmp_path):
         click("Add instrument", 2)
         click("Add instrument", 3)
         before = click("Regenerate last instrument", 3)
-        click("Remove last instrument", 2)
+        click("Remove last instrument", 2, sampled=False)
         click("Regenerate bars", 2)
         page.get_by_role("button", name="Continue", exact=True).click()  # 2 more bars (the default) on both tracks
-        page.wait_for_function(
+        wait_or_explain(
+            page, "Continue",
             "() => { const t = document.querySelector('#tokens textarea');"
             " return t && t.value.split(' ').filter(w => w === 'BAR_START').length === 2 * 4; }",
-            timeout=120_000,
         )
         assert {t.n_bars for t in text_to_piece(tokens.input_value(), strict=True).tracks} == {4}
         page.get_by_role("button", name="Change tempo", exact=True).click()
