@@ -32,9 +32,14 @@ MODEL_MORE_MINUTES ?= 90
 MODEL_KIT_SUBSETS ?= 0.5
 MODEL_KITS_MINUTES ?= 60
 MODEL_KITS_THREADS ?= 1
+# then 60 more on a copy that also moves one pitched part of half the windows an octave (prepare
+# --octave-copies): the model keeps a song's register, not its instrument's usual one. One thread, as the kits
+MODEL_OCTAVE_COPIES ?= 0.5
+MODEL_OCTAVES_MINUTES ?= 60
 MODEL_CONTINUED = $(MODEL_RUN)-continued
 MODEL_MORE = $(MODEL_RUN)-more
-MODEL_FINAL = $(MODEL_RUN)-kits
+MODEL_KITS = $(MODEL_RUN)-kits
+MODEL_FINAL = $(MODEL_RUN)-octaves
 COMPARE_MINUTES ?= 12
 SHIPPED := src/mmmgen/resources/default_model
 MMMGEN := $(VENV)/bin/mmmgen
@@ -68,12 +73,17 @@ model: setup             ## rebuild the shipped default model (v2): music21's co
 	$(MMMGEN) prepare $(DATA)/corpus $(DATA)/model/dataset-kits --genres $(DATA)/corpus/genres.csv --infill-prob 0.1 --transpose $(MODEL_TRANSPOSE) \
 		--chords --chords-share $(MODEL_CHORDS_SHARE) --kit-subsets $(MODEL_KIT_SUBSETS)
 	$(MMMGEN) train --config configs/default-model-v2.yaml --init-from $(MODEL_MORE) --dataset $(DATA)/model/dataset-kits \
-		--output-dir $(MODEL_FINAL) --max-minutes $(MODEL_KITS_MINUTES) --learning-rate 5e-4 --batching auto --keep-best false \
+		--output-dir $(MODEL_KITS) --max-minutes $(MODEL_KITS_MINUTES) --learning-rate 5e-4 --batching auto --keep-best false \
+		--threads $(MODEL_KITS_THREADS) --resume
+	$(MMMGEN) prepare $(DATA)/corpus $(DATA)/model/dataset-octaves --genres $(DATA)/corpus/genres.csv --infill-prob 0.1 --transpose $(MODEL_TRANSPOSE) \
+		--chords --chords-share $(MODEL_CHORDS_SHARE) --kit-subsets $(MODEL_KIT_SUBSETS) --octave-copies $(MODEL_OCTAVE_COPIES)
+	$(MMMGEN) train --config configs/default-model-v2.yaml --init-from $(MODEL_KITS) --dataset $(DATA)/model/dataset-octaves \
+		--output-dir $(MODEL_FINAL) --max-minutes $(MODEL_OCTAVES_MINUTES) --learning-rate 5e-4 --batching auto --keep-best false \
 		--threads $(MODEL_KITS_THREADS) --resume
 	$(MMMGEN) evaluate --model $(MODEL_FINAL) --dataset $(DATA)/model/dataset --samples 16 --free-samples 16 --write-card
 	# NOTTINGHAM is GPL-3.0: evaluated, never trained on (its own folder, outside the training corpus)
 	$(MMMGEN) corpus $(DATA)/eval-corpus --collections nottingham $(if $(CORPORA),--from $(CORPORA),--allow-unpinned)
-	$(PY) scripts/eval_collections.py --model default-v1 --model $(MODEL_RUN) --model $(MODEL_CONTINUED) --model $(MODEL_MORE) --model $(MODEL_FINAL) --corpus $(DATA)/corpus \
+	$(PY) scripts/eval_collections.py --model default-v1 --model $(MODEL_RUN) --model $(MODEL_CONTINUED) --model $(MODEL_MORE) --model $(MODEL_KITS) --model $(MODEL_FINAL) --corpus $(DATA)/corpus \
 		--corpus $(DATA)/eval-corpus $(if $(wildcard ../shared/midi-styles),--midi ../shared/midi-styles) --out $(MODEL_FINAL)/collections.json
 	$(PY) scripts/data_card.py $(DATA)/corpus $(MODEL_FINAL)
 	$(PY) scripts/ship_model.py $(MODEL_FINAL) $(SHIPPED)   # v1 stays in default_model_v1 (--model default-v1)
