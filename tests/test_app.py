@@ -205,7 +205,7 @@ def test_in_a_real_browser(app_url, tmp_path):
         assert {t.n_bars for t in text_to_piece(tokens.input_value(), strict=True).tracks} == {4}
         page.get_by_role("button", name="Change tempo", exact=True).click()
         page.wait_for_timeout(300)
-        page.wait_for_function("() => !document.body.innerText.includes('processing')", timeout=120_000)
+        wait_or_explain(page, "Change tempo", "() => !document.body.innerText.includes('processing')")
         expect(page.locator("#audio a.download-link").first).to_have_attribute("href", re.compile(r"\.wav$"), timeout=60_000)
         expect(page.locator("#pianoroll img")).to_have_count(1, timeout=60_000)
         expect(page.locator("#midi a.download-link").first).to_have_attribute("href", re.compile(r"\.mid$"))
@@ -410,10 +410,11 @@ def test_in_a_real_browser_keep_a_take_then_undo(app_url):
 
         def settle(condition: str, arg=None):
             page.wait_for_timeout(500)
-            page.wait_for_function(
+            wait_or_explain(
+                page, condition,
                 "a => { const t = document.querySelector('#tokens textarea');"
                 f" return t && ({condition}) && !document.body.innerText.includes('processing'); }}",
-                arg=arg, timeout=120_000,
+                arg,
             )
 
         takes = page.locator("#takes input[type=number]")

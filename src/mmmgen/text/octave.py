@@ -42,4 +42,3 @@ def octave_copy(parts: list[tuple[str, int, str]], rng: random.Random) -> list[t
     i, moves = rng.choice(candidates)
     word, n, bars = parts[i]
     return [*parts[:i], (word, n, shift_part(bars, rng.choice(moves))), *parts[i + 1:]]
-
